@@ -1,0 +1,1 @@
+//! Emotion classification. (Being written.)

@@ -1,0 +1,25 @@
+//! emotrack: facial emotion recognition.
+//!
+//! The flow for one image is `detect → align/crop → classify → vibe`:
+//!
+//! * [`detect`] finds faces ([`Detection`]: box, score, optional five landmarks) with a
+//!   [`detect::FaceDetector`] backend (`haar` or `mtcnn`).
+//! * [`imgproc`] levels the eye line, crops with a margin and resizes to the classifier's input
+//!   ([`imgproc::face_crop`], the one function training and inference share).
+//! * [`classify`] turns a crop into [`EmotionScores`] with a small CNN (weights in safetensors).
+//! * [`vibes`] picks a friendly message for the dominant emotion.
+//! * [`Analyzer`] ties them together: `Analyzer::new(config)?.analyze(&image)`.
+
+pub mod analyze;
+pub mod classify;
+pub mod detect;
+pub mod error;
+pub mod imgproc;
+pub mod nn;
+pub mod types;
+pub mod vibes;
+
+pub use analyze::{AnalyzedFace, Analyzer, AnalyzerConfig};
+pub use detect::{DetectorConfig, DetectorKind, FaceDetector};
+pub use error::Error;
+pub use types::{BBox, Detection, Emotion, EmotionScores, Landmarks};

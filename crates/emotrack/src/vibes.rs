@@ -1,0 +1,1 @@
+//! Vibe check messages. (Being written.)
