@@ -1,5 +1,64 @@
-//! The `emotrack` binary: parses flags, dispatches to a subcommand, maps errors to exit codes.
+//! The `emotrack` binary: parses flags, dispatches to one subcommand module, maps errors to an
+//! exit code. Everything else lives in the library crates.
 
-fn main() {
-    println!("emotrack");
+mod analyze;
+mod eval;
+mod train;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Real-time facial emotion recognition.
+#[derive(Debug, Parser)]
+#[command(name = "emotrack", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Find faces in photos and tell their emotions.
+    Analyze(analyze::Args),
+    /// Train the emotion classifier on FER-2013.
+    Train(train::Args),
+    /// Evaluate a classifier on a FER-2013 split.
+    Eval(eval::Args),
+}
+
+/// Exit code when some inputs failed but the run went on with the others.
+const EXIT_PARTIAL_FAILURE: u8 = 2;
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("EMOTRACK_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Analyze(args) => analyze::run(args),
+        Command::Train(args) => train::run(args),
+        Command::Eval(args) => eval::run(args),
+    };
+    match result {
+        Ok(Outcome::Success) => ExitCode::SUCCESS,
+        Ok(Outcome::SomeFailed) => ExitCode::from(EXIT_PARTIAL_FAILURE),
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// How a subcommand that did not fail outright ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every input was processed.
+    Success,
+    /// Some inputs failed (each was reported); the others were processed.
+    SomeFailed,
 }
