@@ -1,0 +1,52 @@
+//! Where tests find the real data that does not ship in the repo.
+//!
+//! * `EMOTRACK_MEDIA`: the shared photos and videos (default `<workspace>/../shared/media`).
+//! * `EMOTRACK_FER2013`: FER-2013 in folder layout (default `<workspace>/../shared/datasets/fer2013`).
+//!
+//! When a folder is absent the test says so on stderr and returns early, unless
+//! `EMOTRACK_REQUIRE_DATA=1` (set by `.ci/run`), which turns the absence into a failure.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn locate(var: &str, default_rel: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os(var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(default_rel));
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    let msg = format!(
+        "test data folder {} is absent; set {var} to where it lives",
+        dir.display()
+    );
+    if std::env::var("EMOTRACK_REQUIRE_DATA").is_ok_and(|v| v == "1") {
+        panic!("{msg} (EMOTRACK_REQUIRE_DATA=1 makes this a failure)");
+    }
+    eprintln!("SKIPPED: {msg}");
+    None
+}
+
+/// `../shared/media` (or `$EMOTRACK_MEDIA`), if present.
+pub fn media_dir() -> Option<PathBuf> {
+    locate("EMOTRACK_MEDIA", "../shared/media")
+}
+
+/// `../shared/datasets/fer2013` (or `$EMOTRACK_FER2013`), if present.
+pub fn fer2013_dir() -> Option<PathBuf> {
+    locate("EMOTRACK_FER2013", "../shared/datasets/fer2013")
+}
+
+/// Files in the repo's own `tests/fixtures`.
+pub fn fixture(name: &str) -> PathBuf {
+    workspace_root().join("tests/fixtures").join(name)
+}
