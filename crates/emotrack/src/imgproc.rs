@@ -1,1 +1,0 @@
-//! Image operations. (Being written.)
