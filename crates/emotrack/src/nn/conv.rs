@@ -1,0 +1,459 @@
+//! 2-D convolution as im2col + GEMM, with batch-norm folding at load time.
+
+use ndarray::{ArrayView2, ArrayViewMut2, linalg::general_mat_mul};
+
+use super::{Scratch, Tensor, Weights};
+use crate::error::Result;
+
+/// The hyper-parameters of a [`Conv2d`] (PyTorch's `nn.Conv2d` arguments, no dilation or groups).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvSpec {
+    /// Input channels.
+    pub in_channels: usize,
+    /// Output channels.
+    pub out_channels: usize,
+    /// Kernel `[height, width]`.
+    pub kernel: [usize; 2],
+    /// Stride `[vertical, horizontal]` (≥ 1).
+    pub stride: [usize; 2],
+    /// Zero padding `[top/bottom, left/right]`.
+    pub padding: [usize; 2],
+    /// Whether the layer has a bias (`bias=True` in PyTorch).
+    pub bias: bool,
+}
+
+impl ConvSpec {
+    /// A square `kernel` with stride 1, no padding and a bias, like `nn.Conv2d(i, o, k)`.
+    pub fn new(in_channels: usize, out_channels: usize, kernel: usize) -> Self {
+        Self {
+            in_channels,
+            out_channels,
+            kernel: [kernel, kernel],
+            stride: [1, 1],
+            padding: [0, 0],
+            bias: true,
+        }
+    }
+
+    /// The same with stride `s` in both directions.
+    pub fn stride(self, s: usize) -> Self {
+        Self {
+            stride: [s, s],
+            ..self
+        }
+    }
+
+    /// The same with padding `p` on every side.
+    pub fn padding(self, p: usize) -> Self {
+        Self {
+            padding: [p, p],
+            ..self
+        }
+    }
+
+    /// The same without bias (`bias=False`, as before a batch norm).
+    pub fn no_bias(self) -> Self {
+        Self {
+            bias: false,
+            ..self
+        }
+    }
+
+    /// Rows of the im2col matrix: `in_channels * kh * kw`.
+    fn patch_len(&self) -> usize {
+        self.in_channels * self.kernel[0] * self.kernel[1]
+    }
+
+    /// Output `(height, width)` for an input of `(h, w)`: PyTorch's
+    /// `(h + 2p - k) / s + 1`, or 0 when the kernel does not fit.
+    pub fn output_size(&self, h: usize, w: usize) -> (usize, usize) {
+        let out = |len: usize, k: usize, s: usize, p: usize| {
+            let padded = len + 2 * p;
+            if padded < k { 0 } else { (padded - k) / s + 1 }
+        };
+        (
+            out(h, self.kernel[0], self.stride[0], self.padding[0]),
+            out(w, self.kernel[1], self.stride[1], self.padding[1]),
+        )
+    }
+
+    fn is_pointwise(&self) -> bool {
+        self.kernel == [1, 1] && self.stride == [1, 1] && self.padding == [0, 0]
+    }
+}
+
+/// Batch-norm statistics and affine parameters (`nn.BatchNorm2d` in eval mode), to be folded
+/// into the convolution before it with [`Conv2d::fold_batchnorm`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchNorm {
+    /// γ, per channel.
+    pub weight: Vec<f32>,
+    /// β, per channel.
+    pub bias: Vec<f32>,
+    /// Running mean, per channel.
+    pub running_mean: Vec<f32>,
+    /// Running variance, per channel.
+    pub running_var: Vec<f32>,
+    /// ε added to the variance (PyTorch's default is `1e-5`).
+    pub eps: f32,
+}
+
+impl BatchNorm {
+    /// Loads `{prefix}.weight`, `.bias`, `.running_mean`, `.running_var`, each `[channels]`.
+    pub fn load(w: &Weights<'_>, prefix: &str, channels: usize, eps: f32) -> Result<Self> {
+        let get = |name: &str| w.tensor(&format!("{prefix}.{name}"), &[channels]);
+        Ok(Self {
+            weight: get("weight")?,
+            bias: get("bias")?,
+            running_mean: get("running_mean")?,
+            running_var: get("running_var")?,
+            eps,
+        })
+    }
+}
+
+/// A 2-D convolution (`nn.Conv2d` without dilation or groups) over NCHW tensors.
+///
+/// `forward` builds the im2col matrix `[in*kh*kw, oh*ow]` of each batch item in the caller's
+/// [`Scratch`] and multiplies the `[out, in*kh*kw]` weight matrix by it (matrixmultiply's sgemm,
+/// through ndarray), which writes the output plane by plane in NCHW order. 1x1 stride-1
+/// convolutions multiply the input directly.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conv2d {
+    spec: ConvSpec,
+    /// `[out, in * kh * kw]`, row-major (PyTorch's `[out, in, kh, kw]` flattened).
+    weight: Vec<f32>,
+    /// `[out]` (zeros when the layer has none).
+    bias: Vec<f32>,
+}
+
+impl Conv2d {
+    /// A convolution from PyTorch-layout weights `[out, in, kh, kw]` (flattened) and an
+    /// optional bias `[out]`.
+    ///
+    /// # Panics
+    /// If the lengths do not match `spec` (a programming error; [`Conv2d::load`] checks files).
+    pub fn new(spec: ConvSpec, weight: Vec<f32>, bias: Option<Vec<f32>>) -> Self {
+        assert!(
+            spec.stride[0] >= 1 && spec.stride[1] >= 1,
+            "stride must be ≥ 1"
+        );
+        assert_eq!(weight.len(), spec.out_channels * spec.patch_len());
+        let bias = bias.unwrap_or_else(|| vec![0.0; spec.out_channels]);
+        assert_eq!(bias.len(), spec.out_channels);
+        Self { spec, weight, bias }
+    }
+
+    /// Loads `{prefix}.weight` `[out, in, kh, kw]` and, if `spec.bias`, `{prefix}.bias` `[out]`.
+    pub fn load(w: &Weights<'_>, prefix: &str, spec: ConvSpec) -> Result<Self> {
+        let shape = [
+            spec.out_channels,
+            spec.in_channels,
+            spec.kernel[0],
+            spec.kernel[1],
+        ];
+        let weight = w.tensor(&format!("{prefix}.weight"), &shape)?;
+        let bias = if spec.bias {
+            Some(w.tensor(&format!("{prefix}.bias"), &[spec.out_channels])?)
+        } else {
+            None
+        };
+        Ok(Self::new(spec, weight, bias))
+    }
+
+    /// Loads a bias-free convolution `{conv}.weight` followed by the batch norm `{bn}.*` and
+    /// folds them into one convolution (the usual `conv → bn` of a ResNet).
+    pub fn load_with_batchnorm(
+        w: &Weights<'_>,
+        conv: &str,
+        bn: &str,
+        spec: ConvSpec,
+        eps: f32,
+    ) -> Result<Self> {
+        let mut layer = Self::load(w, conv, spec)?;
+        layer.fold_batchnorm(&BatchNorm::load(w, bn, spec.out_channels, eps)?);
+        Ok(layer)
+    }
+
+    /// Folds an eval-mode batch norm that follows this convolution into its weights:
+    /// `w' = w·γ/√(σ²+ε)`, `b' = (b − μ)·γ/√(σ²+ε) + β`.
+    ///
+    /// # Panics
+    /// If the batch norm's channel count differs from the convolution's output channels.
+    pub fn fold_batchnorm(&mut self, bn: &BatchNorm) {
+        let out = self.spec.out_channels;
+        assert!(
+            bn.weight.len() == out
+                && bn.bias.len() == out
+                && bn.running_mean.len() == out
+                && bn.running_var.len() == out,
+            "batch norm has a different channel count than the convolution"
+        );
+        let k = self.spec.patch_len();
+        for o in 0..out {
+            let scale = bn.weight[o] / (bn.running_var[o] + bn.eps).sqrt();
+            for v in &mut self.weight[o * k..(o + 1) * k] {
+                *v *= scale;
+            }
+            self.bias[o] = (self.bias[o] - bn.running_mean[o]) * scale + bn.bias[o];
+        }
+    }
+
+    /// The layer's hyper-parameters.
+    pub fn spec(&self) -> &ConvSpec {
+        &self.spec
+    }
+
+    /// Computes `y = conv(x)`; `y` is resized to `[N, out, oh, ow]`.
+    ///
+    /// # Panics
+    /// If `x` does not have `in_channels` channels.
+    pub fn forward(&self, x: &Tensor, y: &mut Tensor, scratch: &mut Scratch) {
+        let s = &self.spec;
+        assert_eq!(
+            x.c(),
+            s.in_channels,
+            "conv input has the wrong channel count"
+        );
+        let (n, h, w) = (x.n(), x.h(), x.w());
+        let (oh, ow) = s.output_size(h, w);
+        y.resize([n, s.out_channels, oh, ow]);
+        let ohw = oh * ow;
+        if ohw == 0 || n == 0 {
+            return;
+        }
+        let k = s.patch_len();
+        let a = ArrayView2::from_shape((s.out_channels, k), &self.weight)
+            .expect("weight length checked at construction");
+        for i in 0..n {
+            let out = y.item_mut(i);
+            for (o, plane) in out.chunks_exact_mut(ohw).enumerate() {
+                plane.fill(self.bias[o]);
+            }
+            let mut c = ArrayViewMut2::from_shape((s.out_channels, ohw), out)
+                .expect("output resized above");
+            if s.is_pointwise() {
+                let b = ArrayView2::from_shape((k, ohw), x.item(i)).expect("input shape checked");
+                general_mat_mul(1.0, &a, &b, 1.0, &mut c);
+            } else {
+                let col = scratch.col(k * ohw);
+                im2col(x.item(i), h, w, s, oh, ow, col);
+                let b = ArrayView2::from_shape((k, ohw), &*col).expect("col sized above");
+                general_mat_mul(1.0, &a, &b, 1.0, &mut c);
+            }
+        }
+    }
+}
+
+/// Unfolds one CHW image into the `[c*kh*kw, oh*ow]` patch matrix (zeros where the kernel
+/// overlaps the padding). Row `(ci, ky, kx)`, column `(oy, ox)` holds
+/// `x[ci, oy*sy + ky - py, ox*sx + kx - px]`.
+fn im2col(x: &[f32], h: usize, w: usize, s: &ConvSpec, oh: usize, ow: usize, col: &mut [f32]) {
+    let [kh, kw] = s.kernel;
+    let [sy, sx] = s.stride;
+    let [py, px] = s.padding;
+    let ohw = oh * ow;
+    let mut rows = col.chunks_exact_mut(ohw);
+    for plane in x.chunks_exact(h * w).take(s.in_channels) {
+        for ky in 0..kh {
+            for kx in 0..kw {
+                let row = rows.next().expect("col has c*kh*kw rows");
+                // Output columns whose input column `ox*sx + kx - px` lies inside [0, w).
+                let lo = if kx >= px { 0 } else { (px - kx).div_ceil(sx) };
+                let hi = if w + px > kx {
+                    ((w + px - kx - 1) / sx + 1).min(ow)
+                } else {
+                    0
+                };
+                let lo = lo.min(hi);
+                for (oy, out) in row.chunks_exact_mut(ow).enumerate() {
+                    let iy = oy * sy + ky;
+                    if iy < py || iy - py >= h {
+                        out.fill(0.0);
+                        continue;
+                    }
+                    let src = &plane[(iy - py) * w..(iy - py + 1) * w];
+                    out[..lo].fill(0.0);
+                    out[hi..].fill(0.0);
+                    if sx == 1 {
+                        let start = lo + kx - px;
+                        out[lo..hi].copy_from_slice(&src[start..start + (hi - lo)]);
+                    } else {
+                        for (ox, v) in out[lo..hi].iter_mut().enumerate() {
+                            *v = src[(lo + ox) * sx + kx - px];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::weights::tests::safetensors_bytes;
+
+    fn ramp(len: usize, scale: f32, offset: f32) -> Vec<f32> {
+        (0..len).map(|i| i as f32 * scale + offset).collect()
+    }
+
+    /// Direct (no im2col) convolution, the definition, to check the fast path against.
+    fn conv_reference(conv: &Conv2d, x: &Tensor) -> Tensor {
+        let s = conv.spec;
+        let (oh, ow) = s.output_size(x.h(), x.w());
+        let mut y = Tensor::zeros([x.n(), s.out_channels, oh, ow]);
+        let k = s.patch_len();
+        for n in 0..x.n() {
+            for o in 0..s.out_channels {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let mut acc = conv.bias[o];
+                        for ci in 0..s.in_channels {
+                            for ky in 0..s.kernel[0] {
+                                for kx in 0..s.kernel[1] {
+                                    let iy =
+                                        (oy * s.stride[0] + ky) as isize - s.padding[0] as isize;
+                                    let ix =
+                                        (ox * s.stride[1] + kx) as isize - s.padding[1] as isize;
+                                    if iy < 0
+                                        || ix < 0
+                                        || iy >= x.h() as isize
+                                        || ix >= x.w() as isize
+                                    {
+                                        continue;
+                                    }
+                                    let xv = x.plane(n, ci)[iy as usize * x.w() + ix as usize];
+                                    let wv = conv.weight
+                                        [o * k + (ci * s.kernel[0] + ky) * s.kernel[1] + kx];
+                                    acc += xv * wv;
+                                }
+                            }
+                        }
+                        let idx = ((n * s.out_channels + o) * oh + oy) * ow + ox;
+                        y.data_mut()[idx] = acc;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn conv_matches_pytorch_on_a_small_case() {
+        // import torch
+        // x = torch.arange(2*4*5, dtype=torch.float32).view(1,2,4,5) / 10
+        // c = torch.nn.Conv2d(2, 2, 3, stride=2, padding=1)
+        // c.weight.data = torch.arange(36, dtype=torch.float32).view(2,2,3,3) / 36 - 0.5
+        // c.bias.data = torch.tensor([0.1, -0.2])
+        // print(c(x).flatten().tolist())
+        let expected = [
+            -0.977_777_8,
+            -2.119_444_6,
+            -1.833_333_4,
+            -4.208_333_5,
+            -7.566_667,
+            -5.891_667,
+            3.922_222,
+            6.280_555_7,
+            4.266_666_4,
+            7.791_666_5,
+            11.933_332,
+            7.908_333_3,
+        ];
+        let x = Tensor::from_vec([1, 2, 4, 5], ramp(40, 0.1, 0.0));
+        let spec = ConvSpec::new(2, 2, 3).stride(2).padding(1);
+        let conv = Conv2d::new(spec, ramp(36, 1.0 / 36.0, -0.5), Some(vec![0.1, -0.2]));
+        let mut y = Tensor::new();
+        conv.forward(&x, &mut y, &mut Scratch::new());
+        assert_eq!(y.shape(), [1, 2, 2, 3]);
+        for (a, b) in y.data().iter().zip(expected) {
+            assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{:?}", y.data());
+        }
+    }
+
+    #[test]
+    fn im2col_conv_equals_direct_conv_for_many_shapes() {
+        let mut scratch = Scratch::new();
+        let mut y = Tensor::new();
+        for (k, s, p, h, w) in [
+            (3, 1, 0, 7, 9),
+            (3, 1, 1, 7, 9),
+            (3, 2, 1, 8, 8),
+            (5, 2, 2, 9, 6),
+            (2, 2, 0, 5, 5),
+            (1, 1, 0, 4, 3),
+            (1, 2, 0, 5, 5),
+            (3, 3, 2, 4, 4),
+            (7, 2, 3, 11, 13),
+        ] {
+            let spec = ConvSpec::new(3, 4, k).stride(s).padding(p);
+            let conv = Conv2d::new(
+                spec,
+                ramp(4 * 3 * k * k, 0.013, -0.4),
+                Some(vec![0.5, -0.5, 0.0, 1.0]),
+            );
+            let x = Tensor::from_vec([2, 3, h, w], ramp(2 * 3 * h * w, 0.07, -1.0));
+            conv.forward(&x, &mut y, &mut scratch);
+            let r = conv_reference(&conv, &x);
+            assert_eq!(y.shape(), r.shape(), "k{k} s{s} p{p}");
+            for (a, b) in y.data().iter().zip(r.data()) {
+                assert!(
+                    (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                    "k{k} s{s} p{p}: {a} vs {b}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn kernel_larger_than_input_gives_an_empty_output() {
+        let conv = Conv2d::new(ConvSpec::new(1, 1, 3), vec![1.0; 9], None);
+        let mut y = Tensor::new();
+        conv.forward(&Tensor::zeros([1, 1, 2, 2]), &mut y, &mut Scratch::new());
+        assert_eq!(y.shape(), [1, 1, 0, 0]);
+        assert!(y.is_empty());
+    }
+
+    #[test]
+    fn folded_batchnorm_equals_conv_then_batchnorm() {
+        // import torch
+        // x = torch.arange(2*3*3, dtype=torch.float32).view(1,2,3,3) / 10
+        // c = torch.nn.Conv2d(2, 2, 1, bias=False); c.weight.data = torch.tensor([[1., -1.], [0.5, 2.]]).view(2,2,1,1)
+        // bn = torch.nn.BatchNorm2d(2).eval()
+        // bn.weight.data = torch.tensor([2., 0.5]); bn.bias.data = torch.tensor([0.1, -0.3])
+        // bn.running_mean.data = torch.tensor([-0.9, 1.0]); bn.running_var.data = torch.tensor([4., 0.25])
+        // print(bn(c(x)).flatten().tolist())
+        let expected = [
+            0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.499_984, 0.749_979, 0.999_974,
+            1.249_969, 1.499_964, 1.749_959, 1.999_954, 2.249_949, 2.499_944,
+        ];
+        let bytes = safetensors_bytes(&[
+            ("c.weight", vec![2, 2, 1, 1], vec![1., -1., 0.5, 2.]),
+            ("bn.weight", vec![2], vec![2., 0.5]),
+            ("bn.bias", vec![2], vec![0.1, -0.3]),
+            ("bn.running_mean", vec![2], vec![-0.9, 1.0]),
+            ("bn.running_var", vec![2], vec![4., 0.25]),
+        ]);
+        let w = Weights::from_bytes(&bytes, "t").expect("valid");
+        let conv =
+            Conv2d::load_with_batchnorm(&w, "c", "bn", ConvSpec::new(2, 2, 1).no_bias(), 1e-5)
+                .expect("shapes match");
+        let x = Tensor::from_vec([1, 2, 3, 3], ramp(18, 0.1, 0.0));
+        let mut y = Tensor::new();
+        conv.forward(&x, &mut y, &mut Scratch::new());
+        for (a, b) in y.data().iter().zip(expected) {
+            assert!((a - b).abs() < 1e-5, "{:?}", y.data());
+        }
+    }
+
+    #[test]
+    fn loading_a_wrong_shape_names_the_tensor() {
+        let bytes = safetensors_bytes(&[("conv.weight", vec![4, 3, 3, 3], vec![0.0; 108])]);
+        let w = Weights::from_bytes(&bytes, "m.safetensors").expect("valid");
+        let err = Conv2d::load(&w, "conv", ConvSpec::new(3, 8, 3).no_bias()).expect_err("shape");
+        assert!(err.to_string().contains("conv.weight"), "{err}");
+        let err = Conv2d::load(&w, "conv", ConvSpec::new(3, 4, 3)).expect_err("no bias stored");
+        assert!(err.to_string().contains("conv.bias"), "{err}");
+    }
+}

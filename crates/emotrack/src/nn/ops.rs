@@ -1,0 +1,450 @@
+//! The non-convolution layers: activations, pooling, fully-connected, residual add, softmax.
+
+use ndarray::{ArrayView2, ArrayViewMut2, linalg::general_mat_mul};
+
+use super::{Tensor, Weights};
+use crate::error::Result;
+
+/// `x = max(x, 0)`, in place.
+pub fn relu_inplace(x: &mut Tensor) {
+    for v in x.data_mut() {
+        *v = v.max(0.0);
+    }
+}
+
+/// PReLU with one slope per channel (`nn.PReLU(num_parameters=C)`), or one shared slope.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PRelu {
+    /// Negative-side slopes: one per channel, or a single shared one.
+    slopes: Vec<f32>,
+}
+
+impl PRelu {
+    /// PReLU with these slopes (length C, or 1 for a shared slope).
+    pub fn new(slopes: Vec<f32>) -> Self {
+        Self { slopes }
+    }
+
+    /// Loads `{prefix}.weight`, shape `[channels]`.
+    pub fn load(w: &Weights<'_>, prefix: &str, channels: usize) -> Result<Self> {
+        Ok(Self::new(
+            w.tensor(&format!("{prefix}.weight"), &[channels])?,
+        ))
+    }
+
+    /// `x = x if x ≥ 0 else a_c · x`, in place, over dimension 1 (channels, or features of a
+    /// `[N, F, 1, 1]` vector).
+    ///
+    /// # Panics
+    /// If there are several slopes and their count differs from the channel count.
+    pub fn forward_inplace(&self, x: &mut Tensor) {
+        let c = x.c();
+        let hw = x.h() * x.w();
+        if hw == 0 || c == 0 {
+            return;
+        }
+        assert!(
+            self.slopes.len() == 1 || self.slopes.len() == c,
+            "PReLU has {} slopes for {c} channels",
+            self.slopes.len()
+        );
+        for (i, plane) in x.data_mut().chunks_exact_mut(hw).enumerate() {
+            let a = if self.slopes.len() == 1 {
+                self.slopes[0]
+            } else {
+                self.slopes[i % c]
+            };
+            for v in plane {
+                if *v < 0.0 {
+                    *v *= a;
+                }
+            }
+        }
+    }
+}
+
+/// Max pooling (`nn.MaxPool2d(kernel, stride, padding, ceil_mode=...)`, no dilation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaxPool2d {
+    /// Window side.
+    pub kernel: usize,
+    /// Step between windows.
+    pub stride: usize,
+    /// Implicit −∞ padding on every side (at most `kernel / 2`, as PyTorch requires).
+    pub padding: usize,
+    /// Round the output size up, letting the last window hang over the edge (PyTorch's
+    /// `ceil_mode=True`, used by MTCNN); a window never starts in the right/bottom padding.
+    pub ceil_mode: bool,
+}
+
+impl MaxPool2d {
+    /// `nn.MaxPool2d(kernel, stride)` with `ceil_mode=False`.
+    pub fn new(kernel: usize, stride: usize) -> Self {
+        Self {
+            kernel,
+            stride,
+            padding: 0,
+            ceil_mode: false,
+        }
+    }
+
+    /// The same with `ceil_mode=True`.
+    pub fn ceil(self) -> Self {
+        Self {
+            ceil_mode: true,
+            ..self
+        }
+    }
+
+    /// The same with padding `p`.
+    pub fn padding(self, p: usize) -> Self {
+        Self { padding: p, ..self }
+    }
+
+    /// Output length along one axis, as PyTorch's `pooling_output_shape` (0 when the window
+    /// does not fit).
+    pub fn output_len(&self, len: usize) -> usize {
+        let (k, s, p) = (self.kernel, self.stride, self.padding);
+        let padded = len + 2 * p;
+        if padded < k {
+            return 0;
+        }
+        let span = padded - k;
+        let mut out = if self.ceil_mode {
+            span.div_ceil(s) + 1
+        } else {
+            span / s + 1
+        };
+        // PyTorch: the last window must start inside the image or the left padding.
+        if self.ceil_mode && (out - 1) * s >= len + p {
+            out -= 1;
+        }
+        out
+    }
+
+    /// `y = maxpool(x)`; `y` is resized to `[N, C, oh, ow]`.
+    pub fn forward(&self, x: &Tensor, y: &mut Tensor) {
+        let (n, c, h, w) = (x.n(), x.c(), x.h(), x.w());
+        let (oh, ow) = (self.output_len(h), self.output_len(w));
+        y.resize([n, c, oh, ow]);
+        if oh * ow == 0 {
+            return;
+        }
+        let (k, s, p) = (self.kernel, self.stride, self.padding);
+        // Window bounds per output index, clipped to the image.
+        let bounds = |o: usize, len: usize| {
+            let start = (o * s).saturating_sub(p);
+            let end = (o * s + k - p).min(len);
+            (start, end)
+        };
+        let cols: Vec<(usize, usize)> = (0..ow).map(|ox| bounds(ox, w)).collect();
+        for (src, dst) in x
+            .data()
+            .chunks_exact(h * w)
+            .zip(y.data_mut().chunks_exact_mut(oh * ow))
+        {
+            for (oy, out_row) in dst.chunks_exact_mut(ow).enumerate() {
+                let (y0, y1) = bounds(oy, h);
+                for (v, &(x0, x1)) in out_row.iter_mut().zip(&cols) {
+                    let mut m = f32::NEG_INFINITY;
+                    for row in src[y0 * w..y1 * w].chunks_exact(w) {
+                        for &e in &row[x0..x1] {
+                            m = m.max(e);
+                        }
+                    }
+                    *v = m;
+                }
+            }
+        }
+    }
+}
+
+/// A fully-connected layer (`nn.Linear`, weight `[out, in]`), applied to each batch item's
+/// flattened CHW values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Linear {
+    in_features: usize,
+    out_features: usize,
+    /// `[out, in]`, row-major.
+    weight: Vec<f32>,
+    /// `[out]`.
+    bias: Vec<f32>,
+}
+
+impl Linear {
+    /// A layer from PyTorch-layout weights `[out, in]` (flattened) and an optional bias.
+    ///
+    /// # Panics
+    /// If the lengths do not match (a programming error; [`Linear::load`] checks files).
+    pub fn new(
+        in_features: usize,
+        out_features: usize,
+        weight: Vec<f32>,
+        bias: Option<Vec<f32>>,
+    ) -> Self {
+        assert_eq!(weight.len(), in_features * out_features);
+        let bias = bias.unwrap_or_else(|| vec![0.0; out_features]);
+        assert_eq!(bias.len(), out_features);
+        Self {
+            in_features,
+            out_features,
+            weight,
+            bias,
+        }
+    }
+
+    /// Loads `{prefix}.weight` `[out, in]` and `{prefix}.bias` `[out]`.
+    pub fn load(
+        w: &Weights<'_>,
+        prefix: &str,
+        in_features: usize,
+        out_features: usize,
+    ) -> Result<Self> {
+        let weight = w.tensor(&format!("{prefix}.weight"), &[out_features, in_features])?;
+        let bias = w.tensor(&format!("{prefix}.bias"), &[out_features])?;
+        Ok(Self::new(in_features, out_features, weight, Some(bias)))
+    }
+
+    /// Input features.
+    pub fn in_features(&self) -> usize {
+        self.in_features
+    }
+
+    /// Output features.
+    pub fn out_features(&self) -> usize {
+        self.out_features
+    }
+
+    /// Reorders the weight's input columns: afterwards input `i` uses the column that was at
+    /// `source[i]`. Use it to bake a fixed permutation of the flattened input into the layer
+    /// (e.g. a net that flattens NWHC instead of NCHW) instead of permuting on every call.
+    ///
+    /// # Panics
+    /// If `source` is not `in_features` long or indexes out of range.
+    pub fn permute_inputs(&mut self, source: &[usize]) {
+        assert_eq!(source.len(), self.in_features);
+        let mut permuted = vec![0.0; self.weight.len()];
+        for (dst, src) in permuted
+            .chunks_exact_mut(self.in_features)
+            .zip(self.weight.chunks_exact(self.in_features))
+        {
+            for (d, &s) in dst.iter_mut().zip(source) {
+                *d = src[s];
+            }
+        }
+        self.weight = permuted;
+    }
+
+    /// `y = x·Wᵀ + b` for each batch item; `y` is resized to `[N, out, 1, 1]`.
+    ///
+    /// # Panics
+    /// If an item of `x` does not hold `in_features` values.
+    pub fn forward(&self, x: &Tensor, y: &mut Tensor) {
+        let n = x.n();
+        assert_eq!(
+            x.item_len(),
+            self.in_features,
+            "linear input has the wrong size"
+        );
+        y.resize([n, self.out_features, 1, 1]);
+        if n == 0 {
+            return;
+        }
+        for row in y.data_mut().chunks_exact_mut(self.out_features) {
+            row.copy_from_slice(&self.bias);
+        }
+        let a = ArrayView2::from_shape((n, self.in_features), x.data()).expect("shape checked");
+        let w = ArrayView2::from_shape((self.out_features, self.in_features), &self.weight)
+            .expect("weight length checked at construction");
+        let mut c = ArrayViewMut2::from_shape((n, self.out_features), y.data_mut())
+            .expect("output resized above");
+        general_mat_mul(1.0, &a, &w.t(), 1.0, &mut c);
+    }
+}
+
+/// `y += x` elementwise (a residual connection).
+///
+/// # Panics
+/// If the shapes differ.
+pub fn add_inplace(y: &mut Tensor, x: &Tensor) {
+    assert_eq!(y.shape(), x.shape(), "residual add of different shapes");
+    for (a, b) in y.data_mut().iter_mut().zip(x.data()) {
+        *a += b;
+    }
+}
+
+/// Global average pooling: `y[n, c] = mean(x[n, c, :, :])`; `y` is resized to `[N, C, 1, 1]`.
+pub fn global_avg_pool(x: &Tensor, y: &mut Tensor) {
+    let hw = x.h() * x.w();
+    y.resize([x.n(), x.c(), 1, 1]);
+    if hw == 0 {
+        y.fill(0.0);
+        return;
+    }
+    for (v, plane) in y.data_mut().iter_mut().zip(x.data().chunks_exact(hw)) {
+        *v = plane.iter().sum::<f32>() / hw as f32;
+    }
+}
+
+/// Softmax over dimension 1 (channels) at every `(n, y, x)`, in place: PyTorch's
+/// `softmax(dim=1)` for both `[N, C, H, W]` maps and `[N, F, 1, 1]` vectors.
+pub fn softmax_channels_inplace(x: &mut Tensor) {
+    let (c, hw) = (x.c(), x.h() * x.w());
+    if c == 0 || hw == 0 {
+        return;
+    }
+    for item in x.data_mut().chunks_exact_mut(c * hw) {
+        for p in 0..hw {
+            let max = (0..c)
+                .map(|ch| item[ch * hw + p])
+                .fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0.0;
+            for ch in 0..c {
+                let e = (item[ch * hw + p] - max).exp();
+                item[ch * hw + p] = e;
+                sum += e;
+            }
+            for ch in 0..c {
+                item[ch * hw + p] /= sum;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: &[f32], b: &[f32], tol: f32) -> bool {
+        a.len() == b.len()
+            && a.iter()
+                .zip(b)
+                .all(|(x, y)| (x - y).abs() <= tol * (1.0 + y.abs()))
+    }
+
+    fn ramp(len: usize, scale: f32, offset: f32) -> Vec<f32> {
+        (0..len).map(|i| i as f32 * scale + offset).collect()
+    }
+
+    #[test]
+    fn maxpool_ceil_mode_matches_pytorch() {
+        // import torch
+        // x = torch.arange(5*7, dtype=torch.float32).view(1,1,5,7).remainder(11) - 5
+        // y = torch.nn.MaxPool2d(3, 2, ceil_mode=True)(x); print(list(y.shape), y.flatten().tolist())
+        // y = torch.nn.MaxPool2d(2, 2, ceil_mode=True)(x); print(list(y.shape), y.flatten().tolist())
+        // y = torch.nn.MaxPool2d(3, 2, padding=1)(x); print(list(y.shape), y.flatten().tolist())
+        let x = Tensor::from_vec(
+            [1, 1, 5, 7],
+            (0..35).map(|i| (i % 11) as f32 - 5.0).collect(),
+        );
+        let cases: [(MaxPool2d, [usize; 4], Vec<f32>); 3] = [
+            (
+                MaxPool2d::new(3, 2).ceil(),
+                [1, 1, 2, 3],
+                vec![4., 5., 4., 5., 5., 5.],
+            ),
+            (
+                MaxPool2d::new(2, 2).ceil(),
+                [1, 1, 3, 4],
+                vec![3., 5., 0., 1., 5., 1., 3., 4., 2., 4., 5., -4.],
+            ),
+            (
+                MaxPool2d::new(3, 2).padding(1),
+                [1, 1, 3, 4],
+                vec![3., 5., 5., 1., 5., 5., 5., 4., 5., 4., 5., 0.],
+            ),
+        ];
+        let mut y = Tensor::new();
+        for (pool, shape, expected) in cases {
+            pool.forward(&x, &mut y);
+            assert_eq!(y.shape(), shape, "{pool:?}");
+            assert_eq!(y.data(), expected.as_slice(), "{pool:?}");
+        }
+    }
+
+    #[test]
+    fn maxpool_output_sizes_follow_pytorch() {
+        // ceil_mode drops a last window that would start in the padding: L=5, k=2, s=2, p=1
+        // gives 3 (not 4) in PyTorch.
+        assert_eq!(MaxPool2d::new(2, 2).padding(1).ceil().output_len(5), 3);
+        assert_eq!(MaxPool2d::new(2, 2).ceil().output_len(5), 3);
+        assert_eq!(MaxPool2d::new(2, 2).output_len(5), 2);
+        assert_eq!(MaxPool2d::new(3, 2).ceil().output_len(22), 11);
+        assert_eq!(MaxPool2d::new(3, 2).output_len(2), 0);
+    }
+
+    #[test]
+    fn prelu_scales_negatives_per_channel() {
+        let mut x = Tensor::from_vec([1, 2, 1, 2], vec![-1.0, 2.0, -4.0, 3.0]);
+        PRelu::new(vec![0.5, 0.25]).forward_inplace(&mut x);
+        assert_eq!(x.data(), &[-0.5, 2.0, -1.0, 3.0]);
+        let mut v = Tensor::from_vec([2, 2, 1, 1], vec![-1.0, -1.0, -2.0, 4.0]);
+        PRelu::new(vec![0.5, 0.25]).forward_inplace(&mut v);
+        assert_eq!(v.data(), &[-0.5, -0.25, -1.0, 4.0]);
+    }
+
+    #[test]
+    fn linear_matches_pytorch() {
+        // import torch
+        // l = torch.nn.Linear(6, 3)
+        // l.weight.data = torch.arange(18, dtype=torch.float32).view(3,6) / 9 - 1
+        // l.bias.data = torch.tensor([0.5, 0., -0.5])
+        // x = torch.arange(12, dtype=torch.float32).view(2,6) / 4 - 1
+        // print(l(x).flatten().tolist())
+        let expected = [
+            2.611_111, 0.611_111, -1.388_889, -3.888_889, 0.111_111, 4.111_111,
+        ];
+        let l = Linear::new(6, 3, ramp(18, 1.0 / 9.0, -1.0), Some(vec![0.5, 0.0, -0.5]));
+        let x = Tensor::from_vec([2, 6, 1, 1], ramp(12, 0.25, -1.0));
+        let mut y = Tensor::new();
+        l.forward(&x, &mut y);
+        assert_eq!(y.shape(), [2, 3, 1, 1]);
+        assert!(close(y.data(), &expected, 1e-5), "{:?}", y.data());
+    }
+
+    #[test]
+    fn permuted_linear_on_permuted_input_equals_the_original() {
+        let mut l = Linear::new(4, 2, ramp(8, 0.3, -1.0), Some(vec![0.1, 0.2]));
+        let x = Tensor::from_vec([1, 4, 1, 1], vec![1.0, 2.0, 3.0, 4.0]);
+        let (mut a, mut b) = (Tensor::new(), Tensor::new());
+        l.forward(&x, &mut a);
+        let source = [2, 0, 3, 1];
+        l.permute_inputs(&source);
+        let permuted_x = source.iter().map(|&s| x.data()[s]).collect();
+        l.forward(&Tensor::from_vec([1, 4, 1, 1], permuted_x), &mut b);
+        assert!(close(a.data(), b.data(), 1e-6), "{a:?} {b:?}");
+    }
+
+    #[test]
+    fn softmax_over_channels_matches_pytorch() {
+        // import torch
+        // x = torch.tensor([[[[1., 2.]], [[3., -1.]], [[0., 0.]]]])
+        // print(torch.softmax(x, dim=1).flatten().tolist())
+        let expected = [
+            0.114_195_2,
+            0.843_794_7,
+            0.843_794_7,
+            0.042_010_07,
+            0.042_010_07,
+            0.114_195_2,
+        ];
+        let mut x = Tensor::from_vec([1, 3, 1, 2], vec![1., 2., 3., -1., 0., 0.]);
+        softmax_channels_inplace(&mut x);
+        assert!(close(x.data(), &expected, 1e-6), "{:?}", x.data());
+    }
+
+    #[test]
+    fn global_average_pool_and_residual_add() {
+        let x = Tensor::from_vec([1, 2, 2, 2], vec![1., 2., 3., 4., -1., -1., -1., 3.]);
+        let mut y = Tensor::new();
+        global_avg_pool(&x, &mut y);
+        assert_eq!(y.shape(), [1, 2, 1, 1]);
+        assert_eq!(y.data(), &[2.5, 0.0]);
+        let mut z = y.clone();
+        add_inplace(&mut z, &y);
+        assert_eq!(z.data(), &[5.0, 0.0]);
+        let mut r = Tensor::from_vec([1, 1, 1, 3], vec![-1.0, 0.0, 2.0]);
+        relu_inplace(&mut r);
+        assert_eq!(r.data(), &[0.0, 0.0, 2.0]);
+    }
+}

@@ -1,0 +1,150 @@
+//! The runtime's one data type: a dense NCHW `f32` tensor, and the scratch space layers share.
+
+/// A dense `f32` tensor in NCHW layout (batch, channels, height, width), row-major.
+///
+/// Vectors (a [`super::Linear`] layer's input or output) are `[N, F, 1, 1]`. The storage is
+/// reused: [`Tensor::resize`] keeps the allocation, so a net that writes into the same output
+/// tensors on every call allocates only on its first call (or when the input grows).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Tensor {
+    shape: [usize; 4],
+    data: Vec<f32>,
+}
+
+impl Tensor {
+    /// An empty tensor (shape `[0, 0, 0, 0]`), to be filled by a layer's `forward`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A tensor of zeros.
+    pub fn zeros(shape: [usize; 4]) -> Self {
+        Self {
+            shape,
+            data: vec![0.0; shape.iter().product()],
+        }
+    }
+
+    /// Wraps `data` (NCHW order) as a tensor of `shape`.
+    ///
+    /// # Panics
+    /// If `data.len()` is not the product of `shape` (a programming error, not a data error).
+    pub fn from_vec(shape: [usize; 4], data: Vec<f32>) -> Self {
+        assert_eq!(
+            data.len(),
+            shape.iter().product::<usize>(),
+            "tensor data length does not match shape {shape:?}"
+        );
+        Self { shape, data }
+    }
+
+    /// `[N, C, H, W]`.
+    pub fn shape(&self) -> [usize; 4] {
+        self.shape
+    }
+
+    /// Batch size.
+    pub fn n(&self) -> usize {
+        self.shape[0]
+    }
+
+    /// Channels.
+    pub fn c(&self) -> usize {
+        self.shape[1]
+    }
+
+    /// Height.
+    pub fn h(&self) -> usize {
+        self.shape[2]
+    }
+
+    /// Width.
+    pub fn w(&self) -> usize {
+        self.shape[3]
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// True when the tensor holds no element.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    /// Elements of one batch item: `C * H * W` values.
+    pub fn item_len(&self) -> usize {
+        self.shape[1] * self.shape[2] * self.shape[3]
+    }
+
+    /// All elements, NCHW order.
+    pub fn data(&self) -> &[f32] {
+        &self.data
+    }
+
+    /// All elements, NCHW order, writable.
+    pub fn data_mut(&mut self) -> &mut [f32] {
+        &mut self.data
+    }
+
+    /// The elements of batch item `n` (`C * H * W` values, CHW order).
+    pub fn item(&self, n: usize) -> &[f32] {
+        let len = self.item_len();
+        &self.data[n * len..(n + 1) * len]
+    }
+
+    /// The elements of batch item `n`, writable.
+    pub fn item_mut(&mut self, n: usize) -> &mut [f32] {
+        let len = self.item_len();
+        &mut self.data[n * len..(n + 1) * len]
+    }
+
+    /// One `H * W` plane: channel `c` of batch item `n`.
+    pub fn plane(&self, n: usize, c: usize) -> &[f32] {
+        let hw = self.shape[2] * self.shape[3];
+        let start = (n * self.shape[1] + c) * hw;
+        &self.data[start..start + hw]
+    }
+
+    /// Gives the tensor a new shape, keeping its allocation. The contents are unspecified
+    /// afterwards (layers overwrite every element); use [`Tensor::fill`] if you need zeros.
+    pub fn resize(&mut self, shape: [usize; 4]) {
+        self.shape = shape;
+        self.data.resize(shape.iter().product(), 0.0);
+    }
+
+    /// Sets every element to `value`.
+    pub fn fill(&mut self, value: f32) {
+        self.data.fill(value);
+    }
+
+    /// The storage, NCHW order.
+    pub fn into_vec(self) -> Vec<f32> {
+        self.data
+    }
+}
+
+/// Scratch memory that layers borrow during `forward` (the im2col matrix of a convolution).
+///
+/// Keep one per thread and pass it to every call: it grows to the largest layer's need once and
+/// is reused afterwards.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    pub(crate) col: Vec<f32>,
+}
+
+impl Scratch {
+    /// Empty scratch space; it grows on first use.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A buffer of at least `len` floats (contents unspecified).
+    pub(crate) fn col(&mut self, len: usize) -> &mut [f32] {
+        if self.col.len() < len {
+            self.col.resize(len, 0.0);
+        }
+        &mut self.col[..len]
+    }
+}
