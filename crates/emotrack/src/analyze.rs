@@ -1,11 +1,196 @@
-//! The one-call pipeline. (Being written.)
+//! The one-call pipeline: `Analyzer::new(config)?.analyze(&image)` returns every face with its
+//! box, landmarks, detector score, seven probabilities, label and vibe.
+//!
+//! ```no_run
+//! # fn main() -> emotrack::error::Result<()> {
+//! use emotrack::{Analyzer, AnalyzerConfig};
+//! let analyzer = Analyzer::new(AnalyzerConfig::default())?;
+//! for face in analyzer.analyze_file("photo.jpg".as_ref())? {
+//!     println!("{:?} {} {:.0}% - {}", face.bbox, face.emotion, face.confidence * 100.0, face.vibe);
+//! }
+//! # Ok(()) }
+//! ```
 
-/// Analyzer settings.
-#[derive(Debug, Clone, Default)]
-pub struct AnalyzerConfig {}
-/// The analyzer.
-#[derive(Debug)]
-pub struct Analyzer {}
-/// One analysed face.
+use std::path::{Path, PathBuf};
+
+use image::RgbImage;
+use serde::Serialize;
+
+use crate::classify::{Classifier, ModelSource};
+use crate::detect::{DetectorConfig, FaceDetector};
+use crate::error::{Error, Result};
+use crate::imgproc::{CropSettings, DecodeLimits, face_crop, gray::gray_from_rgb, load_image};
+use crate::types::{BBox, Detection, Emotion, EmotionScores, Landmarks};
+use crate::vibes::Vibes;
+
+/// Everything the analyzer needs; the defaults are the built-in models.
 #[derive(Debug, Clone)]
-pub struct AnalyzedFace {}
+pub struct AnalyzerConfig {
+    /// Face detector backend and thresholds.
+    pub detector: DetectorConfig,
+    /// Emotion model (built in by default).
+    pub model: ModelSource,
+    /// Vibe messages file (`None`: the built-in messages).
+    pub vibes: Option<PathBuf>,
+    /// Crop margin as a fraction of the face box's larger side.
+    pub crop_margin: f32,
+    /// Level the eye line before classifying (needs landmarks, i.e. MTCNN).
+    pub align: bool,
+    /// Decode limits for image files.
+    pub decode_limits: DecodeLimits,
+}
+
+impl Default for AnalyzerConfig {
+    fn default() -> Self {
+        Self {
+            detector: DetectorConfig::default(),
+            model: ModelSource::Embedded,
+            vibes: None,
+            crop_margin: crate::imgproc::crop::DEFAULT_MARGIN,
+            align: true,
+            decode_limits: DecodeLimits::default(),
+        }
+    }
+}
+
+/// One analysed face.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AnalyzedFace {
+    /// Face box in image pixels.
+    pub bbox: BBox,
+    /// Five landmarks (MTCNN only).
+    pub landmarks: Option<Landmarks>,
+    /// Detector confidence (see [`Detection::score`]).
+    pub detector_score: f32,
+    /// Probabilities of the seven emotions.
+    pub scores: EmotionScores,
+    /// The most probable emotion.
+    pub emotion: Emotion,
+    /// Its probability.
+    pub confidence: f32,
+    /// A friendly message for it.
+    pub vibe: String,
+}
+
+/// Detector + classifier + vibes, built once and used for many images (`&self`, thread-safe).
+pub struct Analyzer {
+    detector: Box<dyn FaceDetector>,
+    classifier: Classifier,
+    vibes: Vibes,
+    crop: CropSettings,
+    min_face: u32,
+    decode_limits: DecodeLimits,
+}
+
+impl std::fmt::Debug for Analyzer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Analyzer")
+            .field("classifier", &self.classifier.origin())
+            .field("crop", &self.crop)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Analyzer {
+    /// Builds the detector, loads the model and the vibes; fails with a message saying what to
+    /// change if any setting or file is bad.
+    pub fn new(config: AnalyzerConfig) -> Result<Self> {
+        if !(0.0..=1.0).contains(&config.crop_margin) {
+            return Err(Error::Config(format!(
+                "crop_margin is {}, it must be in [0, 1]",
+                config.crop_margin
+            )));
+        }
+        let detector = config.detector.build()?;
+        let classifier = Classifier::load(&config.model)?;
+        let vibes = match &config.vibes {
+            Some(path) => Vibes::from_file(path)?,
+            None => Vibes::embedded(),
+        };
+        let crop = CropSettings {
+            size: classifier.input_size(),
+            margin: config.crop_margin,
+            align: config.align,
+        };
+        Ok(Self {
+            detector,
+            classifier,
+            vibes,
+            crop,
+            min_face: config.detector.min_face,
+            decode_limits: config.decode_limits,
+        })
+    }
+
+    /// The face detector.
+    pub fn detector(&self) -> &dyn FaceDetector {
+        self.detector.as_ref()
+    }
+
+    /// The emotion classifier.
+    pub fn classifier(&self) -> &Classifier {
+        &self.classifier
+    }
+
+    /// The vibe messages.
+    pub fn vibes(&self) -> &Vibes {
+        &self.vibes
+    }
+
+    /// Finds and analyses every face in an RGB image. No face is an empty list.
+    pub fn analyze(&self, image: &RgbImage) -> Vec<AnalyzedFace> {
+        let detections = self.detector.detect(image);
+        self.classify_detections(image, &detections)
+    }
+
+    /// Classifies given detections (e.g. from a tracker) in an RGB image.
+    pub fn classify_detections(&self, image: &RgbImage, detections: &[Detection]) -> Vec<AnalyzedFace> {
+        if detections.is_empty() {
+            return Vec::new();
+        }
+        let gray = gray_from_rgb(image);
+        let crops: Vec<_> = detections.iter().map(|d| face_crop(&gray, d, &self.crop)).collect();
+        let scores = self.classifier.classify(&crops);
+        detections
+            .iter()
+            .zip(scores)
+            .map(|(d, s)| {
+                let (emotion, confidence) = s.top();
+                AnalyzedFace {
+                    bbox: d.bbox,
+                    landmarks: d.landmarks,
+                    detector_score: d.score,
+                    scores: s,
+                    emotion,
+                    confidence,
+                    vibe: self.vibes.message(&s).to_owned(),
+                }
+            })
+            .collect()
+    }
+
+    /// Loads an image file (with decode limits) and analyses it. Images smaller than the
+    /// smallest face searched for are an error, since no face can be found in them.
+    pub fn analyze_file(&self, path: &Path) -> Result<Vec<AnalyzedFace>> {
+        let image = self.load(path)?;
+        Ok(self.analyze(&image))
+    }
+
+    /// Loads an image file with this analyzer's decode limits, refusing images too small to hold
+    /// a face.
+    pub fn load(&self, path: &Path) -> Result<RgbImage> {
+        let image = load_image(path, self.decode_limits)?;
+        let (w, h) = image.dimensions();
+        if w < self.min_face || h < self.min_face {
+            return Err(Error::Image {
+                path: path.to_path_buf(),
+                message: format!(
+                    "the image is {w}x{h} pixels, smaller than the smallest face searched for ({0}x{0}); \
+                     lower --min-face if this is a tiny face crop",
+                    self.min_face
+                ),
+            });
+        }
+        Ok(image)
+    }
+}

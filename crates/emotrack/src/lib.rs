@@ -11,6 +11,7 @@
 //! * [`Analyzer`] ties them together: `Analyzer::new(config)?.analyze(&image)`.
 
 pub mod analyze;
+pub mod annotate;
 pub mod classify;
 pub mod detect;
 pub mod error;

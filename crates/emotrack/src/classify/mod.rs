@@ -1,13 +1,30 @@
 //! Emotion classification: a model file is weights (safetensors) plus a JSON config
-//! ([`ModelConfig`]) that travels with them.
+//! ([`ModelConfig`]) that travels with them as `<name>.json` next to `<name>.safetensors`.
 //!
 //! The config says which architecture the weights are for, the input size, the class names
 //! in output order, the input normalisation and the model's measured validation metrics.
 //! Tensor names follow PyTorch conventions (see `ARCHITECTURE.md`, "Model files").
+//!
+//! ```no_run
+//! # fn main() -> emotrack::error::Result<()> {
+//! let classifier = emotrack::classify::Classifier::embedded()?;
+//! let crop = image::GrayImage::new(48, 48); // a face crop, see emotrack::imgproc::face_crop
+//! let scores = classifier.classify(&[crop]);
+//! println!("{:?}", scores[0].top());
+//! # Ok(()) }
+//! ```
 
+mod resnet;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use image::GrayImage;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::nn::{Tensor, Weights};
+use crate::types::{Emotion, EmotionScores};
 
 /// Pixel normalisation applied to a grayscale crop: `x = (pixel / 255 - mean) / std`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -21,7 +38,10 @@ pub struct Normalization {
 impl Default for Normalization {
     fn default() -> Self {
         // FER-2013 train statistics (mean 0.5077, std 0.2550), rounded.
-        Self { mean: 0.508, std: 0.255 }
+        Self {
+            mean: 0.508,
+            std: 0.255,
+        }
     }
 }
 
@@ -105,7 +125,10 @@ impl ModelConfig {
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Error::Config(format!("model config: {m}"));
         if !(8..=512).contains(&self.input_size) {
-            return Err(bad(format!("input_size {} is outside 8..=512", self.input_size)));
+            return Err(bad(format!(
+                "input_size {} is outside 8..=512",
+                self.input_size
+            )));
         }
         if self.normalization.std <= 0.0 || !self.normalization.std.is_finite() {
             return Err(bad("normalization.std must be a positive number".into()));
@@ -118,15 +141,167 @@ impl ModelConfig {
             }
         }
         if self.classes.len() != crate::types::Emotion::COUNT {
-            return Err(bad(format!("{} classes given, 7 expected", self.classes.len())));
+            return Err(bad(format!(
+                "{} classes given, 7 expected",
+                self.classes.len()
+            )));
         }
         match &self.architecture {
-            Architecture::Resnet { widths, blocks, strides, .. } => {
-                if widths.is_empty() || widths.len() != blocks.len() || widths.len() != strides.len() {
-                    return Err(bad("resnet widths, blocks and strides must be non-empty and of equal length".into()));
+            Architecture::Resnet {
+                widths,
+                blocks,
+                strides,
+                ..
+            } => {
+                if widths.is_empty()
+                    || widths.len() != blocks.len()
+                    || widths.len() != strides.len()
+                {
+                    return Err(bad(
+                        "resnet widths, blocks and strides must be non-empty and of equal length"
+                            .into(),
+                    ));
                 }
             }
         }
         Ok(())
+    }
+}
+
+/// The built-in model's weights and config (see models/README.md for how it was made).
+const EMBEDDED_WEIGHTS: &[u8] = include_bytes!("../../../../models/emotion.safetensors");
+const EMBEDDED_CONFIG: &str = include_str!("../../../../models/emotion.json");
+
+/// Where a classifier's model comes from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ModelSource {
+    /// The model built into the binary.
+    #[default]
+    Embedded,
+    /// `<name>.safetensors` with its `<name>.json` config next to it.
+    File(PathBuf),
+}
+
+/// A loaded emotion classifier. Cheap to share across threads (`&self` methods); each call
+/// borrows a set of activation buffers from an internal pool so nothing is allocated in steady
+/// state.
+#[derive(Debug)]
+pub struct Classifier {
+    config: ModelConfig,
+    net: resnet::ResNet,
+    /// `order[i]` = index in [`Emotion::ALL`] of the model's output `i`.
+    order: [usize; 7],
+    origin: PathBuf,
+    pool: Mutex<Vec<resnet::Buffers>>,
+}
+
+impl Classifier {
+    /// Loads a model from its source.
+    pub fn load(source: &ModelSource) -> Result<Self> {
+        match source {
+            ModelSource::Embedded => Self::embedded(),
+            ModelSource::File(path) => Self::from_file(path),
+        }
+    }
+
+    /// The built-in model.
+    pub fn embedded() -> Result<Self> {
+        let origin = Path::new("<embedded model>");
+        let config: ModelConfig = serde_json::from_str(EMBEDDED_CONFIG).map_err(|e| Error::Model {
+            path: origin.into(),
+            message: format!("config: {e}"),
+        })?;
+        Self::from_bytes(EMBEDDED_WEIGHTS, config, origin)
+    }
+
+    /// Loads `path` (a `.safetensors` file) and the `.json` config next to it.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let config_path = path.with_extension("json");
+        let text = std::fs::read_to_string(&config_path).map_err(|e| Error::Model {
+            path: config_path.clone(),
+            message: format!(
+                "cannot read the model config that must sit next to the weights ({e}); \
+                 a model is <name>.safetensors plus <name>.json"
+            ),
+        })?;
+        let config: ModelConfig = serde_json::from_str(&text).map_err(|e| Error::Model {
+            path: config_path.clone(),
+            message: format!("not a valid model config: {e}"),
+        })?;
+        let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.into(), source })?;
+        Self::from_bytes(&bytes, config, path)
+    }
+
+    /// A classifier from safetensors bytes and their config; `origin` names them in errors.
+    pub fn from_bytes(weights: &[u8], config: ModelConfig, origin: &Path) -> Result<Self> {
+        config.validate().map_err(|e| Error::Model { path: origin.into(), message: e.to_string() })?;
+        let w = Weights::from_bytes(weights, origin)?;
+        let net = match &config.architecture {
+            Architecture::Resnet { stem_channels, stem_stride, widths, blocks, strides, bn_eps } => {
+                resnet::ResNet::load(&w, *stem_channels, *stem_stride, widths, blocks, strides, *bn_eps, config.classes.len())?
+            }
+        };
+        let mut order = [0; 7];
+        for (o, name) in order.iter_mut().zip(&config.classes) {
+            // validate() checked every name.
+            *o = Emotion::from_name(name).map_or(0, Emotion::index);
+        }
+        Ok(Self { config, net, order, origin: origin.into(), pool: Mutex::new(Vec::new()) })
+    }
+
+    /// The model's config (architecture, input size, classes, metrics).
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// Where the model was loaded from.
+    pub fn origin(&self) -> &Path {
+        &self.origin
+    }
+
+    /// Side of the square grayscale crop the model takes.
+    pub fn input_size(&self) -> u32 {
+        self.config.input_size
+    }
+
+    /// Raw logits, indexed like [`Emotion::ALL`], for a batch of crops of `input_size` pixels.
+    ///
+    /// # Panics
+    /// If a crop is not `input_size` x `input_size` (a programming error: crop with
+    /// [`crate::imgproc::face_crop`] at [`Classifier::input_size`]).
+    pub fn logits(&self, crops: &[GrayImage]) -> Vec<[f32; 7]> {
+        let s = self.config.input_size;
+        let side = s as usize;
+        let mut x = Tensor::zeros([crops.len(), 1, side, side]);
+        for (i, crop) in crops.iter().enumerate() {
+            assert_eq!(crop.dimensions(), (s, s), "crop size differs from the model's input size");
+            self.config.normalization.apply(crop.as_raw(), x.item_mut(i));
+        }
+        self.logits_of_tensor(&x)
+    }
+
+    /// Raw logits for an already normalised `[N, 1, S, S]` tensor, indexed like [`Emotion::ALL`].
+    pub fn logits_of_tensor(&self, x: &Tensor) -> Vec<[f32; 7]> {
+        let mut buf = self.pool.lock().map(|mut p| p.pop()).ok().flatten().unwrap_or_default();
+        let mut out = Tensor::new();
+        self.net.forward(x, &mut out, &mut buf);
+        if let Ok(mut p) = self.pool.lock() {
+            p.push(buf);
+        }
+        out.data()
+            .chunks_exact(7)
+            .map(|row| {
+                let mut l = [0.0; 7];
+                for (i, &v) in row.iter().enumerate() {
+                    l[self.order[i]] = v;
+                }
+                l
+            })
+            .collect()
+    }
+
+    /// Emotion probabilities for a batch of crops of `input_size` pixels.
+    pub fn classify(&self, crops: &[GrayImage]) -> Vec<EmotionScores> {
+        self.logits(crops).iter().map(EmotionScores::from_logits).collect()
     }
 }

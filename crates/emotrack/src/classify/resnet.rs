@@ -1,0 +1,98 @@
+//! The ResNet-style emotion CNN on the [`crate::nn`] runtime (inference only; training lives in
+//! `emotrack-train`, which exports the same tensor names).
+
+use crate::error::Result;
+use crate::nn::{Conv2d, ConvSpec, Linear, Scratch, Tensor, Weights, add_inplace, global_avg_pool, relu_inplace};
+
+/// One basic block: conv3x3-BN-ReLU-conv3x3-BN, plus the shortcut, then ReLU. Batch norms are
+/// folded into the convolutions at load time.
+#[derive(Debug, Clone)]
+struct Block {
+    conv1: Conv2d,
+    conv2: Conv2d,
+    /// `None`: identity shortcut.
+    shortcut: Option<Conv2d>,
+}
+
+/// The whole net. `forward` maps `[N, 1, S, S]` normalised crops to `[N, classes, 1, 1]` logits.
+#[derive(Debug, Clone)]
+pub(crate) struct ResNet {
+    stem: Conv2d,
+    blocks: Vec<Block>,
+    head: Linear,
+}
+
+/// Activations reused across calls (one set per concurrent caller).
+#[derive(Debug, Default)]
+pub(crate) struct Buffers {
+    a: Tensor,
+    b: Tensor,
+    c: Tensor,
+    short: Tensor,
+    scratch: Scratch,
+}
+
+impl ResNet {
+    /// Loads the net described by the architecture fields from `w`.
+    pub(crate) fn load(
+        w: &Weights<'_>,
+        stem_channels: usize,
+        stem_stride: usize,
+        widths: &[usize],
+        blocks: &[usize],
+        strides: &[usize],
+        bn_eps: f32,
+        classes: usize,
+    ) -> Result<Self> {
+        let conv3 = |i, o, s| ConvSpec::new(i, o, 3).stride(s).padding(1).no_bias();
+        let stem = Conv2d::load_with_batchnorm(w, "stem.conv", "stem.bn", conv3(1, stem_channels, stem_stride), bn_eps)?;
+        let mut layers = Vec::new();
+        let mut in_ch = stem_channels;
+        for (s, ((&width, &count), &stride)) in widths.iter().zip(blocks).zip(strides).enumerate() {
+            for b in 0..count {
+                let p = format!("stages.{s}.{b}");
+                let st = if b == 0 { stride } else { 1 };
+                let conv1 = Conv2d::load_with_batchnorm(w, &format!("{p}.conv1"), &format!("{p}.bn1"), conv3(in_ch, width, st), bn_eps)?;
+                let conv2 = Conv2d::load_with_batchnorm(w, &format!("{p}.conv2"), &format!("{p}.bn2"), conv3(width, width, 1), bn_eps)?;
+                let shortcut = if st != 1 || in_ch != width {
+                    Some(Conv2d::load_with_batchnorm(
+                        w,
+                        &format!("{p}.shortcut.conv"),
+                        &format!("{p}.shortcut.bn"),
+                        ConvSpec::new(in_ch, width, 1).stride(st).no_bias(),
+                        bn_eps,
+                    )?)
+                } else {
+                    None
+                };
+                layers.push(Block { conv1, conv2, shortcut });
+                in_ch = width;
+            }
+        }
+        let head = Linear::load(w, "head", in_ch, classes)?;
+        Ok(Self { stem, blocks: layers, head })
+    }
+
+    /// Logits `[N, classes, 1, 1]` for the input `[N, 1, S, S]`, written into `out`.
+    pub(crate) fn forward(&self, x: &Tensor, out: &mut Tensor, buf: &mut Buffers) {
+        let Buffers { a, b, c, short, scratch } = buf;
+        self.stem.forward(x, a, scratch);
+        relu_inplace(a);
+        for block in &self.blocks {
+            block.conv1.forward(a, b, scratch);
+            relu_inplace(b);
+            block.conv2.forward(b, c, scratch);
+            match &block.shortcut {
+                Some(sc) => {
+                    sc.forward(a, short, scratch);
+                    add_inplace(c, short);
+                }
+                None => add_inplace(c, a),
+            }
+            relu_inplace(c);
+            std::mem::swap(a, c);
+        }
+        global_avg_pool(a, b);
+        self.head.forward(b, out);
+    }
+}
