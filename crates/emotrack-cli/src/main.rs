@@ -2,6 +2,8 @@
 //! exit code. Everything else lives in the library crates.
 
 mod analyze;
+mod inputs;
+mod options;
 mod eval;
 mod train;
 

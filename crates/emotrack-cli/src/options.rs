@@ -1,0 +1,67 @@
+//! Flags shared by the subcommands that analyse faces (`analyze`, and later `video`, `serve`).
+
+use std::path::PathBuf;
+
+use clap::ValueEnum;
+use emotrack::classify::ModelSource;
+use emotrack::{AnalyzerConfig, DetectorConfig, DetectorKind};
+
+/// Face detector choice on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DetectorArg {
+    /// Viola-Jones Haar cascade: fastest, frontal faces only, no landmarks.
+    Haar,
+    /// MTCNN: handles pose and small faces better, gives landmarks for alignment.
+    Mtcnn,
+}
+
+/// Detector and model flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AnalyzerArgs {
+    /// Face detector.
+    #[arg(long, value_enum, default_value_t = DetectorArg::Mtcnn)]
+    pub detector: DetectorArg,
+    /// Smallest face side searched for, in pixels (raise it to go faster on big images).
+    #[arg(long, default_value_t = emotrack::detect::DEFAULT_MIN_FACE)]
+    pub min_face: u32,
+    /// Largest face side searched for, in pixels.
+    #[arg(long)]
+    pub max_face: Option<u32>,
+    /// MTCNN: final face probability needed, 0-1 (raise for fewer false faces). Default 0.7.
+    #[arg(long)]
+    pub threshold: Option<f32>,
+    /// Haar: overlapping detections a face needs (raise for fewer false faces).
+    #[arg(long, default_value_t = 3)]
+    pub min_neighbors: u32,
+    /// Emotion model: a .safetensors file with its .json config next to it (default: built in).
+    #[arg(long, value_name = "PATH")]
+    pub model: Option<PathBuf>,
+    /// Vibe messages file, laid out like models/vibes.json (default: built in).
+    #[arg(long, value_name = "FILE")]
+    pub vibes: Option<PathBuf>,
+}
+
+impl AnalyzerArgs {
+    /// The library config these flags describe.
+    pub fn to_config(&self) -> AnalyzerConfig {
+        let mut detector = DetectorConfig {
+            kind: match self.detector {
+                DetectorArg::Haar => DetectorKind::Haar,
+                DetectorArg::Mtcnn => DetectorKind::Mtcnn,
+            },
+            min_face: self.min_face,
+            max_face: self.max_face,
+            haar_min_neighbors: self.min_neighbors,
+            ..DetectorConfig::default()
+        };
+        if let Some(t) = self.threshold {
+            detector.mtcnn_thresholds[2] = t;
+        }
+        AnalyzerConfig {
+            detector,
+            model: self.model.clone().map_or(ModelSource::Embedded, ModelSource::File),
+            vibes: self.vibes.clone(),
+            ..AnalyzerConfig::default()
+        }
+    }
+}
