@@ -1,0 +1,199 @@
+//! The `emotrack` binary end to end: every CLI test lives in this one test binary.
+
+#[path = "../../emotrack/tests/common/mod.rs"]
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Exit code for "some inputs failed, the rest were processed" (see main.rs).
+const EXIT_PARTIAL_FAILURE: i32 = 2;
+
+fn emotrack(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_emotrack"))
+        .args(args)
+        .output()
+        .expect("the emotrack binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn good_photo() -> PathBuf {
+    common::fixture("photos/ageitgey_kit_with_rose.jpg")
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().expect("test paths are UTF-8")
+}
+
+/// Analyses `bad` next to a good photo: the bad file is named on stderr with `expect` in its
+/// message, the good photo is still analysed, and the exit code reports a partial failure.
+fn assert_bad_input_reported(bad: &Path, expect: &str) {
+    let good = good_photo();
+    let out = emotrack(&["analyze", "--detector", "haar", "--format", "jsonl", p(bad), p(&good)]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(EXIT_PARTIAL_FAILURE), "stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let line = stderr.lines().find(|l| l.contains(p(bad))).unwrap_or_else(|| panic!("{bad:?} not named in: {stderr}"));
+    assert!(line.to_lowercase().contains(expect), "expected {expect:?} in {line:?}");
+    let good_line = stdout.lines().find(|l| l.contains("kit_with_rose")).expect("the good photo is reported");
+    assert!(good_line.contains("\"faces\""), "{good_line}");
+}
+
+/// A minimal PNG whose IHDR claims `w`x`h` pixels, followed by no image data.
+fn png_header(w: u32, h: u32) -> Vec<u8> {
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = 0xFFFF_FFFFu32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            }
+        }
+        !crc
+    }
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend(w.to_be_bytes());
+    ihdr.extend(h.to_be_bytes());
+    ihdr.extend([8, 2, 0, 0, 0]); // 8-bit RGB
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend(13u32.to_be_bytes());
+    png.extend(&ihdr);
+    png.extend(crc32(&ihdr).to_be_bytes());
+    png
+}
+
+#[test]
+fn analyze_lists_the_faces_of_a_photo_with_probabilities_and_vibes() {
+    let out = emotrack(&["analyze", "--format", "json", p(&good_photo())]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    let faces = v[0]["faces"].as_array().expect("faces");
+    // The photo shows two people (counted by eye).
+    assert_eq!(faces.len(), 2, "{v:#}");
+    for f in faces {
+        let probs: Vec<f64> = f["scores"].as_array().expect("scores").iter().filter_map(|x| x.as_f64()).collect();
+        assert_eq!(probs.len(), 7);
+        assert!((probs.iter().sum::<f64>() - 1.0).abs() < 1e-3);
+        assert!(!f["vibe"].as_str().unwrap_or("").is_empty());
+        assert_eq!(f["landmarks"].as_array().map(Vec::len), Some(5), "mtcnn gives five landmarks");
+    }
+}
+
+#[test]
+fn corrupt_jpeg_is_reported_and_the_rest_analysed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut bytes = std::fs::read(good_photo()).expect("fixture");
+    // Keep the JPEG header, destroy the entropy-coded data.
+    for b in bytes.iter_mut().skip(800).take(4000) {
+        *b = 0xFF;
+    }
+    bytes.truncate(6000);
+    let bad = dir.path().join("corrupt.jpg");
+    std::fs::write(&bad, bytes).expect("write");
+    assert_bad_input_reported(&bad, "decode");
+}
+
+#[test]
+fn zero_byte_file_is_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("empty.jpg");
+    std::fs::write(&bad, b"").expect("write");
+    assert_bad_input_reported(&bad, "empty");
+}
+
+#[test]
+fn truncated_png_is_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let png = dir.path().join("full.png");
+    image::open(good_photo()).expect("fixture decodes").save(&png).expect("png written");
+    let bytes = std::fs::read(&png).expect("read");
+    let bad = dir.path().join("truncated.png");
+    std::fs::write(&bad, &bytes[..bytes.len() / 2]).expect("write");
+    assert_bad_input_reported(&bad, "decode");
+}
+
+#[test]
+fn one_pixel_image_is_reported_as_too_small() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("pixel.png");
+    image::RgbImage::new(1, 1).save(&bad).expect("write");
+    assert_bad_input_reported(&bad, "smaller than the smallest face");
+}
+
+#[test]
+fn png_claiming_100000_pixels_a_side_is_refused_before_decoding() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("huge.png");
+    std::fs::write(&bad, png_header(100_000, 100_000)).expect("write");
+    assert_bad_input_reported(&bad, "limit");
+}
+
+#[test]
+fn text_file_is_reported_as_not_an_image() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("notes.jpg");
+    std::fs::write(&bad, "these are my notes, not a photo\n").expect("write");
+    assert_bad_input_reported(&bad, "not a supported image");
+}
+
+#[test]
+fn empty_folder_is_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let empty = dir.path().join("nothing-here");
+    std::fs::create_dir(&empty).expect("mkdir");
+    assert_bad_input_reported(&empty, "no image files");
+}
+
+#[test]
+fn unreadable_file_is_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A dangling symlink cannot be read by anyone, root included (chmod 000 does not stop root).
+    let bad = dir.path().join("gone.jpg");
+    std::os::unix::fs::symlink(dir.path().join("deleted-target.jpg"), &bad).expect("symlink");
+    assert_bad_input_reported(&bad, "no such file");
+}
+
+#[test]
+fn missing_path_is_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    assert_bad_input_reported(&dir.path().join("does-not-exist.jpg"), "no such file");
+}
+
+#[test]
+fn folder_of_photos_gives_every_image_and_annotations_never_overwrite_originals() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let photos = dir.path().join("photos");
+    std::fs::create_dir(&photos).expect("mkdir");
+    for name in ["ageitgey_kit_with_rose.jpg", "linzaer_imgs_2.jpg"] {
+        std::fs::copy(common::fixture(&format!("photos/{name}")), photos.join(name)).expect("copy");
+    }
+    let original = std::fs::read(photos.join("linzaer_imgs_2.jpg")).expect("read");
+    // Annotating into the input folder itself must not touch the originals.
+    let out = emotrack(&["analyze", "--format", "csv", "--annotate", p(&photos), p(&photos)]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let csv = text(&out.stdout);
+    assert!(csv.starts_with("path,face,x,y,w,h,detector_score,emotion,confidence,angry,"));
+    // 2 faces in kit_with_rose + 4 in linzaer_imgs_2 (counted by eye).
+    assert_eq!(csv.lines().count(), 1 + 6, "{csv}");
+    assert_eq!(std::fs::read(photos.join("linzaer_imgs_2.jpg")).expect("read"), original);
+    let annotated = image::open(photos.join("linzaer_imgs_2.emotrack.jpg")).expect("annotated image written");
+    assert_eq!(annotated.width(), 1024);
+}
+
+#[test]
+fn no_face_image_gives_an_empty_list_not_an_error() {
+    let out = emotrack(&["analyze", "--format", "jsonl", p(&common::fixture("no_faces/fer_no-faces_cartoon.jpg"))]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    assert_eq!(v["faces"].as_array().map(Vec::len), Some(0));
+}
+
+#[test]
+fn bad_settings_fail_at_start_with_advice() {
+    let out = emotrack(&["analyze", "--min-face", "3", p(&good_photo())]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("min_face"), "{}", text(&out.stderr));
+}
