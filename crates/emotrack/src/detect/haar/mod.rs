@@ -1,0 +1,668 @@
+//! Viola-Jones face detection with OpenCV's Haar cascades, reproducing
+//! `cv::CascadeClassifier::detectMultiScale` (OpenCV 4) window for window.
+//!
+//! How OpenCV does it, and so how we do it:
+//! 1. **Gray**: RGB → gray with OpenCV's fixed-point weights ([`crate::imgproc::gray`]).
+//! 2. **Scales**: `1, f, f², …` (f = `scaleFactor`) while the scaled 24x24 window fits the image;
+//!    scales whose window is below `minSize` are skipped, the first one above `maxSize` stops
+//!    the list. Each scale `s` shrinks the *image* (not the features) to
+//!    `round(width / s) × round(height / s)` with bit-exact bilinear resizing
+//!    ([`crate::imgproc::resize`], OpenCV's `INTER_LINEAR_EXACT`), always from the full image.
+//! 3. **Integral images** of the shrunk image and of its squares (32-bit, wrapping like OpenCV).
+//! 4. **Scan**: the 24x24 window moves by 2 pixels at scales below 2 and by 1 above; along a
+//!    row, a window rejected by the very first stage also skips the next position.
+//!    Each window is normalised by the standard deviation of its inner 22x22 area
+//!    (`1 / sqrt(area · Σx² − (Σx)²)`); windows too flat for that are rejected. Then the boosted
+//!    stages run in order; a window passing all of them is a raw detection of size
+//!    `round(24 · s)` at `round(x · s), round(y · s)`.
+//! 5. **Grouping** ([`group`]): OpenCV's `groupRectangles(minNeighbors, eps = 0.2)`; the
+//!    [`Detection::score`] is the number of raw windows merged into the box.
+//!
+//! Pyramid levels (and row bands of the large ones) run in parallel with rayon; per-thread
+//! buffers are pooled and reused between calls, and feature offsets are compiled once per
+//! integral-image stride.
+
+mod cascade;
+mod group;
+
+use std::sync::{Arc, Mutex};
+
+use image::{GrayImage, RgbImage};
+use rayon::prelude::*;
+
+pub use cascade::HaarCascade;
+use group::{IRect, group_rectangles};
+
+use super::{DetectorConfig, FaceDetector};
+use crate::error::{Error, Result};
+use crate::imgproc::gray::gray_from_rgb_into;
+use crate::imgproc::resize::{ResizeScratch, resize_bilinear_with};
+use crate::types::{BBox, Detection};
+
+/// OpenCV's `GROUP_EPS`: how far apart (relative to size) raw windows may be to merge.
+pub const GROUP_EPS: f64 = 0.2;
+
+/// Rows of scan positions per parallel task in one pyramid level. Small enough that the large
+/// levels split across cores, large enough that task overhead stays negligible.
+const ROWS_PER_TASK: usize = 8;
+
+/// Detection parameters, named as in OpenCV's `detectMultiScale`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HaarParams {
+    /// Scale step between pyramid levels (`scaleFactor`), > 1. Smaller finds more, slower.
+    pub scale_factor: f64,
+    /// Raw windows a face needs beyond itself to be kept (`minNeighbors`); 0 keeps every raw
+    /// window ungrouped.
+    pub min_neighbors: u32,
+    /// Smallest face side searched, in pixels (`minSize`).
+    pub min_size: u32,
+    /// Largest face side searched, in pixels (`maxSize`; `None`: the image size).
+    pub max_size: Option<u32>,
+}
+
+impl HaarParams {
+    /// The Haar settings of a [`DetectorConfig`].
+    pub fn from_config(config: &DetectorConfig) -> Self {
+        Self {
+            scale_factor: f32_as_decimal_f64(config.haar_scale_factor),
+            min_neighbors: config.haar_min_neighbors,
+            min_size: config.min_face,
+            max_size: config.max_face,
+        }
+    }
+}
+
+/// The `f64` nearest to the decimal an `f32` was written as (1.1f32 → 1.1, not
+/// 1.100000023841858). OpenCV's Python and C++ callers pass `scaleFactor` as a double, and the
+/// pyramid multiplies it up to 40 times, so the difference would move scale boundaries.
+fn f32_as_decimal_f64(v: f32) -> f64 {
+    v.to_string().parse().unwrap_or(f64::from(v))
+}
+
+/// OpenCV's `cvRound`: round half to even.
+fn round_f32(v: f32) -> i32 {
+    v.round_ties_even() as i32
+}
+
+/// Viola-Jones face detector on an OpenCV Haar cascade.
+#[derive(Debug)]
+pub struct HaarDetector {
+    cascade: HaarCascade,
+    params: HaarParams,
+    /// Feature offsets compiled for the last integral-image stride used.
+    compiled: Mutex<Option<Arc<Compiled>>>,
+    /// Per-thread buffers, reused between levels and calls.
+    pool: Mutex<Vec<Workspace>>,
+}
+
+impl HaarDetector {
+    /// OpenCV's `haarcascade_frontalface_default.xml` (embedded), with the Haar settings of
+    /// `config` (`min_face`, `max_face`, `haar_scale_factor`, `haar_min_neighbors`).
+    pub fn frontal_face(config: &DetectorConfig) -> Result<Self> {
+        config.validate()?;
+        Self::new(
+            HaarCascade::frontal_face_default()?,
+            HaarParams::from_config(config),
+        )
+    }
+
+    /// A detector on any supported cascade (see [`HaarCascade::from_path`]).
+    pub fn new(cascade: HaarCascade, params: HaarParams) -> Result<Self> {
+        if !(params.scale_factor > 1.0 && params.scale_factor.is_finite()) {
+            return Err(Error::Config(format!(
+                "haar scale factor is {}, it must be greater than 1; 1.1 is OpenCV's default",
+                params.scale_factor
+            )));
+        }
+        if let Some(max) = params.max_size
+            && max < params.min_size
+        {
+            return Err(Error::Config(format!(
+                "max face size ({max}) is smaller than the min face size ({})",
+                params.min_size
+            )));
+        }
+        Ok(Self {
+            cascade,
+            params,
+            compiled: Mutex::new(None),
+            pool: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The cascade in use.
+    pub fn cascade(&self) -> &HaarCascade {
+        &self.cascade
+    }
+
+    /// The detection parameters in use.
+    pub fn params(&self) -> &HaarParams {
+        &self.params
+    }
+
+    /// Finds faces in a gray image (the detector's own input; [`FaceDetector::detect`] converts
+    /// RGB to gray first). Boxes are clipped to the image.
+    pub fn detect_gray(&self, gray: &GrayImage) -> Vec<Detection> {
+        let (w, h) = (gray.width() as usize, gray.height() as usize);
+        let raw = self.raw_windows(gray.as_raw(), w, h);
+        group_rectangles(&raw, self.params.min_neighbors, GROUP_EPS)
+            .into_iter()
+            .filter_map(|(r, n)| clip(r, w, h).map(|r| (r, n)))
+            .map(|(r, n)| Detection {
+                bbox: BBox {
+                    x: r.x as f32,
+                    y: r.y as f32,
+                    w: r.w as f32,
+                    h: r.h as f32,
+                },
+                score: n as f32,
+                landmarks: None,
+            })
+            .collect()
+    }
+
+    /// The pyramid levels OpenCV would scan for an image of this size.
+    fn pyramid(&self, img_w: usize, img_h: usize) -> Vec<Level> {
+        let (ww, wh) = (
+            self.cascade.window_w as usize,
+            self.cascade.window_h as usize,
+        );
+        if img_w < ww || img_h < wh {
+            return Vec::new();
+        }
+        let (max_w, max_h) = match self.params.max_size {
+            Some(m) if m > 0 => (m as usize, m as usize),
+            _ => (img_w, img_h),
+        };
+        let min = self.params.min_size as usize;
+        // Every scale whose window fits the image (the factor accumulates in f64; each scale is
+        // then stored as f32, as OpenCV does).
+        let mut all = Vec::new();
+        let mut factor = 1.0f64;
+        loop {
+            let win_w = (ww as f64 * factor).round_ties_even() as usize;
+            let win_h = (wh as f64 * factor).round_ties_even() as usize;
+            if win_w > img_w || win_h > img_h {
+                break;
+            }
+            all.push(factor as f32);
+            factor *= self.params.scale_factor;
+        }
+        let window_at = |s: f32| {
+            (
+                round_f32(ww as f32 * s) as usize,
+                round_f32(wh as f32 * s) as usize,
+            )
+        };
+        let mut scales = Vec::new();
+        for &s in &all {
+            let (win_w, win_h) = window_at(s);
+            if win_w > max_w || win_h > max_h {
+                break;
+            }
+            if win_w < min || win_h < min {
+                continue;
+            }
+            scales.push(s);
+        }
+        // No scale in [min, max] (say min = max between two scales): OpenCV falls back to the
+        // scale whose window is closest to min_size.
+        if scales.is_empty()
+            && let Some(&best) = all.iter().min_by(|&&a, &&b| {
+                let d = |s: f32| {
+                    let (w, h) = window_at(s);
+                    let (dw, dh) = (min as f64 - w as f64, min as f64 - h as f64);
+                    dw * dw + dh * dh
+                };
+                d(a).total_cmp(&d(b))
+            })
+        {
+            scales.push(best);
+        }
+        scales
+            .into_iter()
+            .map(|s| {
+                let (win_w, win_h) = window_at(s);
+                Level {
+                    scale: s,
+                    w: round_f32(img_w as f32 / s).max(0) as usize,
+                    h: round_f32(img_h as f32 / s).max(0) as usize,
+                    step: if s >= 2.0 { 1 } else { 2 },
+                    win_w: win_w as i32,
+                    win_h: win_h as i32,
+                }
+            })
+            .collect()
+    }
+
+    /// The raw windows (before grouping) of a gray image, like OpenCV's
+    /// `detectMultiScaleNoGrouping`.
+    fn raw_windows(&self, gray: &[u8], w: usize, h: usize) -> Vec<IRect> {
+        let levels = self.pyramid(w, h);
+        let Some(first) = levels.first() else {
+            return Vec::new();
+        };
+        // One stride for every level (the widest level's), so feature offsets are shared.
+        let stride = first.w.max(w) + 1;
+        let compiled = self.compiled_for(stride);
+        let per_level: Vec<Vec<IRect>> = levels
+            .par_iter()
+            .map(|level| self.scan_level(gray, w, h, level, &compiled))
+            .collect();
+        per_level.concat()
+    }
+
+    fn compiled_for(&self, stride: usize) -> Arc<Compiled> {
+        let mut slot = self
+            .compiled
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match slot.as_ref() {
+            Some(c) if c.stride == stride => Arc::clone(c),
+            _ => {
+                let c = Arc::new(Compiled::new(&self.cascade, stride));
+                *slot = Some(Arc::clone(&c));
+                c
+            }
+        }
+    }
+
+    fn take_workspace(&self) -> Workspace {
+        self.pool
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop()
+            .unwrap_or_default()
+    }
+
+    fn return_workspace(&self, ws: Workspace) {
+        self.pool
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(ws);
+    }
+
+    /// Shrinks the image to one level, integrates it and scans every window position.
+    fn scan_level(
+        &self,
+        gray: &[u8],
+        w: usize,
+        h: usize,
+        level: &Level,
+        c: &Compiled,
+    ) -> Vec<IRect> {
+        let (ww, wh) = (
+            self.cascade.window_w as usize,
+            self.cascade.window_h as usize,
+        );
+        // OpenCV's working size: positions x with x + window < width + 1.
+        let cols = (level.w + 1).saturating_sub(ww);
+        let rows = (level.h + 1).saturating_sub(wh);
+        if cols == 0 || rows == 0 || level.w == 0 || level.h == 0 {
+            return Vec::new();
+        }
+        let mut ws = self.take_workspace();
+        let Workspace {
+            img,
+            sum,
+            sqsum,
+            resize,
+        } = &mut ws;
+        let pixels: &[u8] = if level.w == w && level.h == h {
+            gray
+        } else {
+            img.clear();
+            img.resize(level.w * level.h, 0);
+            resize_bilinear_with(gray, w, h, img, level.w, level.h, resize);
+            img
+        };
+        integral(pixels, level.w, level.h, c.stride, sum, sqsum);
+
+        let ys: Vec<usize> = (0..rows).step_by(level.step).collect();
+        let (sum, sqsum) = (&sum[..], &sqsum[..]);
+        let found: Vec<Vec<IRect>> = ys
+            .par_chunks(ROWS_PER_TASK)
+            .map(|band| {
+                let mut out = Vec::new();
+                for &y in band {
+                    self.scan_row(c, sum, sqsum, level, y, cols, &mut out);
+                }
+                out
+            })
+            .collect();
+        self.return_workspace(ws);
+        found.concat()
+    }
+
+    /// Scans one row of window positions, with OpenCV's skip after a first-stage rejection.
+    #[allow(clippy::too_many_arguments)]
+    fn scan_row(
+        &self,
+        c: &Compiled,
+        sum: &[i32],
+        sqsum: &[u32],
+        level: &Level,
+        y: usize,
+        cols: usize,
+        out: &mut Vec<IRect>,
+    ) {
+        let row = y * c.stride;
+        let mut x = 0;
+        while x < cols {
+            let result = c.eval(&self.cascade, sum, sqsum, row + x);
+            if result > 0 {
+                out.push(IRect {
+                    x: round_f32(x as f32 * level.scale),
+                    y: round_f32(y as f32 * level.scale),
+                    w: level.win_w,
+                    h: level.win_h,
+                });
+            } else if result == 0 {
+                x += level.step;
+            }
+            x += level.step;
+        }
+    }
+}
+
+impl FaceDetector for HaarDetector {
+    fn detect(&self, image: &RgbImage) -> Vec<Detection> {
+        let mut gray = Vec::new();
+        gray_from_rgb_into(image, &mut gray);
+        match GrayImage::from_raw(image.width(), image.height(), gray) {
+            Some(gray) => self.detect_gray(&gray),
+            None => Vec::new(),
+        }
+    }
+}
+
+/// Intersects a box with the image; `None` when nothing is left (OpenCV's `clipObjects`).
+fn clip(r: IRect, w: usize, h: usize) -> Option<IRect> {
+    let x0 = r.x.max(0);
+    let y0 = r.y.max(0);
+    let x1 = (r.x + r.w).min(w as i32);
+    let y1 = (r.y + r.h).min(h as i32);
+    (x1 > x0 && y1 > y0).then_some(IRect {
+        x: x0,
+        y: y0,
+        w: x1 - x0,
+        h: y1 - y0,
+    })
+}
+
+/// One pyramid level.
+#[derive(Debug, Clone, Copy)]
+struct Level {
+    /// The scale (image shrink factor), as f32 like OpenCV stores it.
+    scale: f32,
+    /// Size of the shrunk image.
+    w: usize,
+    h: usize,
+    /// Window step in shrunk pixels (2 below scale 2, else 1).
+    step: usize,
+    /// Window size in original pixels.
+    win_w: i32,
+    win_h: i32,
+}
+
+/// Buffers one thread needs for one level; pooled so repeated calls do not allocate.
+#[derive(Debug, Default)]
+struct Workspace {
+    img: Vec<u8>,
+    sum: Vec<i32>,
+    sqsum: Vec<u32>,
+    resize: ResizeScratch,
+}
+
+/// Integral images of `img` and of its squares, `(h + 1)` rows of `stride ≥ w + 1` entries
+/// with a zero first row and column. Both wrap at 32 bits like OpenCV's `CV_32S` integrals; a
+/// window's sum is still exact because it is far below 2³¹.
+fn integral(img: &[u8], w: usize, h: usize, stride: usize, sum: &mut Vec<i32>, sq: &mut Vec<u32>) {
+    let len = (h + 1) * stride;
+    sum.clear();
+    sum.resize(len, 0);
+    sq.clear();
+    sq.resize(len, 0);
+    for (y, src) in img.chunks_exact(w).take(h).enumerate() {
+        let (prev_s, cur_s) = sum[y * stride..(y + 2) * stride].split_at_mut(stride);
+        let (prev_q, cur_q) = sq[y * stride..(y + 2) * stride].split_at_mut(stride);
+        let mut run_s = 0i32;
+        let mut run_q = 0u32;
+        for (i, &v) in src.iter().enumerate() {
+            let v = u32::from(v);
+            run_s = run_s.wrapping_add(v as i32);
+            run_q = run_q.wrapping_add(v * v);
+            cur_s[i + 1] = prev_s[i + 1].wrapping_add(run_s);
+            cur_q[i + 1] = prev_q[i + 1].wrapping_add(run_q);
+        }
+    }
+}
+
+/// Offsets of a rectangle's four integral-image corners, relative to the window's top-left.
+type Corners = [usize; 4];
+
+/// A rectangle sum from its corners (OpenCV's `CALC_SUM_OFS`), wrapping like OpenCV.
+#[inline(always)]
+fn rect_sum(win: &[i32], o: &Corners) -> i32 {
+    win[o[0]]
+        .wrapping_sub(win[o[1]])
+        .wrapping_sub(win[o[2]])
+        .wrapping_add(win[o[3]])
+}
+
+/// A Haar feature with its corner offsets for one stride.
+#[derive(Debug, Clone, Copy)]
+struct CompiledFeature {
+    corners: [Corners; 3],
+    weights: [f32; 3],
+}
+
+impl CompiledFeature {
+    /// The raw feature value (before variance normalisation), in OpenCV's order of operations.
+    #[inline(always)]
+    fn value(&self, win: &[i32]) -> f32 {
+        let mut v = self.weights[0] * rect_sum(win, &self.corners[0]) as f32
+            + self.weights[1] * rect_sum(win, &self.corners[1]) as f32;
+        if self.weights[2] != 0.0 {
+            v += self.weights[2] * rect_sum(win, &self.corners[2]) as f32;
+        }
+        v
+    }
+}
+
+/// A stump (one-split weak classifier) with its feature inlined, for the fast path.
+#[derive(Debug, Clone, Copy)]
+struct CompiledStump {
+    feature: CompiledFeature,
+    threshold: f32,
+    left: f32,
+    right: f32,
+}
+
+/// The cascade's features turned into integral-image offsets for one stride.
+#[derive(Debug)]
+struct Compiled {
+    stride: usize,
+    /// Corners of the inner (variance) rectangle and its area.
+    norm: Corners,
+    norm_area: f64,
+    /// Offsets span `0..span` from the window's top-left.
+    span: usize,
+    /// Stump cascades: every weak classifier in evaluation order.
+    stumps: Vec<CompiledStump>,
+    /// Tree cascades: features by index.
+    features: Vec<CompiledFeature>,
+}
+
+fn corners(x: u32, y: u32, w: u32, h: u32, stride: usize) -> Corners {
+    let (x, y, w, h) = (x as usize, y as usize, w as usize, h as usize);
+    [
+        y * stride + x,
+        y * stride + x + w,
+        (y + h) * stride + x,
+        (y + h) * stride + x + w,
+    ]
+}
+
+impl Compiled {
+    fn new(cascade: &HaarCascade, stride: usize) -> Self {
+        let (ww, wh) = (cascade.window_w, cascade.window_h);
+        let features: Vec<CompiledFeature> = cascade
+            .features
+            .iter()
+            .map(|f| CompiledFeature {
+                corners: f.rects.map(|r| corners(r.x, r.y, r.w, r.h, stride)),
+                weights: f.rects.map(|r| r.weight),
+            })
+            .collect();
+        let stumps = if cascade.is_stump_based() {
+            cascade
+                .trees
+                .iter()
+                .map(|t| {
+                    let node = cascade.nodes[t.first_node];
+                    CompiledStump {
+                        feature: features[node.feature],
+                        threshold: node.threshold,
+                        left: cascade.leaves[t.first_leaf],
+                        right: cascade.leaves[t.first_leaf + 1],
+                    }
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Self {
+            stride,
+            norm: corners(1, 1, ww.saturating_sub(2), wh.saturating_sub(2), stride),
+            norm_area: f64::from(ww.saturating_sub(2) * wh.saturating_sub(2)),
+            span: wh as usize * stride + ww as usize + 1,
+            stumps,
+            features,
+        }
+    }
+
+    /// Runs the cascade on the window whose top-left integral entry is `base`. Returns 1 when
+    /// every stage passes, `-k` when stage `k` rejects (so 0 for the first stage), and -1 when
+    /// the window is too flat to normalise — OpenCV's `runAt` codes.
+    #[inline]
+    fn eval(&self, cascade: &HaarCascade, sum: &[i32], sqsum: &[u32], base: usize) -> i32 {
+        let win = &sum[base..base + self.span];
+        let sq = &sqsum[base..base + self.span];
+        let n = &self.norm;
+        let valsum = rect_sum(win, n);
+        let valsq = sq[n[0]]
+            .wrapping_sub(sq[n[1]])
+            .wrapping_sub(sq[n[2]])
+            .wrapping_add(sq[n[3]]);
+        let nf = self.norm_area * f64::from(valsq) - f64::from(valsum) * f64::from(valsum);
+        if !(nf > 0.0) {
+            return -1;
+        }
+        let inv_norm = (1.0 / nf.sqrt()) as f32;
+        if !(self.norm_area * f64::from(inv_norm) < 0.1) {
+            return -1;
+        }
+        if !self.stumps.is_empty() {
+            for (si, stage) in cascade.stages.iter().enumerate() {
+                let stumps = &self.stumps[stage.first_tree..stage.first_tree + stage.tree_count];
+                let mut total = 0.0f64;
+                for s in stumps {
+                    let v = s.feature.value(win) * inv_norm;
+                    total += f64::from(if v < s.threshold { s.left } else { s.right });
+                }
+                if total < f64::from(stage.threshold) {
+                    return -(si as i32);
+                }
+            }
+        } else {
+            for (si, stage) in cascade.stages.iter().enumerate() {
+                let mut total = 0.0f64;
+                for t in &cascade.trees[stage.first_tree..stage.first_tree + stage.tree_count] {
+                    let nodes = &cascade.nodes[t.first_node..t.first_node + t.node_count];
+                    let mut idx = 0i32;
+                    loop {
+                        let node = &nodes[idx as usize];
+                        let v = self.features[node.feature].value(win) * inv_norm;
+                        idx = if v < node.threshold {
+                            node.left
+                        } else {
+                            node.right
+                        };
+                        if idx <= 0 {
+                            break;
+                        }
+                    }
+                    total += f64::from(cascade.leaves[t.first_leaf + (-idx) as usize]);
+                }
+                if total < f64::from(stage.threshold) {
+                    return -(si as i32);
+                }
+            }
+        }
+        1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn detector(min_neighbors: u32) -> HaarDetector {
+        let config = DetectorConfig {
+            haar_min_neighbors: min_neighbors,
+            ..DetectorConfig::default()
+        };
+        match HaarDetector::frontal_face(&config) {
+            Ok(d) => d,
+            Err(e) => panic!("embedded cascade must load: {e}"),
+        }
+    }
+
+    #[test]
+    fn integral_of_a_small_image() {
+        let img = [1u8, 2, 3, 4, 5, 6];
+        let (mut s, mut q) = (Vec::new(), Vec::new());
+        integral(&img, 3, 2, 5, &mut s, &mut q);
+        assert_eq!(&s[..15], &[0, 0, 0, 0, 0, 0, 1, 3, 6, 0, 0, 5, 12, 21, 0]);
+        assert_eq!(q[13], 1 + 4 + 9 + 16 + 25 + 36);
+    }
+
+    #[test]
+    fn pyramid_follows_opencv_scale_rules() {
+        let d = detector(3);
+        let levels = d.pyramid(100, 80);
+        // 24 · 1.1^k ≤ 80: k = 0..=12 (24 · 1.1^12 = 75.3); min size 20 keeps all.
+        assert_eq!(levels.len(), 13);
+        assert_eq!((levels[0].w, levels[0].h, levels[0].step), (100, 80, 2));
+        let last = levels[levels.len() - 1];
+        assert_eq!((last.win_w, last.w, last.h, last.step), (75, 32, 25, 1));
+        assert!(d.pyramid(23, 100).is_empty());
+    }
+
+    #[test]
+    fn min_size_above_every_window_falls_back_to_the_closest_scale() {
+        let config = DetectorConfig {
+            min_face: 90,
+            max_face: Some(90),
+            ..DetectorConfig::default()
+        };
+        let d = HaarDetector::frontal_face(&config).map_err(|e| e.to_string());
+        let levels = d.map(|d| d.pyramid(100, 80)).unwrap_or_default();
+        assert_eq!(levels.len(), 1);
+        assert_eq!(levels[0].win_w, 75);
+    }
+
+    #[test]
+    fn decimal_scale_factor_is_recovered() {
+        assert_eq!(f32_as_decimal_f64(1.1), 1.1f64);
+        assert_eq!(f32_as_decimal_f64(1.05), 1.05f64);
+    }
+
+    #[test]
+    fn flat_image_has_no_faces() {
+        let d = detector(3);
+        let gray = GrayImage::from_pixel(64, 48, image::Luma([128]));
+        assert!(d.detect_gray(&gray).is_empty());
+    }
+}
