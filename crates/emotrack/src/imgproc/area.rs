@@ -1,0 +1,225 @@
+//! Area resampling (adaptive average pooling) of an RGB region into planar `f32`, bit-exact with
+//! PyTorch's `F.interpolate(x, size, mode="area")` on a float image of `u8` values.
+//!
+//! Written by hand because no image crate implements PyTorch's window rule, which MTCNN's
+//! weights were trained with (and facenet-pytorch's detector uses for its pyramid and crops):
+//! output pixel `i` of `O` averages input pixels `floor(i·I/O) .. ceil((i+1)·I/O)`, so windows
+//! overlap when `I/O` is not an integer and are never weighted by partial coverage (unlike
+//! OpenCV's `INTER_AREA` or a box filter). Sums of `u8` values are exact integers, and the mean
+//! is `sum / kh / kw` in `f32`, PyTorch's own order of operations, so results match to the bit.
+
+use image::RgbImage;
+
+/// A rectangle of pixels: left, top, width, height.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Region {
+    /// Left column.
+    pub x: u32,
+    /// Top row.
+    pub y: u32,
+    /// Width in pixels.
+    pub w: u32,
+    /// Height in pixels.
+    pub h: u32,
+}
+
+impl Region {
+    /// The whole image.
+    pub fn full(image: &RgbImage) -> Self {
+        Self {
+            x: 0,
+            y: 0,
+            w: image.width(),
+            h: image.height(),
+        }
+    }
+}
+
+/// Input window `[start, end)` of output index `i` when `input` samples shrink or grow to
+/// `output` (PyTorch's `start_index` / `end_index` of adaptive pooling).
+fn window(i: usize, input: usize, output: usize) -> (usize, usize) {
+    let start = (i * input) / output;
+    let end = ((i + 1) * input).div_ceil(output);
+    (start, end)
+}
+
+/// Resizes `region` of `image` to `out_w x out_h` by area averaging and writes it planar
+/// (`[3, out_h, out_w]`, R then G then B) into `out`, mapping each mean `m` to
+/// `(m - offset) * scale` (MTCNN: `offset = 127.5`, `scale = 1/128`).
+///
+/// `colsum` is scratch space the caller keeps between calls (it grows to `3 * region.w`).
+/// Nothing is written when the region or the output is empty.
+///
+/// # Panics
+/// If `region` is not inside the image or `out` is shorter than `3 * out_h * out_w`.
+pub fn area_resize_planar(
+    image: &RgbImage,
+    region: Region,
+    out_w: usize,
+    out_h: usize,
+    offset: f32,
+    scale: f32,
+    out: &mut [f32],
+    colsum: &mut Vec<u32>,
+) {
+    let (rw, rh) = (region.w as usize, region.h as usize);
+    if rw == 0 || rh == 0 || out_w == 0 || out_h == 0 {
+        return;
+    }
+    assert!(
+        region.x + region.w <= image.width() && region.y + region.h <= image.height(),
+        "region {region:?} outside a {}x{} image",
+        image.width(),
+        image.height()
+    );
+    let plane = out_w * out_h;
+    assert!(out.len() >= 3 * plane, "output buffer too small");
+    let stride = image.width() as usize * 3;
+    let raw = image.as_raw();
+    colsum.clear();
+    colsum.resize(rw * 3, 0);
+    for oy in 0..out_h {
+        let (y0, y1) = window(oy, rh, out_h);
+        // Per input column (and channel), the sum over this output row's input rows.
+        colsum.fill(0);
+        for y in y0..y1 {
+            let start = (region.y as usize + y) * stride + region.x as usize * 3;
+            for (s, &p) in colsum.iter_mut().zip(&raw[start..start + rw * 3]) {
+                *s += u32::from(p);
+            }
+        }
+        let kh = (y1 - y0) as f32;
+        for ox in 0..out_w {
+            let (x0, x1) = window(ox, rw, out_w);
+            let kw = (x1 - x0) as f32;
+            let mut sum = [0u32; 3];
+            for px in colsum[x0 * 3..x1 * 3].chunks_exact(3) {
+                sum[0] += px[0];
+                sum[1] += px[1];
+                sum[2] += px[2];
+            }
+            for (c, s) in sum.iter().enumerate() {
+                let mean = *s as f32 / kh / kw;
+                out[c * plane + oy * out_w + ox] = (mean - offset) * scale;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A deterministic test image with values spread over 0..=255.
+    fn image(w: u32, h: u32) -> RgbImage {
+        RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([
+                ((x * 37 + y * 11) % 256) as u8,
+                ((x * 5 + y * 53 + 7) % 256) as u8,
+                ((x * y + 3 * x) % 256) as u8,
+            ])
+        })
+    }
+
+    #[test]
+    fn matches_pytorch_area_interpolation_bit_for_bit() {
+        // import torch
+        // w, h = 7, 5
+        // img = torch.tensor([[[(x*37+y*11) % 256, (x*5+y*53+7) % 256, (x*y+3*x) % 256]
+        //                      for x in range(w)] for y in range(h)], dtype=torch.uint8)
+        // t = img[None].permute(0, 3, 1, 2).float()
+        // print(torch.nn.functional.interpolate(t, size=(3, 4), mode="area").flatten().tolist())
+        let expected: [f32; 36] = [
+            24.0, 79.5, 153.5, 209.0, 40.5, 96.0, 170.0, 225.5, 57.0, 112.5, 186.5, 178.0, 36.0,
+            43.5, 53.5, 61.0, 115.5, 123.0, 133.0, 140.5, 195.0, 202.5, 212.5, 220.0, 1.75, 7.0,
+            14.0, 19.25, 2.5, 10.0, 20.0, 27.5, 3.25, 13.0, 26.0, 35.75,
+        ];
+        let img = image(7, 5);
+        let mut out = vec![0.0; 36];
+        area_resize_planar(
+            &img,
+            Region::full(&img),
+            4,
+            3,
+            0.0,
+            1.0,
+            &mut out,
+            &mut Vec::new(),
+        );
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn upsampling_and_regions_follow_the_same_windows() {
+        // import torch  (same image as above)
+        // t = ... ; print(torch.nn.functional.interpolate(t[:, :, 1:4, 2:4], size=(4, 3), mode="area")
+        //                 .sub(127.5).mul(0.0078125).flatten().tolist())
+        let expected: [f32; 36] = [
+            -0.332_031_25,
+            -0.1875,
+            -0.042_968_75,
+            -0.289_062_5,
+            -0.144_531_25,
+            0.0,
+            -0.203_125,
+            -0.058_593_75,
+            0.085_937_5,
+            -0.160_156_25,
+            -0.015_625,
+            0.128_906_25,
+            -0.449_218_75,
+            -0.429_687_5,
+            -0.410_156_25,
+            -0.242_187_5,
+            -0.222_656_25,
+            -0.203_125,
+            0.171_875,
+            0.191_406_25,
+            0.210_937_5,
+            0.378_906_25,
+            0.398_437_5,
+            0.417_968_75,
+            -0.933_593_75,
+            -0.917_968_75,
+            -0.902_343_75,
+            -0.925_781_25,
+            -0.908_203_125,
+            -0.890_625,
+            -0.910_156_25,
+            -0.888_671_875,
+            -0.867_187_5,
+            -0.902_343_75,
+            -0.878_906_25,
+            -0.855_468_75,
+        ];
+        let img = image(7, 5);
+        let region = Region {
+            x: 2,
+            y: 1,
+            w: 2,
+            h: 3,
+        };
+        let mut out = vec![0.0; 36];
+        area_resize_planar(
+            &img,
+            region,
+            3,
+            4,
+            127.5,
+            0.0078125,
+            &mut out,
+            &mut Vec::new(),
+        );
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn windows_cover_the_input_and_overlap_like_pytorch() {
+        assert_eq!(window(0, 5, 3), (0, 2));
+        assert_eq!(window(1, 5, 3), (1, 4));
+        assert_eq!(window(2, 5, 3), (3, 5));
+        assert_eq!(window(0, 2, 3), (0, 1));
+        assert_eq!(window(1, 2, 3), (0, 2));
+        assert_eq!(window(2, 2, 3), (1, 2));
+    }
+}
