@@ -63,9 +63,11 @@ struct ImageReport {
 /// Runs the subcommand.
 pub fn run(args: Args) -> Result<Outcome> {
     require_some(&args.paths)?;
-    let analyzer = Analyzer::new(args.analyzer.to_config()).context("cannot set up the analyzer")?;
+    let analyzer =
+        Analyzer::new(args.analyzer.to_config()).context("cannot set up the analyzer")?;
     if let Some(dir) = &args.annotate {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create the folder {}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the folder {}", dir.display()))?;
     }
     let inputs = expand(&args.paths);
     let files: Vec<&Path> = inputs
@@ -81,7 +83,13 @@ pub fn run(args: Args) -> Result<Outcome> {
     let mut results: Vec<ImageReport> = files
         .par_iter()
         .map(|path| {
-            let report = analyze_one(&analyzer, path, args.annotate.as_deref(), &annotator, &used_names);
+            let report = analyze_one(
+                &analyzer,
+                path,
+                args.annotate.as_deref(),
+                &annotator,
+                &used_names,
+            );
             bar.inc(1);
             report
         })
@@ -109,7 +117,10 @@ pub fn run(args: Args) -> Result<Outcome> {
     write_report(&mut out, args.format, &results).context("cannot write the results")?;
     out.flush().ok();
     if failed > 0 {
-        eprintln!("{failed} of {} inputs failed; the others were analysed", results.len());
+        eprintln!(
+            "{failed} of {} inputs failed; the others were analysed",
+            results.len()
+        );
         Ok(Outcome::SomeFailed)
     } else {
         Ok(Outcome::Success)
@@ -121,7 +132,9 @@ fn progress_bar(len: usize) -> ProgressBar {
     if len < 2 || !std::io::stderr().is_terminal() {
         bar.set_draw_target(ProgressDrawTarget::hidden());
     }
-    if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} images  {per_sec}  ETA {eta}") {
+    if let Ok(style) =
+        ProgressStyle::with_template("{bar:40} {pos}/{len} images  {per_sec}  ETA {eta}")
+    {
         bar.set_style(style);
     }
     bar
@@ -134,7 +147,13 @@ fn analyze_one(
     annotator: &Annotator,
     used_names: &Mutex<std::collections::HashSet<PathBuf>>,
 ) -> ImageReport {
-    let mut report = ImageReport { path: path.to_path_buf(), width: None, height: None, faces: None, error: None };
+    let mut report = ImageReport {
+        path: path.to_path_buf(),
+        width: None,
+        height: None,
+        faces: None,
+        error: None,
+    };
     let image = match analyzer.load(path) {
         Ok(image) => image,
         Err(e) => {
@@ -161,7 +180,10 @@ fn analyze_one(
         annotator.draw(&mut canvas, &overlays);
         let target = annotated_name(dir, path, used_names);
         if let Err(e) = canvas.save(&target) {
-            report.error = Some(format!("cannot write the annotated image {}: {e}", target.display()));
+            report.error = Some(format!(
+                "cannot write the annotated image {}: {e}",
+                target.display()
+            ));
         }
     }
     report.faces = Some(faces);
@@ -180,12 +202,24 @@ fn strip_path(message: &str, path: &Path) -> String {
 }
 
 /// `<dir>/<stem>.emotrack.jpg`, with `-2`, `-3`, ... when two inputs share a stem.
-fn annotated_name(dir: &Path, input: &Path, used: &Mutex<std::collections::HashSet<PathBuf>>) -> PathBuf {
-    let stem = input.file_stem().map_or_else(|| "image".into(), |s| s.to_string_lossy().into_owned());
-    let mut used = used.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+fn annotated_name(
+    dir: &Path,
+    input: &Path,
+    used: &Mutex<std::collections::HashSet<PathBuf>>,
+) -> PathBuf {
+    let stem = input
+        .file_stem()
+        .map_or_else(|| "image".into(), |s| s.to_string_lossy().into_owned());
+    let mut used = used
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut n = 1;
     loop {
-        let name = if n == 1 { format!("{stem}.emotrack.jpg") } else { format!("{stem}-{n}.emotrack.jpg") };
+        let name = if n == 1 {
+            format!("{stem}.emotrack.jpg")
+        } else {
+            format!("{stem}-{n}.emotrack.jpg")
+        };
         let candidate = dir.join(name);
         if used.insert(candidate.clone()) {
             return candidate;
@@ -208,7 +242,11 @@ fn write_report(out: &mut impl Write, format: Format, results: &[ImageReport]) -
         }
         Format::Csv => {
             let names: Vec<_> = Emotion::ALL.iter().map(|e| e.name()).collect();
-            writeln!(out, "path,face,x,y,w,h,detector_score,emotion,confidence,{},vibe", names.join(","))?;
+            writeln!(
+                out,
+                "path,face,x,y,w,h,detector_score,emotion,confidence,{},vibe",
+                names.join(",")
+            )?;
             for r in results {
                 for (i, f) in r.faces.iter().flatten().enumerate() {
                     let probs: Vec<_> = f.scores.0.iter().map(|p| format!("{p:.4}")).collect();
@@ -232,17 +270,32 @@ fn write_report(out: &mut impl Write, format: Format, results: &[ImageReport]) -
         Format::Table => {
             for r in results {
                 let Some(faces) = &r.faces else { continue };
-                let size = r.width.zip(r.height).map(|(w, h)| format!(" ({w}x{h})")).unwrap_or_default();
+                let size = r
+                    .width
+                    .zip(r.height)
+                    .map(|(w, h)| format!(" ({w}x{h})"))
+                    .unwrap_or_default();
                 let n = faces.len();
-                writeln!(out, "{}{size}: {n} face{}", r.path.display(), if n == 1 { "" } else { "s" })?;
+                writeln!(
+                    out,
+                    "{}{size}: {n} face{}",
+                    r.path.display(),
+                    if n == 1 { "" } else { "s" }
+                )?;
                 if n > 0 {
-                    writeln!(out, "  {:>3}  {:<22} {:<9} {:>5}  {:<33}  vibe", "#", "box (x,y,w,h)", "emotion", "prob", "runner-up")?;
+                    writeln!(
+                        out,
+                        "  {:>3}  {:<22} {:<9} {:>5}  {:<33}  vibe",
+                        "#", "box (x,y,w,h)", "emotion", "prob", "runner-up"
+                    )?;
                 }
                 for (i, f) in faces.iter().enumerate() {
                     let b = f.bbox;
                     let ranked = f.scores.ranked();
-                    let others: Vec<_> =
-                        ranked[1..3].iter().map(|(e, p)| format!("{e} {:.0}%", p * 100.0)).collect();
+                    let others: Vec<_> = ranked[1..3]
+                        .iter()
+                        .map(|(e, p)| format!("{e} {:.0}%", p * 100.0))
+                        .collect();
                     writeln!(
                         out,
                         "  {:>3}  {:<22} {:<9} {:>4.0}%  {:<33}  {}",
@@ -261,5 +314,9 @@ fn write_report(out: &mut impl Write, format: Format, results: &[ImageReport]) -
 }
 
 fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_owned() }
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
 }

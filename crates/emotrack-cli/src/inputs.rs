@@ -6,7 +6,9 @@ use anyhow::{Context, Result, bail};
 
 /// File extensions treated as images when walking folders (files named explicitly are always
 /// tried, whatever their extension).
-const IMAGE_EXTENSIONS: [&str; 9] = ["jpg", "jpeg", "png", "bmp", "webp", "gif", "tif", "tiff", "jfif"];
+const IMAGE_EXTENSIONS: [&str; 9] = [
+    "jpg", "jpeg", "png", "bmp", "webp", "gif", "tif", "tiff", "jfif",
+];
 
 /// One input: a file to analyse, or a problem with what the user typed.
 #[derive(Debug)]
@@ -47,13 +49,22 @@ pub fn expand(paths: &[PathBuf]) -> Vec<Input> {
         if !path.exists() && text.contains(['*', '?', '[']) {
             match glob::glob(&text) {
                 Ok(matches) => {
-                    let found: Vec<_> = matches.filter_map(|m| m.ok()).filter(|p| p.is_file()).collect();
+                    let found: Vec<_> = matches
+                        .filter_map(|m| m.ok())
+                        .filter(|p| p.is_file())
+                        .collect();
                     if found.is_empty() {
-                        inputs.push(Input::Problem(path.clone(), "the pattern matches no file".into()));
+                        inputs.push(Input::Problem(
+                            path.clone(),
+                            "the pattern matches no file".into(),
+                        ));
                     }
                     inputs.extend(found.into_iter().map(Input::File));
                 }
-                Err(e) => inputs.push(Input::Problem(path.clone(), format!("bad glob pattern: {e}"))),
+                Err(e) => inputs.push(Input::Problem(
+                    path.clone(),
+                    format!("bad glob pattern: {e}"),
+                )),
             }
         } else if path.is_dir() {
             let mut found = Vec::new();
@@ -61,14 +72,20 @@ pub fn expand(paths: &[PathBuf]) -> Vec<Input> {
                 Err(e) => inputs.push(Input::Problem(path.clone(), format!("{e:#}"))),
                 Ok(()) if found.is_empty() => inputs.push(Input::Problem(
                     path.clone(),
-                    format!("the folder holds no image files ({})", IMAGE_EXTENSIONS.join(", ")),
+                    format!(
+                        "the folder holds no image files ({})",
+                        IMAGE_EXTENSIONS.join(", ")
+                    ),
                 )),
                 Ok(()) => inputs.extend(found.into_iter().map(Input::File)),
             }
         } else if path.exists() {
             inputs.push(Input::File(path.clone()));
         } else {
-            inputs.push(Input::Problem(path.clone(), "no such file or folder".into()));
+            inputs.push(Input::Problem(
+                path.clone(),
+                "no such file or folder".into(),
+            ));
         }
     }
     inputs

@@ -2,9 +2,10 @@
 //! exit code. Everything else lives in the library crates.
 
 mod analyze;
+mod bench;
+mod eval;
 mod inputs;
 mod options;
-mod eval;
 mod train;
 
 use std::process::ExitCode;
@@ -27,6 +28,8 @@ enum Command {
     Train(train::Args),
     /// Evaluate a classifier on a FER-2013 split.
     Eval(eval::Args),
+    /// Measure speed on real media.
+    Bench(bench::Args),
 }
 
 /// Exit code when some inputs failed but the run went on with the others.
@@ -45,6 +48,7 @@ fn main() -> ExitCode {
         Command::Analyze(args) => analyze::run(args),
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

@@ -59,7 +59,10 @@ impl AnalyzerArgs {
         }
         AnalyzerConfig {
             detector,
-            model: self.model.clone().map_or(ModelSource::Embedded, ModelSource::File),
+            model: self
+                .model
+                .clone()
+                .map_or(ModelSource::Embedded, ModelSource::File),
             vibes: self.vibes.clone(),
             ..AnalyzerConfig::default()
         }

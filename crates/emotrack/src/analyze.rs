@@ -144,12 +144,19 @@ impl Analyzer {
     }
 
     /// Classifies given detections (e.g. from a tracker) in an RGB image.
-    pub fn classify_detections(&self, image: &RgbImage, detections: &[Detection]) -> Vec<AnalyzedFace> {
+    pub fn classify_detections(
+        &self,
+        image: &RgbImage,
+        detections: &[Detection],
+    ) -> Vec<AnalyzedFace> {
         if detections.is_empty() {
             return Vec::new();
         }
         let gray = gray_from_rgb(image);
-        let crops: Vec<_> = detections.iter().map(|d| face_crop(&gray, d, &self.crop)).collect();
+        let crops: Vec<_> = detections
+            .iter()
+            .map(|d| face_crop(&gray, d, &self.crop))
+            .collect();
         let scores = self.classifier.classify(&crops);
         detections
             .iter()

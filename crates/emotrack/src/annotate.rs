@@ -59,7 +59,8 @@ impl Annotator {
     /// An annotator with the embedded font.
     pub fn new() -> Self {
         // The embedded font is a valid TrueType file (checked by a unit test).
-        let font = FontRef::try_from_slice(FONT_BYTES).unwrap_or_else(|_| unreachable!("embedded font parses"));
+        let font = FontRef::try_from_slice(FONT_BYTES)
+            .unwrap_or_else(|_| unreachable!("embedded font parses"));
         Self { font }
     }
 
@@ -102,8 +103,20 @@ impl Annotator {
         };
         let (tw, th) = text_size(scale, &self.font, &label);
         let ly = (y - th as i32 - 2 * thick - 2).max(0);
-        draw_filled_rect_mut(image, Rect::at(x - thick, ly).of_size(tw + 6, th + 4), color);
-        draw_text_mut(image, Rgb([0, 0, 0]), x - thick + 3, ly + 2, scale, &self.font, &label);
+        draw_filled_rect_mut(
+            image,
+            Rect::at(x - thick, ly).of_size(tw + 6, th + 4),
+            color,
+        );
+        draw_text_mut(
+            image,
+            Rgb([0, 0, 0]),
+            x - thick + 3,
+            ly + 2,
+            scale,
+            &self.font,
+            &label,
+        );
         // Top-three bars below the box.
         let small = PxScale::from((px * 0.8).max(10.0));
         let bar_max = w.max(60);
@@ -112,15 +125,43 @@ impl Annotator {
             let text = format!("{:<8}{:>4.0}%", e.name(), prob * 100.0);
             let (_, bh) = text_size(small, &self.font, &text);
             let bar_w = ((prob * bar_max as f32).round() as u32).max(1);
-            draw_filled_rect_mut(image, Rect::at(x, by).of_size(bar_max, bh + 2), Rgb([30, 30, 30]));
-            draw_filled_rect_mut(image, Rect::at(x, by).of_size(bar_w, bh + 2), emotion_color(e));
-            draw_text_mut(image, Rgb([255, 255, 255]), x + 2, by + 1, small, &self.font, &text);
+            draw_filled_rect_mut(
+                image,
+                Rect::at(x, by).of_size(bar_max, bh + 2),
+                Rgb([30, 30, 30]),
+            );
+            draw_filled_rect_mut(
+                image,
+                Rect::at(x, by).of_size(bar_w, bh + 2),
+                emotion_color(e),
+            );
+            draw_text_mut(
+                image,
+                Rgb([255, 255, 255]),
+                x + 2,
+                by + 1,
+                small,
+                &self.font,
+                &text,
+            );
             by += bh as i32 + 4;
         }
         if !f.vibe.is_empty() {
             let (vw, vh) = text_size(small, &self.font, f.vibe);
-            draw_filled_rect_mut(image, Rect::at(x, by).of_size(vw + 4, vh + 4), Rgb([255, 255, 255]));
-            draw_text_mut(image, Rgb([0, 0, 0]), x + 2, by + 2, small, &self.font, f.vibe);
+            draw_filled_rect_mut(
+                image,
+                Rect::at(x, by).of_size(vw + 4, vh + 4),
+                Rgb([255, 255, 255]),
+            );
+            draw_text_mut(
+                image,
+                Rgb([0, 0, 0]),
+                x + 2,
+                by + 2,
+                small,
+                &self.font,
+                f.vibe,
+            );
         }
     }
 }
@@ -137,7 +178,12 @@ mod tests {
         let scores = EmotionScores([0.1, 0.0, 0.0, 0.7, 0.2, 0.0, 0.0]);
         // A box hanging off the bottom-right corner.
         let face = FaceOverlay {
-            bbox: BBox { x: 40.0, y: 40.0, w: 50.0, h: 50.0 },
+            bbox: BBox {
+                x: 40.0,
+                y: 40.0,
+                w: 50.0,
+                h: 50.0,
+            },
             landmarks: None,
             id: Some(3),
             label: Emotion::Happy,

@@ -195,11 +195,26 @@ mod tests {
 
     #[test]
     fn iou_of_identical_boxes_is_one_and_disjoint_is_zero() {
-        let a = BBox { x: 10.0, y: 10.0, w: 20.0, h: 20.0 };
+        let a = BBox {
+            x: 10.0,
+            y: 10.0,
+            w: 20.0,
+            h: 20.0,
+        };
         assert!((a.iou(&a) - 1.0).abs() < 1e-6);
-        let b = BBox { x: 100.0, y: 10.0, w: 20.0, h: 20.0 };
+        let b = BBox {
+            x: 100.0,
+            y: 10.0,
+            w: 20.0,
+            h: 20.0,
+        };
         assert_eq!(a.iou(&b), 0.0);
-        let c = BBox { x: 20.0, y: 10.0, w: 20.0, h: 20.0 };
+        let c = BBox {
+            x: 20.0,
+            y: 10.0,
+            w: 20.0,
+            h: 20.0,
+        };
         assert!((a.iou(&c) - 200.0 / 600.0).abs() < 1e-6);
     }
 

@@ -48,7 +48,10 @@ impl Vibes {
             mixed: vec![String::new()],
             per_emotion: Emotion::ALL
                 .iter()
-                .map(|e| Messages { strong: vec![e.name().into()], mild: vec![e.name().into()] })
+                .map(|e| Messages {
+                    strong: vec![e.name().into()],
+                    mild: vec![e.name().into()],
+                })
                 .collect(),
         })
     }
@@ -63,7 +66,8 @@ impl Vibes {
     }
 
     fn parse(text: &str, path: &Path) -> Result<Self> {
-        let bad = |message: String| Error::Config(format!("vibes file {}: {message}", path.display()));
+        let bad =
+            |message: String| Error::Config(format!("vibes file {}: {message}", path.display()));
         let file: VibesFile = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
         let mut per_emotion = Vec::with_capacity(Emotion::COUNT);
         for e in Emotion::ALL {
@@ -72,11 +76,17 @@ impl Vibes {
                 .get(e.name())
                 .ok_or_else(|| bad(format!("no messages for \"{e}\" under \"emotions\"")))?;
             if m.strong.is_empty() || m.mild.is_empty() {
-                return Err(bad(format!("\"{e}\" needs at least one \"strong\" and one \"mild\" message")));
+                return Err(bad(format!(
+                    "\"{e}\" needs at least one \"strong\" and one \"mild\" message"
+                )));
             }
             per_emotion.push(m.clone());
         }
-        if let Some(unknown) = file.emotions.keys().find(|k| Emotion::from_name(k).is_none()) {
+        if let Some(unknown) = file
+            .emotions
+            .keys()
+            .find(|k| Emotion::from_name(k).is_none())
+        {
             return Err(bad(format!("unknown emotion \"{unknown}\"")));
         }
         if file.mixed.is_empty() {
@@ -95,14 +105,20 @@ impl Vibes {
         let (emotion, p) = scores.top();
         // A stable pseudo-random pick: the same scores give the same message.
         let pick = |list: &[String]| -> usize {
-            let key = scores.0.iter().fold(0u32, |h, v| h.wrapping_mul(31).wrapping_add((v * 1000.0) as u32));
+            let key = scores.0.iter().fold(0u32, |h, v| {
+                h.wrapping_mul(31).wrapping_add((v * 1000.0) as u32)
+            });
             key as usize % list.len()
         };
         if p < self.mixed_below {
             return &self.mixed[pick(&self.mixed)];
         }
         let m = &self.per_emotion[emotion.index()];
-        let list = if p >= self.strong_threshold { &m.strong } else { &m.mild };
+        let list = if p >= self.strong_threshold {
+            &m.strong
+        } else {
+            &m.mild
+        };
         &list[pick(list)]
     }
 }
@@ -127,7 +143,12 @@ mod tests {
         let strong = EmotionScores([0.0, 0.0, 0.0, 0.9, 0.1, 0.0, 0.0]);
         let mild = EmotionScores([0.0, 0.0, 0.0, 0.5, 0.3, 0.2, 0.0]);
         let mixed = EmotionScores([0.2, 0.1, 0.1, 0.2, 0.2, 0.1, 0.1]);
-        assert!(v.per_emotion[3].strong.iter().any(|m| m == v.message(&strong)));
+        assert!(
+            v.per_emotion[3]
+                .strong
+                .iter()
+                .any(|m| m == v.message(&strong))
+        );
         assert!(v.per_emotion[3].mild.iter().any(|m| m == v.message(&mild)));
         assert!(v.mixed.iter().any(|m| m == v.message(&mixed)));
     }
@@ -135,7 +156,9 @@ mod tests {
     #[test]
     fn a_file_missing_an_emotion_is_refused_with_its_name() {
         let text = r#"{"strong_threshold":0.6,"mixed_below":0.3,"mixed":["m"],"emotions":{"happy":{"strong":["a"],"mild":["b"]}}}"#;
-        let err = Vibes::parse(text, Path::new("my.json")).expect_err("must fail").to_string();
+        let err = Vibes::parse(text, Path::new("my.json"))
+            .expect_err("must fail")
+            .to_string();
         assert!(err.contains("my.json") && err.contains("angry"), "{err}");
     }
 }

@@ -207,10 +207,11 @@ impl Classifier {
     /// The built-in model.
     pub fn embedded() -> Result<Self> {
         let origin = Path::new("<embedded model>");
-        let config: ModelConfig = serde_json::from_str(EMBEDDED_CONFIG).map_err(|e| Error::Model {
-            path: origin.into(),
-            message: format!("config: {e}"),
-        })?;
+        let config: ModelConfig =
+            serde_json::from_str(EMBEDDED_CONFIG).map_err(|e| Error::Model {
+                path: origin.into(),
+                message: format!("config: {e}"),
+            })?;
         Self::from_bytes(EMBEDDED_WEIGHTS, config, origin)
     }
 
@@ -228,25 +229,33 @@ impl Classifier {
             path: config_path.clone(),
             message: format!("not a valid model config: {e}"),
         })?;
-        let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.into(), source })?;
+        let bytes = std::fs::read(path).map_err(|source| Error::Io {
+            path: path.into(),
+            source,
+        })?;
         Self::from_bytes(&bytes, config, path)
     }
 
     /// A classifier from safetensors bytes and their config; `origin` names them in errors.
     pub fn from_bytes(weights: &[u8], config: ModelConfig, origin: &Path) -> Result<Self> {
-        config.validate().map_err(|e| Error::Model { path: origin.into(), message: e.to_string() })?;
+        config.validate().map_err(|e| Error::Model {
+            path: origin.into(),
+            message: e.to_string(),
+        })?;
         let w = Weights::from_bytes(weights, origin)?;
-        let net = match &config.architecture {
-            Architecture::Resnet { stem_channels, stem_stride, widths, blocks, strides, bn_eps } => {
-                resnet::ResNet::load(&w, *stem_channels, *stem_stride, widths, blocks, strides, *bn_eps, config.classes.len())?
-            }
-        };
+        let net = resnet::ResNet::load(&w, &config.architecture, config.classes.len())?;
         let mut order = [0; 7];
         for (o, name) in order.iter_mut().zip(&config.classes) {
             // validate() checked every name.
             *o = Emotion::from_name(name).map_or(0, Emotion::index);
         }
-        Ok(Self { config, net, order, origin: origin.into(), pool: Mutex::new(Vec::new()) })
+        Ok(Self {
+            config,
+            net,
+            order,
+            origin: origin.into(),
+            pool: Mutex::new(Vec::new()),
+        })
     }
 
     /// The model's config (architecture, input size, classes, metrics).
@@ -274,15 +283,27 @@ impl Classifier {
         let side = s as usize;
         let mut x = Tensor::zeros([crops.len(), 1, side, side]);
         for (i, crop) in crops.iter().enumerate() {
-            assert_eq!(crop.dimensions(), (s, s), "crop size differs from the model's input size");
-            self.config.normalization.apply(crop.as_raw(), x.item_mut(i));
+            assert_eq!(
+                crop.dimensions(),
+                (s, s),
+                "crop size differs from the model's input size"
+            );
+            self.config
+                .normalization
+                .apply(crop.as_raw(), x.item_mut(i));
         }
         self.logits_of_tensor(&x)
     }
 
     /// Raw logits for an already normalised `[N, 1, S, S]` tensor, indexed like [`Emotion::ALL`].
     pub fn logits_of_tensor(&self, x: &Tensor) -> Vec<[f32; 7]> {
-        let mut buf = self.pool.lock().map(|mut p| p.pop()).ok().flatten().unwrap_or_default();
+        let mut buf = self
+            .pool
+            .lock()
+            .map(|mut p| p.pop())
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         let mut out = Tensor::new();
         self.net.forward(x, &mut out, &mut buf);
         if let Ok(mut p) = self.pool.lock() {
@@ -302,6 +323,9 @@ impl Classifier {
 
     /// Emotion probabilities for a batch of crops of `input_size` pixels.
     pub fn classify(&self, crops: &[GrayImage]) -> Vec<EmotionScores> {
-        self.logits(crops).iter().map(EmotionScores::from_logits).collect()
+        self.logits(crops)
+            .iter()
+            .map(EmotionScores::from_logits)
+            .collect()
     }
 }

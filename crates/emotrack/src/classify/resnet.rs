@@ -1,8 +1,11 @@
 //! The ResNet-style emotion CNN on the [`crate::nn`] runtime (inference only; training lives in
 //! `emotrack-train`, which exports the same tensor names).
 
+use super::Architecture;
 use crate::error::Result;
-use crate::nn::{Conv2d, ConvSpec, Linear, Scratch, Tensor, Weights, add_inplace, global_avg_pool, relu_inplace};
+use crate::nn::{
+    Conv2d, ConvSpec, Linear, Scratch, Tensor, Weights, add_inplace, global_avg_pool, relu_inplace,
+};
 
 /// One basic block: conv3x3-BN-ReLU-conv3x3-BN, plus the shortcut, then ReLU. Batch norms are
 /// folded into the convolutions at load time.
@@ -34,26 +37,44 @@ pub(crate) struct Buffers {
 
 impl ResNet {
     /// Loads the net described by the architecture fields from `w`.
-    pub(crate) fn load(
-        w: &Weights<'_>,
-        stem_channels: usize,
-        stem_stride: usize,
-        widths: &[usize],
-        blocks: &[usize],
-        strides: &[usize],
-        bn_eps: f32,
-        classes: usize,
-    ) -> Result<Self> {
+    pub(crate) fn load(w: &Weights<'_>, arch: &Architecture, classes: usize) -> Result<Self> {
+        let Architecture::Resnet {
+            stem_channels,
+            stem_stride,
+            widths,
+            blocks,
+            strides,
+            bn_eps,
+        } = arch;
+        let (stem_channels, stem_stride, bn_eps) = (*stem_channels, *stem_stride, *bn_eps);
         let conv3 = |i, o, s| ConvSpec::new(i, o, 3).stride(s).padding(1).no_bias();
-        let stem = Conv2d::load_with_batchnorm(w, "stem.conv", "stem.bn", conv3(1, stem_channels, stem_stride), bn_eps)?;
+        let stem = Conv2d::load_with_batchnorm(
+            w,
+            "stem.conv",
+            "stem.bn",
+            conv3(1, stem_channels, stem_stride),
+            bn_eps,
+        )?;
         let mut layers = Vec::new();
         let mut in_ch = stem_channels;
         for (s, ((&width, &count), &stride)) in widths.iter().zip(blocks).zip(strides).enumerate() {
             for b in 0..count {
                 let p = format!("stages.{s}.{b}");
                 let st = if b == 0 { stride } else { 1 };
-                let conv1 = Conv2d::load_with_batchnorm(w, &format!("{p}.conv1"), &format!("{p}.bn1"), conv3(in_ch, width, st), bn_eps)?;
-                let conv2 = Conv2d::load_with_batchnorm(w, &format!("{p}.conv2"), &format!("{p}.bn2"), conv3(width, width, 1), bn_eps)?;
+                let conv1 = Conv2d::load_with_batchnorm(
+                    w,
+                    &format!("{p}.conv1"),
+                    &format!("{p}.bn1"),
+                    conv3(in_ch, width, st),
+                    bn_eps,
+                )?;
+                let conv2 = Conv2d::load_with_batchnorm(
+                    w,
+                    &format!("{p}.conv2"),
+                    &format!("{p}.bn2"),
+                    conv3(width, width, 1),
+                    bn_eps,
+                )?;
                 let shortcut = if st != 1 || in_ch != width {
                     Some(Conv2d::load_with_batchnorm(
                         w,
@@ -65,17 +86,31 @@ impl ResNet {
                 } else {
                     None
                 };
-                layers.push(Block { conv1, conv2, shortcut });
+                layers.push(Block {
+                    conv1,
+                    conv2,
+                    shortcut,
+                });
                 in_ch = width;
             }
         }
         let head = Linear::load(w, "head", in_ch, classes)?;
-        Ok(Self { stem, blocks: layers, head })
+        Ok(Self {
+            stem,
+            blocks: layers,
+            head,
+        })
     }
 
     /// Logits `[N, classes, 1, 1]` for the input `[N, 1, S, S]`, written into `out`.
     pub(crate) fn forward(&self, x: &Tensor, out: &mut Tensor, buf: &mut Buffers) {
-        let Buffers { a, b, c, short, scratch } = buf;
+        let Buffers {
+            a,
+            b,
+            c,
+            short,
+            scratch,
+        } = buf;
         self.stem.forward(x, a, scratch);
         relu_inplace(a);
         for block in &self.blocks {

@@ -1,0 +1,280 @@
+//! `emotrack bench`: speed measurements on real media (benchmarks, not tests).
+//!
+//! Every figure is a mean over repeated runs after a warm-up, on images resized to the same
+//! size as the reference scripts under `bench/` use, so their ratios are like for like.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use emotrack::classify::{Classifier, ModelSource};
+use emotrack::imgproc::gray::gray_from_rgb;
+use emotrack::imgproc::{CropSettings, DecodeLimits, face_crop, load_image};
+use emotrack::{DetectorConfig, DetectorKind};
+use image::{GrayImage, RgbImage};
+use serde::Serialize;
+
+use crate::Outcome;
+use crate::inputs::{Input, expand};
+
+/// Arguments of `emotrack bench`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum What {
+    /// Time both face detectors per image at 640x480, on one thread and on all cores.
+    Detect(DetectArgs),
+    /// Time the emotion classifier per face, batch 1 and batched.
+    Classify(ClassifyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct DetectArgs {
+    /// Images or folders (default: ../shared/media/photos).
+    #[arg(value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// Resize every image to WIDTHxHEIGHT first.
+    #[arg(long, default_value = "640x480", value_parser = parse_size)]
+    size: (u32, u32),
+    /// Minimum seconds to spend per detector and thread setting.
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f64,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct ClassifyArgs {
+    /// Emotion model (default: built in).
+    #[arg(long, value_name = "PATH")]
+    model: Option<PathBuf>,
+    /// Batch sizes to time.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
+    batch: Vec<usize>,
+    /// Minimum seconds per setting.
+    #[arg(long, default_value_t = 2.0)]
+    seconds: f64,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let (w, h) = s
+        .split_once('x')
+        .ok_or("expected WIDTHxHEIGHT, e.g. 640x480")?;
+    let w: u32 = w.parse().map_err(|_| format!("bad width {w:?}"))?;
+    let h: u32 = h.parse().map_err(|_| format!("bad height {h:?}"))?;
+    if w < 24 || h < 24 || w > 8192 || h > 8192 {
+        return Err("width and height must be within 24..=8192".into());
+    }
+    Ok((w, h))
+}
+
+/// Runs the subcommand.
+pub fn run(args: Args) -> Result<Outcome> {
+    match args.what {
+        What::Detect(a) => detect(a),
+        What::Classify(a) => classify(a),
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Row {
+    name: String,
+    threads: usize,
+    ms_per_item: f64,
+    items_per_second: f64,
+    runs: usize,
+}
+
+/// Calls `f` repeatedly for at least `seconds` after one warm-up call; mean seconds per call.
+fn time_it(seconds: f64, mut f: impl FnMut()) -> (f64, usize) {
+    f();
+    let budget = Duration::from_secs_f64(seconds);
+    let start = Instant::now();
+    let mut runs = 0;
+    while runs < 3 || start.elapsed() < budget {
+        f();
+        runs += 1;
+    }
+    (start.elapsed().as_secs_f64() / runs as f64, runs)
+}
+
+fn pool(threads: usize) -> Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .context("cannot start a thread pool")
+}
+
+fn default_media() -> PathBuf {
+    std::env::var_os("EMOTRACK_MEDIA")
+        .map_or_else(|| PathBuf::from("../shared/media"), PathBuf::from)
+}
+
+fn load_images(paths: &[PathBuf], size: (u32, u32)) -> Result<Vec<(PathBuf, RgbImage)>> {
+    let paths = if paths.is_empty() {
+        vec![default_media().join("photos")]
+    } else {
+        paths.to_vec()
+    };
+    let mut images = Vec::new();
+    for input in expand(&paths) {
+        match input {
+            Input::File(p) => {
+                let img = load_image(&p, DecodeLimits::default())
+                    .with_context(|| format!("cannot load {}", p.display()))?;
+                let resized = image::imageops::resize(
+                    &img,
+                    size.0,
+                    size.1,
+                    image::imageops::FilterType::Triangle,
+                );
+                images.push((p, resized));
+            }
+            Input::Problem(p, m) => bail!("{}: {m}", p.display()),
+        }
+    }
+    Ok(images)
+}
+
+fn detect(a: DetectArgs) -> Result<Outcome> {
+    let images = load_images(&a.paths, a.size)?;
+    let all = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut rows = Vec::new();
+    for (name, kind) in [("haar", DetectorKind::Haar), ("mtcnn", DetectorKind::Mtcnn)] {
+        let detector = DetectorConfig {
+            kind,
+            ..DetectorConfig::default()
+        }
+        .build()?;
+        for threads in [1, all] {
+            let faces = std::sync::atomic::AtomicUsize::new(0);
+            let (secs, runs) = pool(threads)?.install(|| {
+                time_it(a.seconds, || {
+                    let n: usize = images
+                        .iter()
+                        .map(|(_, img)| detector.detect(img).len())
+                        .sum();
+                    faces.store(n, std::sync::atomic::Ordering::Relaxed);
+                })
+            });
+            let per = secs / images.len() as f64;
+            rows.push(Row {
+                name: format!(
+                    "{name} ({} faces in {} images)",
+                    faces.load(std::sync::atomic::Ordering::Relaxed),
+                    images.len()
+                ),
+                threads,
+                ms_per_item: per * 1e3,
+                items_per_second: 1.0 / per,
+                runs,
+            });
+        }
+    }
+    print_rows(
+        &rows,
+        "ms/image",
+        "images/s",
+        a.json,
+        &format!("face detection at {}x{}", a.size.0, a.size.1),
+    )?;
+    Ok(Outcome::Success)
+}
+
+fn classify(a: ClassifyArgs) -> Result<Outcome> {
+    let source = a.model.map_or(ModelSource::Embedded, ModelSource::File);
+    let classifier = Classifier::load(&source)?;
+    // Real faces: crops of the example photo's faces, repeated to fill a batch.
+    let photo = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/photos/linzaer_imgs_2.jpg");
+    let crops: Vec<GrayImage> = match load_image(&photo, DecodeLimits::default()) {
+        Ok(img) => {
+            let dets = DetectorConfig {
+                kind: DetectorKind::Haar,
+                ..DetectorConfig::default()
+            }
+            .build()
+            .map(|d| d.detect(&img))
+            .unwrap_or_default();
+            let gray = gray_from_rgb(&img);
+            let s = CropSettings {
+                size: classifier.input_size(),
+                ..CropSettings::default()
+            };
+            dets.iter().map(|d| face_crop(&gray, d, &s)).collect()
+        }
+        Err(_) => Vec::new(),
+    };
+    let crops = if crops.is_empty() {
+        vec![GrayImage::from_pixel(
+            classifier.input_size(),
+            classifier.input_size(),
+            image::Luma([128]),
+        )]
+    } else {
+        crops
+    };
+    let all = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut rows = Vec::new();
+    for &batch in &a.batch {
+        if batch == 0 {
+            bail!("batch sizes must be at least 1");
+        }
+        let input: Vec<GrayImage> = crops.iter().cycle().take(batch).cloned().collect();
+        for threads in [1, all] {
+            let (secs, runs) = pool(threads)?.install(|| {
+                time_it(a.seconds, || {
+                    if threads == 1 || batch == 1 {
+                        std::hint::black_box(classifier.classify(&input));
+                    } else {
+                        // Split the batch across the pool's threads.
+                        use rayon::prelude::*;
+                        let chunk = batch.div_ceil(threads);
+                        let _: Vec<_> = input
+                            .par_chunks(chunk)
+                            .map(|c| classifier.classify(c))
+                            .collect();
+                    }
+                })
+            });
+            if batch == 1 && threads > 1 {
+                continue; // batch 1 cannot use a second thread
+            }
+            let per = secs / batch as f64;
+            rows.push(Row {
+                name: format!("classify batch {batch}"),
+                threads,
+                ms_per_item: per * 1e3,
+                items_per_second: 1.0 / per,
+                runs,
+            });
+        }
+    }
+    print_rows(&rows, "ms/face", "faces/s", a.json, "emotion classifier")?;
+    Ok(Outcome::Success)
+}
+
+fn print_rows(rows: &[Row], per: &str, rate: &str, json: bool, title: &str) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(rows)?);
+        return Ok(());
+    }
+    println!("{title}");
+    println!("| what | threads | {per} | {rate} |");
+    println!("|---|---:|---:|---:|");
+    for r in rows {
+        println!(
+            "| {} | {} | {:.3} | {:.1} |",
+            r.name, r.threads, r.ms_per_item, r.items_per_second
+        );
+    }
+    Ok(())
+}
