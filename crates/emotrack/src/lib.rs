@@ -17,6 +17,7 @@ pub mod detect;
 pub mod error;
 pub mod imgproc;
 pub mod nn;
+pub mod track;
 pub mod types;
 pub mod vibes;
 

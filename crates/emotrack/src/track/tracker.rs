@@ -1,0 +1,363 @@
+//! Multi-face tracking by IoU association with optimal (Hungarian) assignment.
+//!
+//! Each frame's detections are matched to the tracks' predicted boxes by maximising the total
+//! IoU (Kuhn-Munkres); pairs below `iou_threshold` stay unmatched. Unmatched detections start
+//! new tracks; tracks unmatched for more than `max_age` frames are dropped, so an id survives
+//! a short occlusion. A track is shown once it was matched `min_hits` times. Boxes move with a
+//! damped constant velocity while unseen, are smoothed with an EMA, and every track carries its
+//! own probability smoother and label hysteresis, all fresh when the track is new.
+
+use pathfinding::prelude::{Matrix, kuhn_munkres};
+use serde::{Deserialize, Serialize};
+
+use super::smoothing::{BoxEma, Hysteresis, ScoreSmoother, ScoreSmoothing};
+use crate::error::{Error, Result};
+use crate::types::{BBox, Detection, Emotion, EmotionScores, Landmarks};
+
+/// Stable integer identity of a tracked face (1, 2, 3, ... in order of appearance).
+pub type TrackId = u64;
+
+/// Fraction of its velocity a box keeps per frame while it is not seen (avoids runaway drift).
+const VELOCITY_DAMPING: f32 = 0.8;
+
+/// Tracker settings; each field documents its default and how to tune it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TrackerConfig {
+    /// Smallest IoU between a track's predicted box and a detection to associate them
+    /// (default 0.3). Lower it for fast motion or low frame rates.
+    pub iou_threshold: f32,
+    /// Matches needed before a track is shown (default 3): filters one-frame false detections.
+    pub min_hits: u32,
+    /// Frames a track survives without a match (default 30, ~1 s at 30 fps): how long an id is
+    /// kept through an occlusion.
+    pub max_age: u32,
+    /// Weight of the newest box in the box EMA (default 0.6; 1 disables box smoothing).
+    pub box_alpha: f32,
+    /// Probability smoothing (default: mean over 10 frames).
+    pub scores: ScoreSmoothing,
+    /// Frames a new top emotion must lead before the shown label changes (default 5).
+    pub hysteresis: u32,
+}
+
+impl Default for TrackerConfig {
+    fn default() -> Self {
+        Self {
+            iou_threshold: 0.3,
+            min_hits: 3,
+            max_age: 30,
+            box_alpha: 0.6,
+            scores: ScoreSmoothing::default(),
+            hysteresis: 5,
+        }
+    }
+}
+
+impl TrackerConfig {
+    /// Checks every field, saying which one to change.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::Config(format!("tracker: {m}")));
+        if !(0.0..1.0).contains(&self.iou_threshold) {
+            return bad(format!("iou_threshold is {}, it must be in [0, 1)", self.iou_threshold));
+        }
+        if !(self.box_alpha > 0.0 && self.box_alpha <= 1.0) {
+            return bad(format!("box_alpha is {}, it must be in (0, 1]", self.box_alpha));
+        }
+        match self.scores {
+            ScoreSmoothing::Window { window } if window == 0 => bad("the smoothing window must be at least 1 frame".into()),
+            ScoreSmoothing::Ema { alpha } if !(alpha > 0.0 && alpha <= 1.0) => {
+                bad(format!("the smoothing EMA alpha is {alpha}, it must be in (0, 1]"))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// One tracked face.
+#[derive(Debug, Clone)]
+pub struct Track {
+    /// Stable id.
+    pub id: TrackId,
+    /// Smoothed box (what to draw).
+    pub bbox: BBox,
+    /// The last associated detection's box, or the carried prediction.
+    pub raw_bbox: BBox,
+    /// The last associated detection's landmarks.
+    pub landmarks: Option<Landmarks>,
+    /// The last associated detection's score.
+    pub detector_score: f32,
+    /// Times this track was matched to a detection.
+    pub hits: u32,
+    /// Frames since the last match (0: matched this frame).
+    pub misses: u32,
+    /// Frames since the track started.
+    pub age: u32,
+    /// The last raw probabilities given to [`Tracker::observe`].
+    pub raw_scores: Option<EmotionScores>,
+    /// Smoothed probabilities.
+    pub scores: Option<EmotionScores>,
+    /// The label shown (after hysteresis).
+    pub label: Option<Emotion>,
+    velocity: (f32, f32),
+    box_ema: BoxEma,
+    smoother: ScoreSmoother,
+    hysteresis: Hysteresis,
+}
+
+impl Track {
+    fn predicted(&self) -> BBox {
+        BBox { x: self.raw_bbox.x + self.velocity.0, y: self.raw_bbox.y + self.velocity.1, ..self.raw_bbox }
+    }
+}
+
+/// The tracker. Feed it every frame: [`Tracker::update`] with detections, or
+/// [`Tracker::carry`] on frames where detection is skipped; then [`Tracker::observe`] the
+/// classifier's scores per track.
+#[derive(Debug, Clone)]
+pub struct Tracker {
+    config: TrackerConfig,
+    tracks: Vec<Track>,
+    next_id: TrackId,
+}
+
+impl Tracker {
+    /// A tracker with validated settings.
+    pub fn new(config: TrackerConfig) -> Result<Self> {
+        config.validate()?;
+        Ok(Self { config, tracks: Vec::new(), next_id: 1 })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &TrackerConfig {
+        &self.config
+    }
+
+    /// All live tracks, shown or not.
+    pub fn tracks(&self) -> &[Track] {
+        &self.tracks
+    }
+
+    /// Tracks to show this frame: matched at least `min_hits` times and seen this frame (or
+    /// carried on a frame without detection).
+    pub fn visible(&self) -> impl Iterator<Item = &Track> {
+        self.tracks.iter().filter(|t| t.hits >= self.config.min_hits && t.misses == 0)
+    }
+
+    /// Associates this frame's detections with the tracks; returns the ids of the tracks matched
+    /// or created, in detection order.
+    pub fn update(&mut self, detections: &[Detection]) -> Vec<TrackId> {
+        let predicted: Vec<BBox> = self.tracks.iter().map(Track::predicted).collect();
+        let pairs = assign(&predicted, detections, self.config.iou_threshold);
+        let mut det_track: Vec<Option<usize>> = vec![None; detections.len()];
+        for &(t, d) in &pairs {
+            det_track[d] = Some(t);
+        }
+        let mut matched = vec![false; self.tracks.len()];
+        for (t, d) in pairs {
+            matched[t] = true;
+            let det = &detections[d];
+            let track = &mut self.tracks[t];
+            let (ox, oy) = track.raw_bbox.center();
+            let (nx, ny) = det.bbox.center();
+            track.velocity = (0.5 * track.velocity.0 + 0.5 * (nx - ox), 0.5 * track.velocity.1 + 0.5 * (ny - oy));
+            track.raw_bbox = det.bbox;
+            track.bbox = track.box_ema.push(&det.bbox);
+            track.landmarks = det.landmarks;
+            track.detector_score = det.score;
+            track.hits += 1;
+            track.misses = 0;
+            track.age += 1;
+        }
+        for (track, was_matched) in self.tracks.iter_mut().zip(&matched) {
+            if !was_matched {
+                track.misses += 1;
+                track.age += 1;
+                track.raw_bbox = track.predicted();
+                track.velocity = (track.velocity.0 * VELOCITY_DAMPING, track.velocity.1 * VELOCITY_DAMPING);
+            }
+        }
+        let max_age = self.config.max_age;
+        // Drop expired tracks, keeping the index map for detections valid by doing it last.
+        let mut ids: Vec<TrackId> = det_track.iter().map(|t| t.map_or(0, |t| self.tracks[t].id)).collect();
+        for (d, det) in detections.iter().enumerate() {
+            if det_track[d].is_none() {
+                let id = self.spawn(det);
+                ids[d] = id;
+            }
+        }
+        self.tracks.retain(|t| t.misses <= max_age);
+        ids
+    }
+
+    /// Carries every track one frame forward without detections (detect-every-N mode): boxes
+    /// move with their velocity; tracks are neither aged out nor hidden.
+    pub fn carry(&mut self) {
+        for track in &mut self.tracks {
+            if track.misses == 0 {
+                track.raw_bbox = track.predicted();
+                track.bbox = track.box_ema.push(&track.raw_bbox);
+                track.age += 1;
+            }
+        }
+    }
+
+    /// Records a track's raw probabilities for this frame; updates its smoothed scores and
+    /// label. Unknown ids are ignored.
+    pub fn observe(&mut self, id: TrackId, raw: EmotionScores) {
+        if let Some(t) = self.tracks.iter_mut().find(|t| t.id == id) {
+            let smooth = t.smoother.push(&raw);
+            t.raw_scores = Some(raw);
+            t.scores = Some(smooth);
+            t.label = Some(t.hysteresis.push(smooth.top().0));
+        }
+    }
+
+    fn spawn(&mut self, det: &Detection) -> TrackId {
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut box_ema = BoxEma::new(self.config.box_alpha);
+        let bbox = box_ema.push(&det.bbox);
+        self.tracks.push(Track {
+            id,
+            bbox,
+            raw_bbox: det.bbox,
+            landmarks: det.landmarks,
+            detector_score: det.score,
+            hits: 1,
+            misses: 0,
+            age: 1,
+            raw_scores: None,
+            scores: None,
+            label: None,
+            velocity: (0.0, 0.0),
+            box_ema,
+            smoother: ScoreSmoother::new(self.config.scores),
+            hysteresis: Hysteresis::new(self.config.hysteresis),
+        });
+        id
+    }
+}
+
+/// Optimal one-to-one assignment of boxes to detections maximising total IoU; returns
+/// `(box index, detection index)` pairs whose IoU reaches `threshold`.
+fn assign(boxes: &[BBox], detections: &[Detection], threshold: f32) -> Vec<(usize, usize)> {
+    if boxes.is_empty() || detections.is_empty() {
+        return Vec::new();
+    }
+    // Kuhn-Munkres needs integer weights and rows ≤ columns: IoU in millionths, transposed when
+    // there are more boxes than detections.
+    let iou = |b: usize, d: usize| (boxes[b].iou(&detections[d].bbox) * 1e6) as i64;
+    let transpose = boxes.len() > detections.len();
+    let (rows, cols) = if transpose { (detections.len(), boxes.len()) } else { (boxes.len(), detections.len()) };
+    let mut m = Matrix::new(rows, cols, 0i64);
+    for r in 0..rows {
+        for c in 0..cols {
+            m[(r, c)] = if transpose { iou(c, r) } else { iou(r, c) };
+        }
+    }
+    let (_, cols_of_rows) = kuhn_munkres(&m);
+    let min = (threshold * 1e6) as i64;
+    cols_of_rows
+        .into_iter()
+        .enumerate()
+        .filter(|&(r, c)| m[(r, c)] > 0 && m[(r, c)] >= min)
+        .map(|(r, c)| if transpose { (c, r) } else { (r, c) })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn det(x: f32, y: f32) -> Detection {
+        Detection { bbox: BBox { x, y, w: 50.0, h: 50.0 }, score: 1.0, landmarks: None }
+    }
+
+    fn tracker() -> Tracker {
+        Tracker::new(TrackerConfig { min_hits: 2, max_age: 5, ..TrackerConfig::default() }).expect("valid config")
+    }
+
+    fn id_at(t: &Tracker, x: f32) -> TrackId {
+        t.tracks().iter().min_by(|a, b| (a.raw_bbox.x - x).abs().total_cmp(&(b.raw_bbox.x - x).abs())).map_or(0, |t| t.id)
+    }
+
+    #[test]
+    fn two_faces_crossing_keep_their_ids() {
+        // Face A moves right, face B moves left, at different heights so they pass each other
+        // with partial overlap; each step is small relative to the box.
+        let mut t = tracker();
+        let mut ids = None;
+        for step in 0..30 {
+            let s = step as f32 * 8.0;
+            t.update(&[det(100.0 + s, 100.0), det(340.0 - s, 130.0)]);
+            let a = t.tracks().iter().find(|tr| (tr.raw_bbox.y - 100.0).abs() < 1.0).map(|tr| tr.id);
+            let b = t.tracks().iter().find(|tr| (tr.raw_bbox.y - 130.0).abs() < 1.0).map(|tr| tr.id);
+            match ids {
+                None => ids = Some((a, b)),
+                Some(prev) => assert_eq!(prev, (a, b), "ids swapped at step {step}"),
+            }
+        }
+        assert_eq!(t.tracks().len(), 2);
+    }
+
+    #[test]
+    fn an_occluded_face_keeps_its_id_and_a_long_absence_ends_the_track() {
+        let mut t = tracker();
+        for _ in 0..5 {
+            t.update(&[det(100.0, 100.0)]);
+        }
+        let id = id_at(&t, 100.0);
+        for _ in 0..4 {
+            t.update(&[]); // hidden for 4 frames (max_age 5)
+        }
+        assert_eq!(t.visible().count(), 0, "an unseen track is not shown");
+        t.update(&[det(102.0, 100.0)]);
+        assert_eq!(id_at(&t, 102.0), id, "same id after the occlusion");
+        assert_eq!(t.visible().next().map(|tr| tr.id), Some(id));
+        for _ in 0..6 {
+            t.update(&[]);
+        }
+        assert!(t.tracks().is_empty(), "dropped after max_age frames unseen");
+        t.update(&[det(100.0, 100.0)]);
+        assert_ne!(id_at(&t, 100.0), id, "a face after a long absence is a new track");
+    }
+
+    #[test]
+    fn a_new_face_entering_gets_a_new_id_after_min_hits() {
+        let mut t = tracker();
+        for _ in 0..3 {
+            t.update(&[det(100.0, 100.0)]);
+        }
+        let first = id_at(&t, 100.0);
+        let ids = t.update(&[det(100.0, 100.0), det(400.0, 100.0)]);
+        assert_eq!(ids[0], first);
+        assert_ne!(ids[1], first);
+        assert_eq!(t.visible().count(), 1, "the newcomer waits for min_hits");
+        t.update(&[det(100.0, 100.0), det(400.0, 100.0)]);
+        assert_eq!(t.visible().count(), 2);
+    }
+
+    #[test]
+    fn scores_are_smoothed_per_track_and_reset_for_new_tracks() {
+        let mut t = Tracker::new(TrackerConfig { hysteresis: 3, ..TrackerConfig::default() }).expect("valid");
+        let happy = EmotionScores([0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]);
+        let sad = EmotionScores([0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0]);
+        let id = t.update(&[det(0.0, 0.0)])[0];
+        t.observe(id, happy);
+        t.observe(id, sad);
+        let tr = &t.tracks()[0];
+        assert!((tr.scores.map_or(0.0, |s| s.get(Emotion::Happy)) - 0.5).abs() < 1e-6);
+        assert_eq!(tr.label, Some(Emotion::Happy), "hysteresis holds the first label");
+        let other = t.update(&[det(0.0, 0.0), det(500.0, 500.0)])[1];
+        t.observe(other, sad);
+        let tr2 = t.tracks().iter().find(|x| x.id == other).expect("new track");
+        assert_eq!(tr2.scores.map(|s| s.get(Emotion::Sad)), Some(1.0));
+        assert_eq!(tr2.label, Some(Emotion::Sad));
+    }
+
+    #[test]
+    fn bad_settings_are_refused() {
+        assert!(Tracker::new(TrackerConfig { iou_threshold: 1.5, ..TrackerConfig::default() }).is_err());
+        assert!(Tracker::new(TrackerConfig { scores: ScoreSmoothing::Window { window: 0 }, ..TrackerConfig::default() }).is_err());
+    }
+}
