@@ -1,1 +1,30 @@
-//! Training and evaluation of the emotion classifier. (Being written.)
+//! Training and evaluation of emotrack's emotion classifier on FER-2013, with burn's
+//! pure-Rust `flex` CPU backend.
+//!
+//! * [`data`]: [`Dataset`] — a FER-2013 split (`<split>/<emotion>/*.jpg`) decoded into memory.
+//! * [`augment`]: on-the-fly flip/rotate/scale/shift, brightness/contrast, random erasing.
+//! * [`model`]: [`Net`], the ResNet-style CNN of [`emotrack::classify::Architecture::Resnet`].
+//! * [`config`]: [`TrainConfig`], every setting of a run in one serde struct.
+//! * [`train`]: the resumable loop ([`train::train`]), writing a run folder
+//!   (see [`checkpoint`] for its layout).
+//! * [`export`]: best weights → `model.safetensors` + `model.json` for inference.
+//! * [`metrics`]: accuracy, macro-F1, per-class P/R/F1, confusion matrix, ECE over any
+//!   [`metrics::Predictor`]; [`plot`] draws the confusion matrix.
+
+pub mod augment;
+pub mod checkpoint;
+pub mod config;
+pub mod data;
+pub mod error;
+pub mod export;
+pub mod metrics;
+pub mod model;
+pub mod params;
+pub mod plot;
+pub mod train;
+
+pub use config::TrainConfig;
+pub use data::{Dataset, load_split};
+pub use error::{DataError, TrainError};
+pub use export::export;
+pub use model::{Net, NetConfig};

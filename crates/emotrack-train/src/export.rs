@@ -1,0 +1,247 @@
+//! Export of trained weights to the inference model format: `model.safetensors` (f32,
+//! PyTorch names and layouts, raw batch-norm parameters) plus `model.json`
+//! ([`ModelConfig`]).
+//!
+//! Burn path → file name: `*.gamma` → `*.weight`, `*.beta` → `*.bias`; everything else keeps
+//! its path (`stem.conv.weight`, `stages.{s}.{b}.bn1.running_mean`,
+//! `stages.{s}.{b}.shortcut.conv.weight`, `head.weight` `[classes, in]`, `head.bias`).
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::tensor::Device;
+use emotrack::Emotion;
+use emotrack::classify::{ModelConfig, ModelProvenance};
+
+use crate::checkpoint::{
+    self, BEST_INFO, BEST_WEIGHTS, BestInfo, CONFIG_FILE, HostTensors, LoopState, RunInfo,
+};
+use crate::error::TrainError;
+use crate::model::{Net, NetConfig};
+use crate::params;
+
+/// Inference tensor name of a burn parameter path.
+pub fn export_name(burn_path: &str) -> String {
+    if let Some(p) = burn_path.strip_suffix(".gamma") {
+        format!("{p}.weight")
+    } else if let Some(p) = burn_path.strip_suffix(".beta") {
+        format!("{p}.bias")
+    } else {
+        burn_path.to_string()
+    }
+}
+
+/// Burn parameter path of an inference tensor name (inverse of [`export_name`]).
+pub fn burn_path(export_name: &str) -> String {
+    let is_bn = |p: &str| {
+        p.rsplit('.')
+            .next()
+            .is_some_and(|last| last.starts_with("bn"))
+    };
+    if let Some(p) = export_name.strip_suffix(".weight")
+        && is_bn(p)
+    {
+        format!("{p}.gamma")
+    } else if let Some(p) = export_name.strip_suffix(".bias")
+        && is_bn(p)
+    {
+        format!("{p}.beta")
+    } else {
+        export_name.to_string()
+    }
+}
+
+/// The exported model of a run folder (its best weights) or of a checkpoint folder (its EMA
+/// weights when present, else its model): safetensors bytes and the config to write next to
+/// them.
+pub fn export(run_dir_or_checkpoint: &Path) -> Result<(Vec<u8>, ModelConfig), TrainError> {
+    let (tensors, config) = export_tensors(run_dir_or_checkpoint)?;
+    let bytes = checkpoint::safetensors_bytes(&tensors, None).map_err(|message| {
+        TrainError::Checkpoint {
+            path: run_dir_or_checkpoint.to_path_buf(),
+            message,
+        }
+    })?;
+    Ok((bytes, config))
+}
+
+/// Like [`export`], with the tensors still in memory (inference names).
+pub fn export_tensors(path: &Path) -> Result<(HostTensors, ModelConfig), TrainError> {
+    let is_checkpoint = path.join("state.json").is_file();
+    let run_dir: PathBuf = if is_checkpoint {
+        path.parent().map(Path::to_path_buf).unwrap_or_default()
+    } else {
+        path.to_path_buf()
+    };
+    let info: RunInfo = checkpoint::read_json(&run_dir.join(CONFIG_FILE))?;
+    let (weights, provenance_note, acc, f1) = if is_checkpoint {
+        let state: LoopState = checkpoint::read_json(&path.join("state.json"))?;
+        let ema = path.join("ema.safetensors");
+        let w = if ema.is_file() {
+            checkpoint::load_safetensors(&ema)?
+        } else {
+            let net =
+                load_burn_model(&info.config.model, &path.join("model.bpk"), &Device::flex())?;
+            params::collect_host(&net)
+        };
+        let note = format!(
+            "checkpoint at epoch {} batch {}, {:.0} s of training",
+            state.epoch, state.batch, state.elapsed_s
+        );
+        (w, note, None, None)
+    } else {
+        let best_path = run_dir.join(BEST_WEIGHTS);
+        if !best_path.is_file() {
+            return Err(TrainError::Checkpoint {
+                path: best_path,
+                message:
+                    "no best weights yet; train at least one epoch, or export a checkpoint folder"
+                        .into(),
+            });
+        }
+        let best: BestInfo = checkpoint::read_json(&run_dir.join(BEST_INFO))?;
+        let note = format!(
+            "best of epoch {} / {}, {:.1} min of CPU training{}",
+            best.epoch,
+            info.config.epochs,
+            best.elapsed_s / 60.0,
+            if best.ema { ", EMA weights" } else { "" }
+        );
+        (
+            checkpoint::load_safetensors(&best_path)?,
+            note,
+            Some(best.val_accuracy as f32),
+            Some(best.val_macro_f1 as f32),
+        )
+    };
+    let tensors: HostTensors = weights
+        .into_iter()
+        .map(|(k, v)| (export_name(&k), v))
+        .collect();
+    let config = ModelConfig {
+        architecture: info.config.model.architecture(),
+        input_size: crate::data::IMAGE_SIDE as u32,
+        classes: Emotion::ALL.iter().map(|e| e.name().to_string()).collect(),
+        normalization: info.config.normalization,
+        provenance: ModelProvenance {
+            val_accuracy: acc,
+            val_macro_f1: f1,
+            command: info.command.clone(),
+            commit: info.commit.clone(),
+            notes: Some(provenance_note),
+        },
+    };
+    Ok((tensors, config))
+}
+
+/// Loads a burn record (`model.bpk`) into a network of layout `cfg` on `device`.
+pub fn load_burn_model(cfg: &NetConfig, path: &Path, device: &Device) -> Result<Net, TrainError> {
+    if !path.is_file() {
+        return Err(TrainError::Checkpoint {
+            path: path.to_path_buf(),
+            message: "file not found".into(),
+        });
+    }
+    let record = burn::store::ModuleRecord::load(path).map_err(|e| TrainError::Checkpoint {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    cfg.init(Emotion::COUNT, device)
+        .try_load_record(record)
+        .map_err(|e| TrainError::Checkpoint {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+}
+
+/// Builds a network from tensors by burn path (e.g. `best.safetensors`, `ema.safetensors`).
+pub fn net_from_tensors(
+    cfg: &NetConfig,
+    tensors: &HostTensors,
+    device: &Device,
+    source: &Path,
+) -> Result<Net, TrainError> {
+    let map = params::from_host(tensors, device);
+    let (net, missing) = params::apply(cfg.init(Emotion::COUNT, device), &map, |_, new| new);
+    if !missing.is_empty() {
+        return Err(TrainError::Checkpoint {
+            path: source.to_path_buf(),
+            message: format!(
+                "weights do not fit the model; missing or mis-shaped: {}",
+                missing.join(", ")
+            ),
+        });
+    }
+    Ok(net)
+}
+
+/// Loads an exported model (`model.safetensors` with `model.json` beside it, or the JSON
+/// path) into a burn network for evaluation.
+pub fn load_exported(path: &Path, device: &Device) -> Result<(Net, ModelConfig), TrainError> {
+    let (weights, json) = if path.extension().is_some_and(|e| e == "json") {
+        (path.with_extension("safetensors"), path.to_path_buf())
+    } else {
+        (path.to_path_buf(), path.with_extension("json"))
+    };
+    let config: ModelConfig = checkpoint::read_json(&json)?;
+    config.validate().map_err(|e| TrainError::Checkpoint {
+        path: json.clone(),
+        message: e.to_string(),
+    })?;
+    let tensors: HostTensors = checkpoint::load_safetensors(&weights)?
+        .into_iter()
+        .map(|(k, v)| (burn_path(&k), v))
+        .collect();
+    let cfg = NetConfig::from_architecture(&config.architecture);
+    let net = net_from_tensors(&cfg, &tensors, device, &weights)?;
+    Ok((net.valid(), config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for (b, e) in [
+            ("stem.bn.gamma", "stem.bn.weight"),
+            ("stages.1.0.bn2.beta", "stages.1.0.bn2.bias"),
+            (
+                "stages.1.0.shortcut.bn.running_var",
+                "stages.1.0.shortcut.bn.running_var",
+            ),
+            ("stages.1.0.conv1.weight", "stages.1.0.conv1.weight"),
+            ("head.weight", "head.weight"),
+            ("head.bias", "head.bias"),
+        ] {
+            assert_eq!(export_name(b), e);
+            assert_eq!(burn_path(e), b);
+        }
+    }
+
+    #[test]
+    fn collected_paths_are_the_documented_names() {
+        let device = Device::flex();
+        let net = NetConfig::default().init(7, &device);
+        let names: Vec<String> = params::collect(&net)
+            .keys()
+            .map(|k| export_name(k))
+            .collect();
+        for n in [
+            "stem.conv.weight",
+            "stem.bn.weight",
+            "stem.bn.running_mean",
+            "stages.0.0.conv1.weight",
+            "stages.3.0.shortcut.conv.weight",
+            "stages.3.0.shortcut.bn.running_var",
+            "head.weight",
+            "head.bias",
+        ] {
+            assert!(names.iter().any(|x| x == n), "{n} not in {names:?}");
+        }
+        assert!(!names.iter().any(|n| n.starts_with("stages.0.0.shortcut")));
+        let p = params::collect(&net);
+        assert_eq!(p["head.weight"].shape, vec![7, 256]);
+        assert_eq!(p["stem.conv.weight"].shape, vec![32, 1, 3, 3]);
+    }
+}

@@ -1,0 +1,1 @@
+//! Confusion-matrix picture (PNG) with plotters.
