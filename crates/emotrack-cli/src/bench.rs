@@ -17,6 +17,8 @@ use serde::Serialize;
 use crate::Outcome;
 use crate::inputs::{Input, expand};
 
+mod video;
+
 /// Arguments of `emotrack bench`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -30,6 +32,10 @@ enum What {
     Detect(DetectArgs),
     /// Time the emotion classifier per face, batch 1 and batched.
     Classify(ClassifyArgs),
+    /// Label flips, box jitter and lag: raw per-frame results against smoothed ones.
+    Smoothing(video::SmoothingArgs),
+    /// Video pipeline speed (decode + detect + classify + track) and time per stage.
+    Video(video::VideoArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -81,6 +87,8 @@ pub fn run(args: Args) -> Result<Outcome> {
     match args.what {
         What::Detect(a) => detect(a),
         What::Classify(a) => classify(a),
+        What::Smoothing(a) => video::smoothing(a),
+        What::Video(a) => video::video(a),
     }
 }
 

@@ -7,6 +7,7 @@ mod eval;
 mod inputs;
 mod options;
 mod train;
+mod video;
 
 use std::process::ExitCode;
 
@@ -30,6 +31,8 @@ enum Command {
     Eval(eval::Args),
     /// Measure speed on real media.
     Bench(bench::Args),
+    /// Track faces and emotions in a video, webcam, stream or image sequence.
+    Video(video::Args),
 }
 
 /// Exit code when some inputs failed but the run went on with the others.
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Video(args) => video::run(args),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

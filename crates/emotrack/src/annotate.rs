@@ -64,6 +64,11 @@ impl Annotator {
         Self { font }
     }
 
+    /// The embedded font (for other drawings, e.g. the video timeline).
+    pub fn font(&self) -> &FontRef<'static> {
+        &self.font
+    }
+
     /// Draws every face onto `image`.
     pub fn draw(&self, image: &mut RgbImage, faces: &[FaceOverlay<'_>]) {
         for face in faces {

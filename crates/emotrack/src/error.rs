@@ -25,6 +25,14 @@ pub enum Error {
         /// What is wrong with it.
         message: String,
     },
+    /// A video source or output could not be opened, read or written (see [`crate::video`]).
+    #[error("{input}: {message}")]
+    Video {
+        /// The source (file, camera, URL) or output file concerned.
+        input: String,
+        /// What is wrong and what to do about it.
+        message: String,
+    },
     /// An I/O error while reading a file.
     #[error("{path}: {source}")]
     Io {

@@ -9,6 +9,7 @@
 //! * [`classify`] turns a crop into [`EmotionScores`] with a small CNN (weights in safetensors).
 //! * [`vibes`] picks a friendly message for the dominant emotion.
 //! * [`Analyzer`] ties them together: `Analyzer::new(config)?.analyze(&image)`.
+//! * [`video`] runs it over videos, webcams and streams with tracking ([`track`]) and smoothing.
 
 pub mod analyze;
 pub mod annotate;
@@ -20,6 +21,7 @@ pub mod nn;
 pub mod track;
 pub mod types;
 pub mod vibes;
+pub mod video;
 
 pub use analyze::{AnalyzedFace, Analyzer, AnalyzerConfig};
 pub use detect::{DetectorConfig, DetectorKind, FaceDetector};

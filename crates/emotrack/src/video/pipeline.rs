@@ -1,0 +1,543 @@
+//! The staged pipeline: decode → analyse (detect, classify, track) → output, each stage on its
+//! own thread, joined by bounded channels.
+//!
+//! * Files: every frame, in order; the channels hold a couple of frames so the stages overlap
+//!   and a slow stage slows the others down (back pressure) instead of filling memory.
+//! * Live sources: the decoder keeps reading (so FFmpeg never buffers a backlog) and hands
+//!   frames over through a one-slot mailbox where the newest frame replaces a stale one: at
+//!   most one frame waits, and the analysis always works on the latest picture.
+//!
+//! Frame buffers go back from the output stage to the decoder, so the per-frame path does not
+//! allocate images after the first few frames.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use image::RgbImage;
+use serde::Serialize;
+
+use super::decode::{Decoder, StopCause, VideoInput};
+use super::mailbox::{LatestReceiver, LatestSender, latest};
+use crate::analyze::Analyzer;
+use crate::error::{Error, Result};
+use crate::track::{TrackId, Tracker, TrackerConfig};
+use crate::types::{BBox, Detection, Emotion, EmotionScores, Landmarks};
+
+/// Default for [`PipelineConfig::detect_every`].
+pub const DEFAULT_DETECT_EVERY: u32 = 1;
+
+/// Frames a file's decode and output channels hold: enough for the stages to overlap.
+const QUEUE_FRAMES: usize = 2;
+
+/// How often the watchdog checks for Ctrl-C and stalled sources.
+const WATCH_INTERVAL: Duration = Duration::from_millis(20);
+
+/// Settings of the video pipeline.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PipelineConfig {
+    /// Tracker and smoothing settings (each documents its default).
+    pub tracker: TrackerConfig,
+    /// Run the face detector on every N-th frame (default 1: every frame); in between, the
+    /// tracker carries the boxes along their motion. Classification still runs on every
+    /// frame. Raise it (3-5) when the detector is the bottleneck and faces move slowly.
+    pub detect_every: u32,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self {
+            tracker: TrackerConfig::default(),
+            detect_every: DEFAULT_DETECT_EVERY,
+        }
+    }
+}
+
+impl PipelineConfig {
+    /// Checks every field, saying which one to change.
+    pub fn validate(&self) -> Result<()> {
+        self.tracker.validate()?;
+        if self.detect_every == 0 {
+            return Err(Error::Config(
+                "detect_every is 0, it must be at least 1 (1 = detect on every frame)".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One face shown on a frame: a visible track with its emotions.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrackedFace {
+    /// Stable track id.
+    pub id: TrackId,
+    /// The smoothed box (what is drawn).
+    pub bbox: BBox,
+    /// This frame's detection, or the carried prediction on frames without detection.
+    pub detected_bbox: BBox,
+    /// Landmarks of the last detection (MTCNN).
+    pub landmarks: Option<Landmarks>,
+    /// Score of the last detection.
+    pub detector_score: f32,
+    /// This frame's probabilities.
+    pub raw: EmotionScores,
+    /// Smoothed probabilities.
+    pub smoothed: EmotionScores,
+    /// The label shown (smoothed, with hysteresis).
+    pub label: Emotion,
+    /// A vibe message for the label; it changes only when the label does.
+    pub vibe: String,
+}
+
+/// Everything known about one analysed frame.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FrameReport {
+    /// Position in the decoded sequence (0-based; live sources count dropped frames too).
+    pub index: u64,
+    /// Seconds: the player's clock for files, the time since the first frame for live sources.
+    pub time: f64,
+    /// Whether the face detector ran on this frame (see [`PipelineConfig::detect_every`]).
+    pub detected: bool,
+    /// The faces shown, by track id.
+    pub faces: Vec<TrackedFace>,
+}
+
+/// Time spent in each stage, summed over the frames.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct StageTimes {
+    /// Waiting for ffmpeg's decoded frames.
+    pub decode: Duration,
+    /// Face detection.
+    pub detect: Duration,
+    /// Emotion classification (crops and CNN).
+    pub classify: Duration,
+    /// Tracking, smoothing and building the report.
+    pub track: Duration,
+    /// The caller's output (drawing, encoding, writing records).
+    pub output: Duration,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", content = "detail", rename_all = "lowercase")]
+pub enum EndReason {
+    /// The source ended (end of file, the duration limit, or a stream that closed).
+    Finished,
+    /// Stopped on request (Ctrl-C).
+    Stopped,
+    /// A live source sent no frame within the stall timeout.
+    Stalled,
+    /// FFmpeg reported an error after some frames (a damaged or truncated file, a dropped
+    /// connection); the frames before it were processed. The text is FFmpeg's message.
+    Failed(String),
+}
+
+/// What a run did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunStats {
+    /// Frames read from the decoder.
+    pub decoded: u64,
+    /// Frames analysed and given to the output.
+    pub analysed: u64,
+    /// Stale frames dropped (live sources).
+    pub dropped: u64,
+    /// Frames the source was expected to have (files), for spotting truncation.
+    pub expected: Option<u64>,
+    /// How the run ended.
+    pub end: EndReason,
+    /// FFmpeg's error messages, if any, even when the run ended normally.
+    pub ffmpeg_messages: String,
+    /// Wall-clock time of the run.
+    pub wall: Duration,
+    /// Time per stage.
+    pub stages: StageTimes,
+}
+
+/// A decoded frame travelling through the stages.
+#[derive(Debug)]
+struct Frame {
+    index: u64,
+    time: f64,
+    image: RgbImage,
+}
+
+/// The decode → analysis link: a bounded queue (files) or a newest-wins slot (live).
+enum FrameTx {
+    Queue(mpsc::SyncSender<Frame>),
+    Latest(LatestSender<Frame>),
+}
+
+enum FrameRx {
+    Queue(mpsc::Receiver<Frame>),
+    Latest(LatestReceiver<Frame>),
+}
+
+impl FrameTx {
+    /// Ok(Some(stale frame)) when a live frame was replaced; Err when the receiver is gone.
+    fn send(&self, frame: Frame) -> std::result::Result<Option<Frame>, ()> {
+        match self {
+            FrameTx::Queue(tx) => tx.send(frame).map(|()| None).map_err(|_| ()),
+            FrameTx::Latest(tx) => tx.send(frame).map_err(|_| ()),
+        }
+    }
+}
+
+impl FrameRx {
+    fn recv(&self) -> Option<Frame> {
+        match self {
+            FrameRx::Queue(rx) => rx.recv().ok(),
+            FrameRx::Latest(rx) => rx.recv(),
+        }
+    }
+}
+
+/// Runs an [`Analyzer`] over a video with tracking and smoothing.
+///
+/// ```no_run
+/// # fn main() -> emotrack::error::Result<()> {
+/// use std::sync::atomic::AtomicBool;
+/// use emotrack::video::{DecodeOptions, PipelineConfig, Source, VideoInput, VideoPipeline};
+/// use emotrack::{Analyzer, AnalyzerConfig};
+///
+/// let analyzer = Analyzer::new(AnalyzerConfig::default())?;
+/// let input = VideoInput::open(Source::parse("clip.mp4"), DecodeOptions::default())?;
+/// let pipeline = VideoPipeline::new(&analyzer, PipelineConfig::default())?;
+/// let stop = AtomicBool::new(false); // set it from a Ctrl-C handler to end early
+/// let stats = pipeline.run(&input, &stop, |_image, report| {
+///     for face in &report.faces {
+///         println!("{:.2}s #{} {}", report.time, face.id, face.label);
+///     }
+///     Ok(())
+/// })?;
+/// println!("{} frames", stats.analysed);
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct VideoPipeline<'a> {
+    analyzer: &'a Analyzer,
+    config: PipelineConfig,
+}
+
+impl<'a> VideoPipeline<'a> {
+    /// A pipeline with validated settings.
+    pub fn new(analyzer: &'a Analyzer, config: PipelineConfig) -> Result<Self> {
+        config.validate()?;
+        Ok(Self { analyzer, config })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &PipelineConfig {
+        &self.config
+    }
+
+    /// Decodes `input`, analyses every frame (live: the newest frame) and calls `output` on
+    /// this thread with each frame (which it may draw on) and its report, in order.
+    ///
+    /// Setting `stop` ends the run after the frames under way; an error from `output` also
+    /// ends it and is returned. A source that fails before its first frame is an error; one
+    /// that fails later ends the run normally with [`EndReason::Failed`].
+    pub fn run<F>(&self, input: &VideoInput, stop: &AtomicBool, mut output: F) -> Result<RunStats>
+    where
+        F: FnMut(&mut RgbImage, &FrameReport) -> Result<()>,
+    {
+        let mut tracker = Tracker::new(self.config.tracker)?;
+        let decoder = input.decoder()?;
+        let live = input.is_live();
+        let stall_timeout = input.options().stall_timeout;
+        let start = Instant::now();
+        let halt = AtomicBool::new(false);
+        let decode_done = AtomicBool::new(false);
+        let (frame_tx, frame_rx) = if live {
+            let (tx, rx) = latest();
+            (FrameTx::Latest(tx), FrameRx::Latest(rx))
+        } else {
+            let (tx, rx) = mpsc::sync_channel(QUEUE_FRAMES);
+            (FrameTx::Queue(tx), FrameRx::Queue(rx))
+        };
+        let (report_tx, report_rx) =
+            mpsc::sync_channel::<(Frame, FrameReport)>(if live { 1 } else { QUEUE_FRAMES });
+        let (recycle_tx, recycle_rx) = mpsc::channel::<RgbImage>();
+
+        let mut output_error = None;
+        let mut output_time = Duration::ZERO;
+        let mut analysed = 0u64;
+        let (decode, analysis) = std::thread::scope(|s| {
+            let decoder = &decoder;
+            let (halt, decode_done) = (&halt, &decode_done);
+            // Watchdog: Ctrl-C and stalled sources kill ffmpeg, which unblocks the decoder.
+            s.spawn(move || {
+                while !decode_done.load(Ordering::Acquire) {
+                    if stop.load(Ordering::Relaxed) || halt.load(Ordering::Relaxed) {
+                        decoder.stop(StopCause::Requested);
+                    } else if decoder.blocked_for().is_some_and(|b| b > stall_timeout) {
+                        decoder.stop(StopCause::Stalled);
+                    }
+                    std::thread::sleep(WATCH_INTERVAL);
+                }
+            });
+            let decode = s.spawn(move || {
+                // Tells the watchdog to end even if decoding panics.
+                let _done = SetOnDrop(decode_done);
+                decode_stage(decoder, input, live, frame_tx, &recycle_rx, stop, halt)
+            });
+            let analysis = s.spawn(|| self.analysis_stage(&mut tracker, frame_rx, report_tx, halt));
+            for (mut frame, report) in report_rx.iter() {
+                let t = Instant::now();
+                let result = output(&mut frame.image, &report);
+                output_time += t.elapsed();
+                if let Err(e) = result {
+                    output_error = Some(e);
+                    halt.store(true, Ordering::Relaxed);
+                    break;
+                }
+                analysed += 1;
+                let _ = recycle_tx.send(frame.image);
+            }
+            drop(report_rx);
+            let decode = decode.join();
+            let analysis = analysis.join();
+            (decode, analysis)
+        });
+        let exit = decoder.finish();
+        let decode = decode.map_err(|_| internal("the decoding thread panicked"))?;
+        let mut stages = analysis.map_err(|_| internal("the analysis thread panicked"))?;
+        if let Some(e) = output_error {
+            return Err(e);
+        }
+        stages.decode = decode.time;
+        stages.output = output_time;
+        let name = input.source().to_string();
+        let stopped = exit.stopped.is_some() || stop.load(Ordering::Relaxed);
+        let end = match (exit.stopped, decode.error) {
+            (Some(StopCause::Stalled), _) => EndReason::Stalled,
+            _ if stopped => EndReason::Stopped,
+            (_, Some(e)) if decode.frames == 0 => return Err(e),
+            (_, Some(e)) => EndReason::Failed(e.to_string()),
+            _ if decode.frames == 0 => {
+                let why = if exit.messages.is_empty() {
+                    format!("ffmpeg decoded no frame ({})", exit.status)
+                } else {
+                    exit.messages.clone()
+                };
+                return Err(Error::Video {
+                    input: name,
+                    message: format!(
+                        "no frame could be decoded ({why}); the file may be truncated or damaged"
+                    ),
+                });
+            }
+            _ if !exit.success => EndReason::Failed(if exit.messages.is_empty() {
+                format!("ffmpeg failed ({})", exit.status)
+            } else {
+                exit.messages.clone()
+            }),
+            _ if exit.partial_frame => {
+                EndReason::Failed("the stream ended in the middle of a frame".into())
+            }
+            _ => match input.expected_frames() {
+                // FFmpeg complained and far fewer frames came than the file announced: a
+                // truncated or damaged file that FFmpeg read as far as it could.
+                Some(expected)
+                    if !exit.messages.is_empty()
+                        && decode.frames + (expected / 50).max(2) < expected =>
+                {
+                    EndReason::Failed(format!(
+                        "the video ended after {} of {expected} frames ({})",
+                        decode.frames, exit.messages
+                    ))
+                }
+                _ => EndReason::Finished,
+            },
+        };
+        Ok(RunStats {
+            decoded: decode.frames,
+            analysed,
+            dropped: decode.dropped,
+            expected: input.expected_frames(),
+            end,
+            ffmpeg_messages: exit.messages,
+            wall: start.elapsed(),
+            stages,
+        })
+    }
+
+    fn analysis_stage(
+        &self,
+        tracker: &mut Tracker,
+        frames: FrameRx,
+        reports: mpsc::SyncSender<(Frame, FrameReport)>,
+        halt: &AtomicBool,
+    ) -> StageTimes {
+        let mut times = StageTimes::default();
+        let mut vibes: HashMap<TrackId, (Emotion, String)> = HashMap::new();
+        let mut n: u64 = 0;
+        let every = u64::from(self.config.detect_every.max(1));
+        while let Some(frame) = frames.recv() {
+            if halt.load(Ordering::Relaxed) {
+                break;
+            }
+            let detected = n.is_multiple_of(every);
+            n += 1;
+            let t0 = Instant::now();
+            let detections = if detected {
+                self.analyzer.detector().detect(&frame.image)
+            } else {
+                Vec::new()
+            };
+            let t1 = Instant::now();
+            if detected {
+                tracker.update(&detections);
+            } else {
+                tracker.carry();
+            }
+            let (ids, boxes): (Vec<TrackId>, Vec<Detection>) = tracker
+                .visible()
+                .map(|t| {
+                    let d = Detection {
+                        bbox: t.raw_bbox,
+                        score: t.detector_score,
+                        landmarks: t.landmarks,
+                    };
+                    (t.id, d)
+                })
+                .unzip();
+            let t2 = Instant::now();
+            let faces = self.analyzer.classify_detections(&frame.image, &boxes);
+            let t3 = Instant::now();
+            for (id, face) in ids.iter().zip(&faces) {
+                tracker.observe(*id, face.scores);
+            }
+            let mut shown = Vec::with_capacity(ids.len());
+            for t in tracker.visible() {
+                let (Some(raw), Some(smoothed), Some(label)) = (t.raw_scores, t.scores, t.label)
+                else {
+                    continue;
+                };
+                let vibe = match vibes.get(&t.id) {
+                    Some((l, v)) if *l == label => v.clone(),
+                    _ => {
+                        let v = self.analyzer.vibes().message(&smoothed).to_owned();
+                        vibes.insert(t.id, (label, v.clone()));
+                        v
+                    }
+                };
+                shown.push(TrackedFace {
+                    id: t.id,
+                    bbox: t.bbox,
+                    detected_bbox: t.raw_bbox,
+                    landmarks: t.landmarks,
+                    detector_score: t.detector_score,
+                    raw,
+                    smoothed,
+                    label,
+                    vibe,
+                });
+            }
+            shown.sort_by_key(|f| f.id);
+            if vibes.len() > tracker.tracks().len() {
+                vibes.retain(|id, _| tracker.tracks().iter().any(|t| t.id == *id));
+            }
+            let t4 = Instant::now();
+            times.detect += t1 - t0;
+            times.track += (t2 - t1) + (t4 - t3);
+            times.classify += t3 - t2;
+            let report = FrameReport {
+                index: frame.index,
+                time: frame.time,
+                detected,
+                faces: shown,
+            };
+            if reports.send((frame, report)).is_err() {
+                break;
+            }
+        }
+        times
+    }
+}
+
+/// What the decode stage did.
+struct DecodeStage {
+    frames: u64,
+    dropped: u64,
+    time: Duration,
+    error: Option<Error>,
+}
+
+fn decode_stage(
+    decoder: &Decoder,
+    input: &VideoInput,
+    live: bool,
+    frames: FrameTx,
+    recycle: &mpsc::Receiver<RgbImage>,
+    stop: &AtomicBool,
+    halt: &AtomicBool,
+) -> DecodeStage {
+    let mut stage = DecodeStage {
+        frames: 0,
+        dropped: 0,
+        time: Duration::ZERO,
+        error: None,
+    };
+    let (w, h) = decoder.frame_size();
+    let mut first: Option<Instant> = None;
+    let mut spare: Option<RgbImage> = None;
+    loop {
+        if stop.load(Ordering::Relaxed) || halt.load(Ordering::Relaxed) {
+            break;
+        }
+        let mut image = spare
+            .take()
+            .or_else(|| recycle.try_recv().ok())
+            .unwrap_or_else(|| RgbImage::new(w, h));
+        let t = Instant::now();
+        match decoder.read_into(&mut image) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                stage.error = Some(e);
+                break;
+            }
+        }
+        stage.time += t.elapsed();
+        let time = if live {
+            first
+                .get_or_insert_with(Instant::now)
+                .elapsed()
+                .as_secs_f64()
+        } else {
+            input.frame_time(stage.frames)
+        };
+        let frame = Frame {
+            index: stage.frames,
+            time,
+            image,
+        };
+        stage.frames += 1;
+        match frames.send(frame) {
+            Ok(Some(stale)) => {
+                stage.dropped += 1;
+                spare = Some(stale.image);
+            }
+            Ok(None) => {}
+            Err(()) => break,
+        }
+    }
+    stage
+}
+
+/// Sets a flag when dropped.
+struct SetOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for SetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+fn internal(what: &str) -> Error {
+    Error::Video {
+        input: "pipeline".into(),
+        message: format!("{what}; this is a bug, please report it"),
+    }
+}

@@ -1,0 +1,663 @@
+//! Video end to end on real clips: probing, the staged pipeline with tracking, the annotated
+//! output, and every kind of bad input (each made at test time from the real fixture clip).
+//!
+//! `tests/fixtures/videos/fer_test.mp4` (from justinshenk/fer; 596x336, 25 fps, 115 frames,
+//! no audio) shows one woman looking at her phone and smiling, in every frame: one face, so one
+//! track. `short_hamilton_clip.mp4` in the shared media has an AAC audio track.
+//! These tests need `ffmpeg` and `ffprobe` on PATH (`apt-get install ffmpeg`).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use emotrack::track::TrackerConfig;
+use emotrack::video::{
+    DecodeOptions, Encoder, EndReason, FrameReport, PipelineConfig, RunStats, Source, Summary,
+    VideoInput, VideoPipeline,
+};
+use emotrack::{Analyzer, AnalyzerConfig, DetectorConfig, DetectorKind, Error};
+
+/// Frames in fer_test.mp4 (ffprobe -count_frames).
+const FER_FRAMES: u64 = 115;
+/// Frames in short_hamilton_clip.mp4.
+const HAMILTON_FRAMES: u64 = 275;
+
+fn fer_clip() -> PathBuf {
+    common::fixture("videos/fer_test.mp4")
+}
+
+/// A scratch folder removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "emotrack-video-{name}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        ));
+        std::fs::create_dir_all(&dir).expect("create a scratch folder");
+        Self(dir)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn analyzer(kind: DetectorKind) -> Analyzer {
+    Analyzer::new(AnalyzerConfig {
+        detector: DetectorConfig {
+            kind,
+            ..DetectorConfig::default()
+        },
+        ..AnalyzerConfig::default()
+    })
+    .expect("the built-in models load")
+}
+
+fn ffmpeg(args: &[&str]) {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args(args)
+        .output()
+        .expect("ffmpeg runs");
+    assert!(
+        out.status.success(),
+        "ffmpeg {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `(codec_type, frames)` of every stream of a file, frames counted by decoding.
+fn streams(path: &Path) -> Vec<(String, u64)> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-print_format", "json"])
+        .args(["-show_entries", "stream=codec_type,nb_read_frames"])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
+    assert!(
+        out.status.success(),
+        "ffprobe {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ffprobe json");
+    v["streams"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|s| {
+                    (
+                        s["codec_type"].as_str().unwrap_or("").to_owned(),
+                        s["nb_read_frames"]
+                            .as_str()
+                            .and_then(|n| n.parse().ok())
+                            .unwrap_or(0),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn open(source: &str, options: DecodeOptions) -> emotrack::error::Result<VideoInput> {
+    VideoInput::open(Source::parse(source), options)
+}
+
+fn open_file(path: &Path) -> emotrack::error::Result<VideoInput> {
+    VideoInput::open(Source::File(path.to_path_buf()), DecodeOptions::default())
+}
+
+/// Runs the pipeline collecting every report (and optionally encoding).
+fn run(
+    analyzer: &Analyzer,
+    input: &VideoInput,
+    config: PipelineConfig,
+    out: Option<&Path>,
+    stop_after: Option<u64>,
+) -> (emotrack::error::Result<RunStats>, Vec<FrameReport>) {
+    let pipeline = VideoPipeline::new(analyzer, config).expect("valid config");
+    let stop = AtomicBool::new(false);
+    let mut encoder = out.map(|p| Encoder::create(p, input).expect("encoder starts"));
+    let mut reports = Vec::new();
+    let stats = pipeline.run(input, &stop, |image, report| {
+        reports.push(report.clone());
+        if stop_after.is_some_and(|n| reports.len() as u64 >= n) {
+            stop.store(true, Ordering::Relaxed);
+        }
+        match encoder.as_mut() {
+            Some(e) => e.write(image, report.time),
+            None => Ok(()),
+        }
+    });
+    if let Some(e) = encoder {
+        e.finish().expect("the encoder finishes the file");
+    }
+    (stats, reports)
+}
+
+fn message(e: &Error) -> String {
+    e.to_string().to_lowercase()
+}
+
+#[test]
+fn probing_the_fixture_gives_its_size_rate_frame_count_and_no_audio() {
+    let input = open_file(&fer_clip()).expect("the fixture opens");
+    let info = input.info();
+    assert_eq!((info.width, info.height), (596, 336));
+    assert_eq!(info.frame_count, Some(FER_FRAMES));
+    assert!((info.frame_rate - 24.7).abs() < 0.5, "{}", info.frame_rate);
+    assert!(!info.has_audio, "fer_test.mp4 has no audio stream");
+    assert_eq!(info.codec, "h264");
+    assert!(!input.is_live());
+}
+
+#[test]
+fn probing_the_hamilton_clip_finds_its_audio_and_late_video_start() {
+    let Some(media) = common::media_dir() else {
+        return;
+    };
+    let input = open_file(&media.join("videos/short_hamilton_clip.mp4")).expect("opens");
+    assert!(input.info().has_audio);
+    assert_eq!(input.info().frame_count, Some(HAMILTON_FRAMES));
+    assert!(
+        input.info().start_offset > 0.8,
+        "its video starts ~0.84 s in"
+    );
+}
+
+#[test]
+fn one_face_on_every_frame_is_one_stable_track_and_the_annotated_video_keeps_the_frame_count() {
+    let scratch = Scratch::new("fer");
+    let out = scratch.path("annotated.mp4");
+    let input = open_file(&fer_clip()).expect("opens");
+    // MTCNN, the default detector: Haar also fires on this clip's street lights.
+    let analyzer = analyzer(DetectorKind::Mtcnn);
+    let (stats, reports) = run(
+        &analyzer,
+        &input,
+        PipelineConfig::default(),
+        Some(&out),
+        None,
+    );
+    let stats = stats.expect("runs");
+    assert_eq!(stats.end, EndReason::Finished);
+    assert_eq!(stats.decoded, FER_FRAMES);
+    assert_eq!(stats.analysed, FER_FRAMES);
+    assert_eq!(stats.dropped, 0, "files are processed frame by frame");
+    // Frame order and times: consecutive, at the file's rate.
+    for (i, r) in reports.iter().enumerate() {
+        assert_eq!(r.index, i as u64);
+        assert!((r.time - input.frame_time(i as u64)).abs() < 1e-9);
+    }
+    let mut summary = Summary::new();
+    reports.iter().for_each(|r| summary.push(r));
+    let long: Vec<_> = summary.tracks().filter(|t| t.frames >= 10).collect();
+    assert_eq!(long.len(), 1, "one face, one lasting track: {long:?}");
+    let main = long[0];
+    assert!(
+        main.frames >= FER_FRAMES * 8 / 10,
+        "the woman is tracked on most frames: {main:?}"
+    );
+    // Never two faces with the same id, and never two tracks on the one face at once.
+    for r in &reports {
+        assert!(r.faces.len() <= 1, "frame {}: {:?}", r.index, r.faces);
+    }
+    let s = streams(&out);
+    assert_eq!(s, vec![("video".to_owned(), FER_FRAMES)], "{s:?}");
+}
+
+#[test]
+#[ignore = "slow: 275 frames"]
+fn the_annotated_hamilton_clip_keeps_its_frames_and_audio() {
+    let Some(media) = common::media_dir() else {
+        return;
+    };
+    let scratch = Scratch::new("hamilton");
+    let out = scratch.path("annotated.mp4");
+    let input = open_file(&media.join("videos/short_hamilton_clip.mp4")).expect("opens");
+    let analyzer = analyzer(DetectorKind::Haar);
+    let (stats, reports) = run(
+        &analyzer,
+        &input,
+        PipelineConfig::default(),
+        Some(&out),
+        None,
+    );
+    assert_eq!(stats.expect("runs").analysed, HAMILTON_FRAMES);
+    assert!(
+        reports.iter().any(|r| !r.faces.is_empty()),
+        "the performer is found"
+    );
+    let s = streams(&out);
+    assert_eq!(s.len(), 2, "{s:?}");
+    assert_eq!(s[0], ("video".to_owned(), HAMILTON_FRAMES));
+    assert_eq!(s[1].0, "audio");
+    assert!(s[1].1 > 400, "the audio lasts the whole clip: {s:?}");
+}
+
+#[test]
+fn detecting_every_third_frame_carries_the_track_in_between() {
+    let input = open_file(&fer_clip()).expect("opens");
+    let analyzer = analyzer(DetectorKind::Mtcnn);
+    let config = PipelineConfig {
+        detect_every: 3,
+        ..PipelineConfig::default()
+    };
+    let (stats, reports) = run(&analyzer, &input, config, None, None);
+    stats.expect("runs");
+    let detected = reports.iter().filter(|r| r.detected).count();
+    assert_eq!(detected, FER_FRAMES.div_ceil(3) as usize);
+    let carried_with_face = reports
+        .iter()
+        .filter(|r| !r.detected && !r.faces.is_empty())
+        .count();
+    assert!(
+        carried_with_face > 40,
+        "faces are shown and classified on frames without detection: {carried_with_face}"
+    );
+    let ids: std::collections::BTreeSet<_> = reports
+        .iter()
+        .flat_map(|r| r.faces.iter().map(|f| f.id))
+        .collect();
+    assert_eq!(ids.len(), 1, "one face keeps one id: {ids:?}");
+}
+
+#[test]
+fn sampling_at_5_fps_takes_a_frame_every_fifth_of_a_second() {
+    let input = open(
+        fer_clip().to_str().expect("utf-8 path"),
+        DecodeOptions {
+            fps: Some(5.0),
+            ..DecodeOptions::default()
+        },
+    )
+    .expect("opens");
+    let analyzer = analyzer(DetectorKind::Haar);
+    let (stats, reports) = run(&analyzer, &input, PipelineConfig::default(), None, None);
+    let stats = stats.expect("runs");
+    assert!(
+        (22..=24).contains(&stats.analysed),
+        "4.6 s at 5 fps: {}",
+        stats.analysed
+    );
+    assert!((reports[1].time - reports[0].time - 0.2).abs() < 1e-9);
+}
+
+#[test]
+fn an_image_sequence_is_read_like_a_video() {
+    let scratch = Scratch::new("seq");
+    let pattern = scratch.path("frame%03d.png");
+    let clip = fer_clip();
+    ffmpeg(&[
+        "-i",
+        clip.to_str().expect("utf-8"),
+        "-frames:v",
+        "8",
+        pattern.to_str().expect("utf-8"),
+    ]);
+    let input = open(pattern.to_str().expect("utf-8"), DecodeOptions::default()).expect("opens");
+    assert!(matches!(input.source(), Source::Sequence(_)));
+    let analyzer = analyzer(DetectorKind::Haar);
+    let (stats, _) = run(&analyzer, &input, PipelineConfig::default(), None, None);
+    assert_eq!(stats.expect("runs").analysed, 8);
+    let glob = scratch.path("*.png");
+    let input = open(glob.to_str().expect("utf-8"), DecodeOptions::default()).expect("opens");
+    let (stats, _) = run(&analyzer, &input, PipelineConfig::default(), None, None);
+    assert_eq!(stats.expect("runs").analysed, 8);
+}
+
+#[test]
+fn stopping_mid_way_leaves_a_playable_video_of_the_frames_done() {
+    let scratch = Scratch::new("stop");
+    let out = scratch.path("partial.mp4");
+    let input = open_file(&fer_clip()).expect("opens");
+    let analyzer = analyzer(DetectorKind::Haar);
+    let (stats, reports) = run(
+        &analyzer,
+        &input,
+        PipelineConfig::default(),
+        Some(&out),
+        Some(20),
+    );
+    let stats = stats.expect("runs");
+    assert_eq!(stats.end, EndReason::Stopped);
+    assert!(stats.analysed >= 20 && stats.analysed < FER_FRAMES);
+    let s = streams(&out);
+    assert_eq!(s, vec![("video".to_owned(), reports.len() as u64)]);
+}
+
+#[test]
+fn live_mode_drops_stale_frames_but_accounts_for_every_frame() {
+    let input = open(
+        fer_clip().to_str().expect("utf-8"),
+        DecodeOptions {
+            live: Some(true),
+            ..DecodeOptions::default()
+        },
+    )
+    .expect("opens");
+    let analyzer = analyzer(DetectorKind::Mtcnn);
+    let (stats, reports) = run(&analyzer, &input, PipelineConfig::default(), None, None);
+    let stats = stats.expect("runs");
+    assert_eq!(stats.decoded, FER_FRAMES);
+    assert_eq!(stats.analysed + stats.dropped, stats.decoded);
+    assert!(
+        stats.dropped > 0,
+        "decoding outpaces MTCNN, so stale frames are dropped"
+    );
+    assert!(reports.windows(2).all(|w| w[0].index < w[1].index));
+}
+
+// Bad input: a clear error or a clean end, never a panic.
+
+#[test]
+fn a_missing_file_is_reported_as_missing() {
+    let e = open_file(Path::new("/nonexistent/clip.mp4")).expect_err("missing");
+    assert!(message(&e).contains("no such file"), "{e}");
+}
+
+#[test]
+fn an_empty_file_is_reported_as_empty() {
+    let scratch = Scratch::new("empty");
+    let p = scratch.path("empty.mp4");
+    std::fs::write(&p, b"").expect("write");
+    let e = open_file(&p).expect_err("empty");
+    assert!(message(&e).contains("empty"), "{e}");
+}
+
+#[test]
+fn a_text_file_named_mp4_is_not_a_video() {
+    let scratch = Scratch::new("text");
+    let p = scratch.path("notes.mp4");
+    std::fs::write(&p, "these are my notes, not a video\n").expect("write");
+    let e = open_file(&p).expect_err("text");
+    assert!(message(&e).contains("not a video"), "{e}");
+    assert!(e.to_string().contains("notes.mp4"), "names the file: {e}");
+}
+
+#[test]
+fn a_truncated_mp4_without_its_index_is_not_a_video() {
+    // fer_test.mp4 keeps its index (moov) at the end, so cutting the file loses it.
+    let scratch = Scratch::new("trunc");
+    let p = scratch.path("truncated.mp4");
+    let bytes = std::fs::read(fer_clip()).expect("read");
+    std::fs::write(&p, &bytes[..bytes.len() / 2]).expect("write");
+    let e = open_file(&p).expect_err("truncated");
+    assert!(message(&e).contains("not a video"), "{e}");
+}
+
+#[test]
+fn a_truncated_streamable_mp4_ends_cleanly_after_the_frames_it_has() {
+    // With the index first (faststart), the frames before the cut decode; the run ends early.
+    let scratch = Scratch::new("trunc-fs");
+    let whole = scratch.path("faststart.mp4");
+    let clip = fer_clip();
+    ffmpeg(&[
+        "-i",
+        clip.to_str().expect("utf-8"),
+        "-c",
+        "copy",
+        "-movflags",
+        "+faststart",
+        whole.to_str().expect("utf-8"),
+    ]);
+    let cut = scratch.path("cut.mp4");
+    let bytes = std::fs::read(&whole).expect("read");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).expect("write");
+    let out = scratch.path("annotated.mp4");
+    let input = open_file(&cut).expect("the index is intact, so it opens");
+    let analyzer = analyzer(DetectorKind::Haar);
+    let (stats, reports) = run(
+        &analyzer,
+        &input,
+        PipelineConfig::default(),
+        Some(&out),
+        None,
+    );
+    let stats = stats.expect("ends cleanly");
+    assert!(
+        stats.analysed > 10 && stats.analysed < FER_FRAMES,
+        "{stats:?}"
+    );
+    assert!(
+        matches!(&stats.end, EndReason::Failed(m) if m.contains("of 115 frames")),
+        "the shortfall is reported: {:?}",
+        stats.end
+    );
+    let s = streams(&out);
+    assert_eq!(s, vec![("video".to_owned(), reports.len() as u64)]);
+}
+
+#[test]
+fn an_audio_only_file_has_no_video_stream() {
+    // No real audio-only file exists in the shared media: a generated tone stands in.
+    let scratch = Scratch::new("audio");
+    let p = scratch.path("tone.m4a");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:duration=1",
+        "-c:a",
+        "aac",
+        p.to_str().expect("utf-8"),
+    ]);
+    let e = open_file(&p).expect_err("audio only");
+    assert!(message(&e).contains("audio only"), "{e}");
+}
+
+#[test]
+fn an_unknown_codec_is_named_as_such() {
+    // The fixture remuxed to Matroska with its codec id overwritten by one no decoder knows.
+    let scratch = Scratch::new("codec");
+    let mkv = scratch.path("ok.mkv");
+    let clip = fer_clip();
+    ffmpeg(&[
+        "-i",
+        clip.to_str().expect("utf-8"),
+        "-c",
+        "copy",
+        mkv.to_str().expect("utf-8"),
+    ]);
+    let bytes = std::fs::read(&mkv).expect("read");
+    let (from, to) = (b"V_MPEG4/ISO/AVC", b"V_EMOTRACK/NONE");
+    let at = bytes
+        .windows(from.len())
+        .position(|w| w == from)
+        .expect("the Matroska codec id is present");
+    let mut patched = bytes.clone();
+    patched[at..at + to.len()].copy_from_slice(to);
+    let p = scratch.path("unknown.mkv");
+    std::fs::write(&p, patched).expect("write");
+    let e = open_file(&p).expect_err("unknown codec");
+    assert!(message(&e).contains("codec is unknown"), "{e}");
+}
+
+#[test]
+fn a_camera_that_does_not_exist_is_reported_with_the_cameras_present() {
+    let e = open("/dev/video63", DecodeOptions::default()).expect_err("no such camera");
+    let m = message(&e);
+    assert!(m.contains("does not exist"), "{e}");
+    assert!(m.contains("camera"), "{e}");
+}
+
+#[test]
+fn a_missing_ffmpeg_is_explained() {
+    // Runs ffprobe from a path that does not exist, as on a machine without FFmpeg.
+    let out = Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "--exact",
+            "missing_ffprobe_child",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("EMOTRACK_FFPROBE", "/nonexistent/ffprobe")
+        .output()
+        .expect("runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("apt-get install ffmpeg"), "{text}");
+}
+
+#[test]
+#[ignore = "run by a_missing_ffmpeg_is_explained with EMOTRACK_FFPROBE set"]
+fn missing_ffprobe_child() {
+    if std::env::var_os("EMOTRACK_FFPROBE").is_none() {
+        return; // only meaningful when started by a_missing_ffmpeg_is_explained
+    }
+    let e = open_file(&fer_clip()).expect_err("no ffprobe");
+    println!("{e}");
+}
+
+/// Serves `data` over HTTP on 127.0.0.1 as a live MPEG-TS stream. The first connection (the
+/// probe) gets everything; later ones get `cut` bytes, after which the server either closes
+/// the connection (`stall: false`) or keeps it open without sending (`stall: true`).
+fn serve(data: Vec<u8>, cut: usize, stall: bool) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    std::thread::spawn(move || {
+        for (n, conn) in listener.incoming().enumerate() {
+            let Ok(mut conn) = conn else { continue };
+            let data = data.clone();
+            std::thread::spawn(move || {
+                let mut req = [0u8; 4096];
+                let _ = conn.read(&mut req);
+                let head =
+                    "HTTP/1.1 200 OK\r\nContent-Type: video/mp2t\r\nConnection: close\r\n\r\n";
+                if conn.write_all(head.as_bytes()).is_err() {
+                    return;
+                }
+                let end = if n == 0 { data.len() } else { cut };
+                for chunk in data[..end].chunks(32 * 1024) {
+                    if conn.write_all(chunk).is_err() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                if stall && n > 0 {
+                    std::thread::sleep(Duration::from_secs(30));
+                }
+            });
+        }
+    });
+    format!("http://127.0.0.1:{port}/live")
+}
+
+fn fixture_as_ts(scratch: &Scratch) -> Vec<u8> {
+    let ts = scratch.path("clip.ts");
+    let clip = fer_clip();
+    ffmpeg(&[
+        "-i",
+        clip.to_str().expect("utf-8"),
+        "-c",
+        "copy",
+        "-f",
+        "mpegts",
+        ts.to_str().expect("utf-8"),
+    ]);
+    std::fs::read(ts).expect("read")
+}
+
+#[test]
+fn a_stream_that_closes_mid_way_ends_the_run_cleanly() {
+    let scratch = Scratch::new("stream-cut");
+    let data = fixture_as_ts(&scratch);
+    let cut = data.len() / 2;
+    let url = serve(data, cut, false);
+    let input = open(&url, DecodeOptions::default()).expect("the stream opens");
+    assert!(input.is_live());
+    let out = scratch.path("annotated.mp4");
+    let analyzer = analyzer(DetectorKind::Haar);
+    let (stats, _) = run(
+        &analyzer,
+        &input,
+        PipelineConfig::default(),
+        Some(&out),
+        None,
+    );
+    let stats = stats.expect("a clean end");
+    assert!(
+        matches!(stats.end, EndReason::Finished | EndReason::Failed(_)),
+        "{stats:?}"
+    );
+    assert!(stats.decoded > 5 && stats.decoded < FER_FRAMES, "{stats:?}");
+    let s = streams(&out);
+    assert_eq!(s.len(), 1, "the annotated video is readable: {s:?}");
+    assert!(s[0].1 >= stats.analysed, "{s:?}");
+}
+
+#[test]
+fn a_stream_that_stops_sending_ends_after_the_stall_timeout() {
+    let scratch = Scratch::new("stream-stall");
+    let data = fixture_as_ts(&scratch);
+    let cut = data.len() / 2;
+    let url = serve(data, cut, true);
+    let input = open(
+        &url,
+        DecodeOptions {
+            stall_timeout: Duration::from_secs(2),
+            ..DecodeOptions::default()
+        },
+    )
+    .expect("the stream opens");
+    let out = scratch.path("annotated.mp4");
+    let analyzer = analyzer(DetectorKind::Haar);
+    let started = std::time::Instant::now();
+    let (stats, _) = run(
+        &analyzer,
+        &input,
+        PipelineConfig::default(),
+        Some(&out),
+        None,
+    );
+    let stats = stats.expect("a clean end");
+    assert_eq!(stats.end, EndReason::Stalled, "{stats:?}");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert!(stats.decoded > 5, "{stats:?}");
+    assert_eq!(streams(&out).len(), 1, "the annotated video is readable");
+}
+
+#[test]
+fn bad_settings_are_refused_before_anything_runs() {
+    let analyzer = analyzer(DetectorKind::Haar);
+    let zero = PipelineConfig {
+        detect_every: 0,
+        ..PipelineConfig::default()
+    };
+    assert!(VideoPipeline::new(&analyzer, zero).is_err());
+    let bad_tracker = PipelineConfig {
+        tracker: TrackerConfig {
+            iou_threshold: 2.0,
+            ..TrackerConfig::default()
+        },
+        ..PipelineConfig::default()
+    };
+    assert!(VideoPipeline::new(&analyzer, bad_tracker).is_err());
+    let bad_fps = open(
+        fer_clip().to_str().expect("utf-8"),
+        DecodeOptions {
+            fps: Some(0.0),
+            ..DecodeOptions::default()
+        },
+    );
+    assert!(bad_fps.is_err());
+    let input = open_file(&fer_clip()).expect("opens");
+    let webm = Encoder::create(Path::new("/tmp/out.webm"), &input);
+    assert!(webm.is_err_and(|e| e.to_string().contains(".mp4")));
+}
