@@ -30,7 +30,12 @@ impl SlidingMean {
     /// A window of `window` frames (at least 1).
     pub fn new(window: usize) -> Self {
         let window = window.max(1);
-        Self { window, buf: VecDeque::with_capacity(window), sum: [0.0; 7], since_rebuild: 0 }
+        Self {
+            window,
+            buf: VecDeque::with_capacity(window),
+            sum: [0.0; 7],
+            since_rebuild: 0,
+        }
     }
 
     /// Adds a frame's scores and returns the mean over the window (fewer frames at the start).
@@ -87,7 +92,10 @@ pub struct Ema {
 impl Ema {
     /// `alpha` in (0, 1]: the weight of the newest frame.
     pub fn new(alpha: f32) -> Self {
-        Self { alpha: alpha.clamp(1e-3, 1.0), value: None }
+        Self {
+            alpha: alpha.clamp(1e-3, 1.0),
+            value: None,
+        }
     }
 
     /// Adds a frame's scores and returns the average.
@@ -111,7 +119,10 @@ pub struct BoxEma {
 impl BoxEma {
     /// `alpha` in (0, 1]; 1 disables smoothing.
     pub fn new(alpha: f32) -> Self {
-        Self { alpha: alpha.clamp(1e-3, 1.0), value: None }
+        Self {
+            alpha: alpha.clamp(1e-3, 1.0),
+            value: None,
+        }
     }
 
     /// Adds a box and returns the smoothed one.
@@ -123,12 +134,22 @@ impl BoxEma {
             Some(m) => std::array::from_fn(|i| m[i] + self.alpha * (x[i] - m[i])),
         };
         self.value = Some(m);
-        BBox { x: m[0] - m[2] / 2.0, y: m[1] - m[3] / 2.0, w: m[2], h: m[3] }
+        BBox {
+            x: m[0] - m[2] / 2.0,
+            y: m[1] - m[3] / 2.0,
+            w: m[2],
+            h: m[3],
+        }
     }
 
     /// The current smoothed box, if any.
     pub fn value(&self) -> Option<BBox> {
-        self.value.map(|m| BBox { x: m[0] - m[2] / 2.0, y: m[1] - m[3] / 2.0, w: m[2], h: m[3] })
+        self.value.map(|m| BBox {
+            x: m[0] - m[2] / 2.0,
+            y: m[1] - m[3] / 2.0,
+            w: m[2],
+            h: m[3],
+        })
     }
 }
 
@@ -145,7 +166,12 @@ pub struct Hysteresis {
 impl Hysteresis {
     /// Switch after `k` consecutive frames (`k ≤ 1`: follow the top emotion at once).
     pub fn new(k: u32) -> Self {
-        Self { k: k.max(1), shown: None, candidate: None, streak: 0 }
+        Self {
+            k: k.max(1),
+            shown: None,
+            candidate: None,
+            streak: 0,
+        }
     }
 
     /// Feeds this frame's top emotion; returns the label to show.
@@ -305,8 +331,18 @@ mod tests {
     #[test]
     fn box_ema_moves_part_way_towards_the_new_box() {
         let mut e = BoxEma::new(0.5);
-        e.push(&BBox { x: 0.0, y: 0.0, w: 10.0, h: 10.0 });
-        let b = e.push(&BBox { x: 10.0, y: 0.0, w: 10.0, h: 10.0 });
+        e.push(&BBox {
+            x: 0.0,
+            y: 0.0,
+            w: 10.0,
+            h: 10.0,
+        });
+        let b = e.push(&BBox {
+            x: 10.0,
+            y: 0.0,
+            w: 10.0,
+            h: 10.0,
+        });
         assert!((b.x - 5.0).abs() < 1e-5 && (b.w - 10.0).abs() < 1e-5);
     }
 }

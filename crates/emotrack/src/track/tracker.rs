@@ -58,16 +58,24 @@ impl TrackerConfig {
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::Config(format!("tracker: {m}")));
         if !(0.0..1.0).contains(&self.iou_threshold) {
-            return bad(format!("iou_threshold is {}, it must be in [0, 1)", self.iou_threshold));
+            return bad(format!(
+                "iou_threshold is {}, it must be in [0, 1)",
+                self.iou_threshold
+            ));
         }
         if !(self.box_alpha > 0.0 && self.box_alpha <= 1.0) {
-            return bad(format!("box_alpha is {}, it must be in (0, 1]", self.box_alpha));
+            return bad(format!(
+                "box_alpha is {}, it must be in (0, 1]",
+                self.box_alpha
+            ));
         }
         match self.scores {
-            ScoreSmoothing::Window { window } if window == 0 => bad("the smoothing window must be at least 1 frame".into()),
-            ScoreSmoothing::Ema { alpha } if !(alpha > 0.0 && alpha <= 1.0) => {
-                bad(format!("the smoothing EMA alpha is {alpha}, it must be in (0, 1]"))
+            ScoreSmoothing::Window { window: 0 } => {
+                bad("the smoothing window must be at least 1 frame".into())
             }
+            ScoreSmoothing::Ema { alpha } if !(alpha > 0.0 && alpha <= 1.0) => bad(format!(
+                "the smoothing EMA alpha is {alpha}, it must be in (0, 1]"
+            )),
             _ => Ok(()),
         }
     }
@@ -106,7 +114,11 @@ pub struct Track {
 
 impl Track {
     fn predicted(&self) -> BBox {
-        BBox { x: self.raw_bbox.x + self.velocity.0, y: self.raw_bbox.y + self.velocity.1, ..self.raw_bbox }
+        BBox {
+            x: self.raw_bbox.x + self.velocity.0,
+            y: self.raw_bbox.y + self.velocity.1,
+            ..self.raw_bbox
+        }
     }
 }
 
@@ -124,7 +136,11 @@ impl Tracker {
     /// A tracker with validated settings.
     pub fn new(config: TrackerConfig) -> Result<Self> {
         config.validate()?;
-        Ok(Self { config, tracks: Vec::new(), next_id: 1 })
+        Ok(Self {
+            config,
+            tracks: Vec::new(),
+            next_id: 1,
+        })
     }
 
     /// The settings.
@@ -140,7 +156,9 @@ impl Tracker {
     /// Tracks to show this frame: matched at least `min_hits` times and seen this frame (or
     /// carried on a frame without detection).
     pub fn visible(&self) -> impl Iterator<Item = &Track> {
-        self.tracks.iter().filter(|t| t.hits >= self.config.min_hits && t.misses == 0)
+        self.tracks
+            .iter()
+            .filter(|t| t.hits >= self.config.min_hits && t.misses == 0)
     }
 
     /// Associates this frame's detections with the tracks; returns the ids of the tracks matched
@@ -159,7 +177,10 @@ impl Tracker {
             let track = &mut self.tracks[t];
             let (ox, oy) = track.raw_bbox.center();
             let (nx, ny) = det.bbox.center();
-            track.velocity = (0.5 * track.velocity.0 + 0.5 * (nx - ox), 0.5 * track.velocity.1 + 0.5 * (ny - oy));
+            track.velocity = (
+                0.5 * track.velocity.0 + 0.5 * (nx - ox),
+                0.5 * track.velocity.1 + 0.5 * (ny - oy),
+            );
             track.raw_bbox = det.bbox;
             track.bbox = track.box_ema.push(&det.bbox);
             track.landmarks = det.landmarks;
@@ -173,12 +194,18 @@ impl Tracker {
                 track.misses += 1;
                 track.age += 1;
                 track.raw_bbox = track.predicted();
-                track.velocity = (track.velocity.0 * VELOCITY_DAMPING, track.velocity.1 * VELOCITY_DAMPING);
+                track.velocity = (
+                    track.velocity.0 * VELOCITY_DAMPING,
+                    track.velocity.1 * VELOCITY_DAMPING,
+                );
             }
         }
         let max_age = self.config.max_age;
         // Drop expired tracks, keeping the index map for detections valid by doing it last.
-        let mut ids: Vec<TrackId> = det_track.iter().map(|t| t.map_or(0, |t| self.tracks[t].id)).collect();
+        let mut ids: Vec<TrackId> = det_track
+            .iter()
+            .map(|t| t.map_or(0, |t| self.tracks[t].id))
+            .collect();
         for (d, det) in detections.iter().enumerate() {
             if det_track[d].is_none() {
                 let id = self.spawn(det);
@@ -248,7 +275,11 @@ fn assign(boxes: &[BBox], detections: &[Detection], threshold: f32) -> Vec<(usiz
     // there are more boxes than detections.
     let iou = |b: usize, d: usize| (boxes[b].iou(&detections[d].bbox) * 1e6) as i64;
     let transpose = boxes.len() > detections.len();
-    let (rows, cols) = if transpose { (detections.len(), boxes.len()) } else { (boxes.len(), detections.len()) };
+    let (rows, cols) = if transpose {
+        (detections.len(), boxes.len())
+    } else {
+        (boxes.len(), detections.len())
+    };
     let mut m = Matrix::new(rows, cols, 0i64);
     for r in 0..rows {
         for c in 0..cols {
@@ -270,15 +301,36 @@ mod tests {
     use super::*;
 
     fn det(x: f32, y: f32) -> Detection {
-        Detection { bbox: BBox { x, y, w: 50.0, h: 50.0 }, score: 1.0, landmarks: None }
+        Detection {
+            bbox: BBox {
+                x,
+                y,
+                w: 50.0,
+                h: 50.0,
+            },
+            score: 1.0,
+            landmarks: None,
+        }
     }
 
     fn tracker() -> Tracker {
-        Tracker::new(TrackerConfig { min_hits: 2, max_age: 5, ..TrackerConfig::default() }).expect("valid config")
+        Tracker::new(TrackerConfig {
+            min_hits: 2,
+            max_age: 5,
+            ..TrackerConfig::default()
+        })
+        .expect("valid config")
     }
 
     fn id_at(t: &Tracker, x: f32) -> TrackId {
-        t.tracks().iter().min_by(|a, b| (a.raw_bbox.x - x).abs().total_cmp(&(b.raw_bbox.x - x).abs())).map_or(0, |t| t.id)
+        t.tracks()
+            .iter()
+            .min_by(|a, b| {
+                (a.raw_bbox.x - x)
+                    .abs()
+                    .total_cmp(&(b.raw_bbox.x - x).abs())
+            })
+            .map_or(0, |t| t.id)
     }
 
     #[test]
@@ -290,8 +342,16 @@ mod tests {
         for step in 0..30 {
             let s = step as f32 * 8.0;
             t.update(&[det(100.0 + s, 100.0), det(340.0 - s, 130.0)]);
-            let a = t.tracks().iter().find(|tr| (tr.raw_bbox.y - 100.0).abs() < 1.0).map(|tr| tr.id);
-            let b = t.tracks().iter().find(|tr| (tr.raw_bbox.y - 130.0).abs() < 1.0).map(|tr| tr.id);
+            let a = t
+                .tracks()
+                .iter()
+                .find(|tr| (tr.raw_bbox.y - 100.0).abs() < 1.0)
+                .map(|tr| tr.id);
+            let b = t
+                .tracks()
+                .iter()
+                .find(|tr| (tr.raw_bbox.y - 130.0).abs() < 1.0)
+                .map(|tr| tr.id);
             match ids {
                 None => ids = Some((a, b)),
                 Some(prev) => assert_eq!(prev, (a, b), "ids swapped at step {step}"),
@@ -319,7 +379,11 @@ mod tests {
         }
         assert!(t.tracks().is_empty(), "dropped after max_age frames unseen");
         t.update(&[det(100.0, 100.0)]);
-        assert_ne!(id_at(&t, 100.0), id, "a face after a long absence is a new track");
+        assert_ne!(
+            id_at(&t, 100.0),
+            id,
+            "a face after a long absence is a new track"
+        );
     }
 
     #[test]
@@ -339,7 +403,11 @@ mod tests {
 
     #[test]
     fn scores_are_smoothed_per_track_and_reset_for_new_tracks() {
-        let mut t = Tracker::new(TrackerConfig { hysteresis: 3, ..TrackerConfig::default() }).expect("valid");
+        let mut t = Tracker::new(TrackerConfig {
+            hysteresis: 3,
+            ..TrackerConfig::default()
+        })
+        .expect("valid");
         let happy = EmotionScores([0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]);
         let sad = EmotionScores([0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0]);
         let id = t.update(&[det(0.0, 0.0)])[0];
@@ -347,17 +415,37 @@ mod tests {
         t.observe(id, sad);
         let tr = &t.tracks()[0];
         assert!((tr.scores.map_or(0.0, |s| s.get(Emotion::Happy)) - 0.5).abs() < 1e-6);
-        assert_eq!(tr.label, Some(Emotion::Happy), "hysteresis holds the first label");
+        assert_eq!(
+            tr.label,
+            Some(Emotion::Happy),
+            "hysteresis holds the first label"
+        );
         let other = t.update(&[det(0.0, 0.0), det(500.0, 500.0)])[1];
         t.observe(other, sad);
-        let tr2 = t.tracks().iter().find(|x| x.id == other).expect("new track");
+        let tr2 = t
+            .tracks()
+            .iter()
+            .find(|x| x.id == other)
+            .expect("new track");
         assert_eq!(tr2.scores.map(|s| s.get(Emotion::Sad)), Some(1.0));
         assert_eq!(tr2.label, Some(Emotion::Sad));
     }
 
     #[test]
     fn bad_settings_are_refused() {
-        assert!(Tracker::new(TrackerConfig { iou_threshold: 1.5, ..TrackerConfig::default() }).is_err());
-        assert!(Tracker::new(TrackerConfig { scores: ScoreSmoothing::Window { window: 0 }, ..TrackerConfig::default() }).is_err());
+        assert!(
+            Tracker::new(TrackerConfig {
+                iou_threshold: 1.5,
+                ..TrackerConfig::default()
+            })
+            .is_err()
+        );
+        assert!(
+            Tracker::new(TrackerConfig {
+                scores: ScoreSmoothing::Window { window: 0 },
+                ..TrackerConfig::default()
+            })
+            .is_err()
+        );
     }
 }
