@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Face detection speed, emotrack vs the references, in one run on the same images:
+#   bench/detect.sh [PHOTOS_FOLDER]     (default ../shared/media/photos)
+# Builds emotrack (release), makes a Python venv in bench/.venv with pinned reference versions,
+# runs `emotrack bench detect --json` and bench/detect_reference.py, prints one table with
+# speed ratios and writes it to the "Detection" section of bench/RESULTS.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+photos="${1:-${EMOTRACK_MEDIA:-../shared/media}/photos}"
+seconds="${BENCH_SECONDS:-3}"
+venv="${BENCH_VENV:-bench/.venv}"  # BENCH_VENV: reuse an existing environment with these packages
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+  # facenet-pytorch 2.6.0 pins torch<2.3 (pre numpy 2); it runs on current torch, so it is
+  # installed without its dependencies.
+  "$venv/bin/pip" install -q opencv-python-headless==4.14.0.94 numpy==2.4.6 pillow==13.0.0 \
+    torch==2.15.0 torchvision==0.29.2
+  "$venv/bin/pip" install -q --no-deps facenet-pytorch==2.6.0
+fi
+cargo build --release -q -p emotrack-cli
+ours=$(target/release/emotrack bench detect "$photos" --seconds "$seconds" --json)
+refs=$("$venv/bin/python" bench/detect_reference.py "$photos" --seconds "$seconds")
+table=$(python3 - "$ours" "$refs" <<'PY'
+import json, sys
+ours, refs = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+def find(rows, prefix, threads):
+    return next(r for r in rows if r["name"].startswith(prefix) and r["threads"] == threads)
+lines = ["| detector | threads | emotrack ms/image | reference ms/image | emotrack speed-up |",
+         "|---|---:|---:|---:|---:|"]
+for ours_name, ref_name, label in [("haar", "opencv haar", "haar vs OpenCV detectMultiScale"),
+                                   ("mtcnn", "facenet-pytorch mtcnn", "mtcnn vs facenet-pytorch MTCNN")]:
+    for threads in sorted({r["threads"] for r in ours}):
+        o, r = find(ours, ours_name, threads), find(refs, ref_name, threads)
+        lines.append(f"| {label} | {threads} | {o['ms_per_item']:.2f} | {r['ms_per_item']:.2f} | "
+                     f"{r['ms_per_item'] / o['ms_per_item']:.2f}x |")
+lines.append("")
+lines.append("Faces found: " + "; ".join(f"{r['name']}" for r in ours + refs if r["threads"] == 1))
+lines.append("Reference versions: " + "; ".join(sorted({r["version"] for r in refs})))
+print("\n".join(lines))
+PY
+)
+echo "$table"
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
+section=$(cat <<MD
+## Detection
+
+\`bench/detect.sh\` on $(date -u +%Y-%m-%d), $cpu, $(nproc) cores; every image of \`$photos\`
+resized to 640x480; mean over ≥ ${seconds} s per setting after a warm-up; same parameters on both
+sides (haar: scale 1.1, 3 neighbours, min 20 px; mtcnn: min face 20, thresholds 0.6/0.7/0.7, factor 0.709).
+A speed-up above 1 means emotrack is faster.
+
+$table
+MD
+)
+python3 - "$section" <<'PY'
+import re, sys, pathlib
+p = pathlib.Path("bench/RESULTS.md")
+text = p.read_text() if p.exists() else "# Benchmark results\n\nEach section names the command that produced it.\n"
+section = sys.argv[1].rstrip() + "\n"
+pattern = re.compile(r"^## Detection\n.*?(?=^## |\Z)", re.S | re.M)
+text = pattern.sub(section + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + section
+p.write_text(text)
+PY
+echo "written to bench/RESULTS.md"
