@@ -79,7 +79,10 @@ fn boxes_match_opencv_on_every_shared_photo() {
     let detector = frontal_face(&config);
 
     let (mut total, mut matched, mut extra) = (0, 0, 0);
-    println!("{:<40} {:>6} {:>7} {:>5}", "image", "opencv", "matched", "extra");
+    println!(
+        "{:<40} {:>6} {:>7} {:>5}",
+        "image", "opencv", "matched", "extra"
+    );
     for (name, boxes) in &fixture.images {
         let path = media.join(name);
         let image = image::open(&path)
@@ -128,7 +131,10 @@ fn malformed_xml_names_the_file_and_the_problem() {
         .expect_err("truncated XML must not parse");
     let msg = err.to_string();
     assert!(matches!(err, Error::Model { .. }), "{msg}");
-    assert!(msg.contains("broken.xml") && msg.contains("not valid XML"), "{msg}");
+    assert!(
+        msg.contains("broken.xml") && msg.contains("not valid XML"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -140,7 +146,10 @@ fn cascade_without_stages_is_rejected_with_the_missing_element() {
     let msg = HaarCascade::from_xml(xml, Path::new("nostages.xml"))
         .expect_err("a cascade needs stages")
         .to_string();
-    assert!(msg.contains("nostages.xml") && msg.contains("<stages>"), "{msg}");
+    assert!(
+        msg.contains("nostages.xml") && msg.contains("<stages>"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -195,7 +204,11 @@ fn detections_have_neighbour_scores_and_no_landmarks() {
     let faces = frontal_face(&config).detect(&image);
     assert!(!faces.is_empty());
     for f in &faces {
-        assert!(f.score > config.haar_min_neighbors as f32, "score {}", f.score);
+        assert!(
+            f.score > config.haar_min_neighbors as f32,
+            "score {}",
+            f.score
+        );
         assert_eq!(f.score.fract(), 0.0);
         assert!(f.landmarks.is_none());
         assert!(f.bbox.w >= config.min_face as f32);

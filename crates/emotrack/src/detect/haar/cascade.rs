@@ -280,7 +280,7 @@ fn parse_tree(tree: Node<'_, '_>, ctx: &str, c: &mut HaarCascade) -> ParseResult
     let leaves = text_of(required(tree, "leafValues", ctx)?);
     let tokens: Vec<&str> = internal.split_ascii_whitespace().collect();
     // Each node is `left right featureIndex threshold` (categorical LBP nodes differ).
-    if tokens.is_empty() || tokens.len() % 4 != 0 {
+    if tokens.is_empty() || !tokens.len().is_multiple_of(4) {
         return Err(format!(
             "{ctx}: internalNodes has {} numbers, expected groups of 4 (left right feature threshold)",
             tokens.len()

@@ -59,13 +59,13 @@ fn partition(rects: &[IRect], eps: f64) -> (Vec<usize>, usize) {
     let mut class_of_root = vec![usize::MAX; n];
     let mut labels = vec![0; n];
     let mut classes = 0;
-    for i in 0..n {
+    for (i, label) in labels.iter_mut().enumerate() {
         let r = find(&mut parent, i);
         if class_of_root[r] == usize::MAX {
             class_of_root[r] = classes;
             classes += 1;
         }
-        labels[i] = class_of_root[r];
+        *label = class_of_root[r];
     }
     (labels, classes)
 }

@@ -316,7 +316,7 @@ impl HaarDetector {
             resize_bilinear_with(gray, w, h, img, level.w, level.h, resize);
             img
         };
-        integral(pixels, level.w, level.h, c.stride, sum, sqsum);
+        integral(pixels, (level.w, level.h), c.stride, VIEW_LEN, sum, sqsum);
 
         let ys: Vec<usize> = (0..rows).step_by(level.step).collect();
         let (sum, sqsum) = (&sum[..], &sqsum[..]);
@@ -349,7 +349,7 @@ impl HaarDetector {
         let row = y * c.stride;
         let mut x = 0;
         while x < cols {
-            let result = c.eval(&self.cascade, sum, sqsum, row + x);
+            let result = c.eval_at(&self.cascade, sum, sqsum, row + x);
             if result > 0 {
                 out.push(IRect {
                     x: round_f32(x as f32 * level.scale),
@@ -415,39 +415,86 @@ struct Workspace {
 }
 
 /// Integral images of `img` and of its squares, `(h + 1)` rows of `stride ≥ w + 1` entries
-/// with a zero first row and column. Both wrap at 32 bits like OpenCV's `CV_32S` integrals; a
-/// window's sum is still exact because it is far below 2³¹.
-fn integral(img: &[u8], w: usize, h: usize, stride: usize, sum: &mut Vec<i32>, sq: &mut Vec<u32>) {
-    let len = (h + 1) * stride;
-    sum.clear();
-    sum.resize(len, 0);
-    sq.clear();
-    sq.resize(len, 0);
+/// with a zero first row and column, followed by `padding` spare entries (so that fixed-size
+/// window views never run off the end). Both wrap at 32 bits like OpenCV's `CV_32S` integrals;
+/// a window's sum is still exact because it is far below 2³¹. Entries right of column `w` are
+/// left as they were: no window reads them.
+fn integral(
+    img: &[u8],
+    (w, h): (usize, usize),
+    stride: usize,
+    padding: usize,
+    sum: &mut Vec<i32>,
+    sq: &mut Vec<u32>,
+) {
+    let len = (h + 1) * stride + padding;
+    // Grow without clearing what is overwritten anyway; only the first row and column must be 0.
+    if sum.len() < len {
+        sum.resize(len, 0);
+    }
+    if sq.len() < len {
+        sq.resize(len, 0);
+    }
+    sum[..=w].fill(0);
+    sq[..=w].fill(0);
     for (y, src) in img.chunks_exact(w).take(h).enumerate() {
         let (prev_s, cur_s) = sum[y * stride..(y + 2) * stride].split_at_mut(stride);
         let (prev_q, cur_q) = sq[y * stride..(y + 2) * stride].split_at_mut(stride);
+        cur_s[0] = 0;
+        cur_q[0] = 0;
         let mut run_s = 0i32;
         let mut run_q = 0u32;
-        for (i, &v) in src.iter().enumerate() {
+        let rows = src
+            .iter()
+            .zip(cur_s[1..=w].iter_mut().zip(&prev_s[1..=w]))
+            .zip(cur_q[1..=w].iter_mut().zip(&prev_q[1..=w]));
+        for ((&v, (s, &ps)), (q, &pq)) in rows {
             let v = u32::from(v);
             run_s = run_s.wrapping_add(v as i32);
             run_q = run_q.wrapping_add(v * v);
-            cur_s[i + 1] = prev_s[i + 1].wrapping_add(run_s);
-            cur_q[i + 1] = prev_q[i + 1].wrapping_add(run_q);
+            *s = ps.wrapping_add(run_s);
+            *q = pq.wrapping_add(run_q);
         }
     }
 }
 
+/// Entries in a fixed-size window view of an integral image: a power of two, so that masking an
+/// offset proves it in bounds and the compiler drops the bounds check on every read (the inner
+/// loop reads ~10 entries per weak classifier). Offsets fit it while
+/// `window height · stride + window width < 2^16`, i.e. images up to ~2700 pixels wide for the
+/// 24x24 cascade; wider ones use plain (checked) slices.
+const VIEW_LEN: usize = 1 << 16;
+
+/// Read access to an integral image from a window's top-left entry.
+trait IntegralView: Copy {
+    fn at(self, offset: u32) -> i32;
+}
+
+impl IntegralView for &[i32; VIEW_LEN] {
+    #[inline(always)]
+    fn at(self, offset: u32) -> i32 {
+        // Offsets are < VIEW_LEN when this view is used, so the mask never changes them.
+        self[offset as usize & (VIEW_LEN - 1)]
+    }
+}
+
+impl IntegralView for &[i32] {
+    #[inline(always)]
+    fn at(self, offset: u32) -> i32 {
+        self[offset as usize]
+    }
+}
+
 /// Offsets of a rectangle's four integral-image corners, relative to the window's top-left.
-type Corners = [usize; 4];
+type Corners = [u32; 4];
 
 /// A rectangle sum from its corners (OpenCV's `CALC_SUM_OFS`), wrapping like OpenCV.
 #[inline(always)]
-fn rect_sum(win: &[i32], o: &Corners) -> i32 {
-    win[o[0]]
-        .wrapping_sub(win[o[1]])
-        .wrapping_sub(win[o[2]])
-        .wrapping_add(win[o[3]])
+fn rect_sum<V: IntegralView>(win: V, o: &Corners) -> i32 {
+    win.at(o[0])
+        .wrapping_sub(win.at(o[1]))
+        .wrapping_sub(win.at(o[2]))
+        .wrapping_add(win.at(o[3]))
 }
 
 /// A Haar feature with its corner offsets for one stride.
@@ -460,7 +507,7 @@ struct CompiledFeature {
 impl CompiledFeature {
     /// The raw feature value (before variance normalisation), in OpenCV's order of operations.
     #[inline(always)]
-    fn value(&self, win: &[i32]) -> f32 {
+    fn value<V: IntegralView>(&self, win: V) -> f32 {
         let mut v = self.weights[0] * rect_sum(win, &self.corners[0]) as f32
             + self.weights[1] * rect_sum(win, &self.corners[1]) as f32;
         if self.weights[2] != 0.0 {
@@ -495,12 +542,14 @@ struct Compiled {
 }
 
 fn corners(x: u32, y: u32, w: u32, h: u32, stride: usize) -> Corners {
-    let (x, y, w, h) = (x as usize, y as usize, w as usize, h as usize);
+    // `stride` is at most the image width + 1, and offsets stay within one window (< 2^32 for
+    // any image `image` can hold in memory).
+    let s = stride as u32;
     [
-        y * stride + x,
-        y * stride + x + w,
-        (y + h) * stride + x,
-        (y + h) * stride + x + w,
+        y * s + x,
+        y * s + x + w,
+        (y + h) * s + x,
+        (y + h) * s + x + w,
     ]
 }
 
@@ -542,25 +591,29 @@ impl Compiled {
         }
     }
 
+    /// Whether the bounds-check-free [`VIEW_LEN`] view covers every offset.
+    fn fits_view(&self) -> bool {
+        self.span <= VIEW_LEN
+    }
+
     /// Runs the cascade on the window whose top-left integral entry is `base`. Returns 1 when
     /// every stage passes, `-k` when stage `k` rejects (so 0 for the first stage), and -1 when
     /// the window is too flat to normalise — OpenCV's `runAt` codes.
-    #[inline]
-    fn eval(&self, cascade: &HaarCascade, sum: &[i32], sqsum: &[u32], base: usize) -> i32 {
-        let win = &sum[base..base + self.span];
-        let sq = &sqsum[base..base + self.span];
+    #[inline(always)]
+    fn eval<V: IntegralView>(&self, cascade: &HaarCascade, win: V, sq: &[u32]) -> i32 {
         let n = &self.norm;
         let valsum = rect_sum(win, n);
-        let valsq = sq[n[0]]
-            .wrapping_sub(sq[n[1]])
-            .wrapping_sub(sq[n[2]])
-            .wrapping_add(sq[n[3]]);
+        let valsq = sq[n[0] as usize]
+            .wrapping_sub(sq[n[1] as usize])
+            .wrapping_sub(sq[n[2] as usize])
+            .wrapping_add(sq[n[3] as usize]);
         let nf = self.norm_area * f64::from(valsq) - f64::from(valsum) * f64::from(valsum);
-        if !(nf > 0.0) {
+        // (Neither value can be NaN: the sums are finite integers.)
+        if nf <= 0.0 {
             return -1;
         }
         let inv_norm = (1.0 / nf.sqrt()) as f32;
-        if !(self.norm_area * f64::from(inv_norm) < 0.1) {
+        if self.norm_area * f64::from(inv_norm) >= 0.1 {
             return -1;
         }
         if !self.stumps.is_empty() {
@@ -602,6 +655,20 @@ impl Compiled {
         }
         1
     }
+
+    /// [`Compiled::eval`] at integral entry `base`, through the fastest view that fits.
+    #[inline(always)]
+    fn eval_at(&self, cascade: &HaarCascade, sum: &[i32], sqsum: &[u32], base: usize) -> i32 {
+        let sq = &sqsum[base..base + self.span];
+        if self.fits_view()
+            && let Some(view) = sum
+                .get(base..base + VIEW_LEN)
+                .and_then(|s| <&[i32; VIEW_LEN]>::try_from(s).ok())
+        {
+            return self.eval(cascade, view, sq);
+        }
+        self.eval(cascade, &sum[base..base + self.span], sq)
+    }
 }
 
 #[cfg(test)]
@@ -623,8 +690,8 @@ mod tests {
     fn integral_of_a_small_image() {
         let img = [1u8, 2, 3, 4, 5, 6];
         let (mut s, mut q) = (Vec::new(), Vec::new());
-        integral(&img, 3, 2, 5, &mut s, &mut q);
-        assert_eq!(&s[..15], &[0, 0, 0, 0, 0, 0, 1, 3, 6, 0, 0, 5, 12, 21, 0]);
+        integral(&img, (3, 2), 5, 0, &mut s, &mut q);
+        assert_eq!(&s[..14], &[0, 0, 0, 0, 0, 0, 1, 3, 6, 0, 0, 5, 12, 21]);
         assert_eq!(q[13], 1 + 4 + 9 + 16 + 25 + 36);
     }
 
