@@ -522,8 +522,9 @@ impl CompiledFeature {
 struct CompiledStump {
     feature: CompiledFeature,
     threshold: f32,
-    left: f32,
-    right: f32,
+    /// The two leaf values, widened once here (exactly) instead of per window: OpenCV adds the
+    /// `f32` leaves into an `f64` stage sum.
+    leaves: [f64; 2],
 }
 
 /// The cascade's features turned into integral-image offsets for one stride.
@@ -573,8 +574,10 @@ impl Compiled {
                     CompiledStump {
                         feature: features[node.feature],
                         threshold: node.threshold,
-                        left: cascade.leaves[t.first_leaf],
-                        right: cascade.leaves[t.first_leaf + 1],
+                        leaves: [
+                            f64::from(cascade.leaves[t.first_leaf]),
+                            f64::from(cascade.leaves[t.first_leaf + 1]),
+                        ],
                     }
                 })
                 .collect()
@@ -622,7 +625,9 @@ impl Compiled {
                 let mut total = 0.0f64;
                 for s in stumps {
                     let v = s.feature.value(win) * inv_norm;
-                    total += f64::from(if v < s.threshold { s.left } else { s.right });
+                    // OpenCV: `v < threshold ? left : right` (v is never NaN: finite sums
+                    // times a finite factor).
+                    total += s.leaves[usize::from(v >= s.threshold)];
                 }
                 if total < f64::from(stage.threshold) {
                     return -(si as i32);
