@@ -93,6 +93,8 @@ pub struct HaarDetector {
     compiled: Mutex<Option<Arc<Compiled>>>,
     /// Per-thread buffers, reused between levels and calls.
     pool: Mutex<Vec<Workspace>>,
+    /// Gray frames for [`FaceDetector::detect`], reused between calls.
+    frames: Mutex<Vec<Vec<u8>>>,
 }
 
 impl HaarDetector {
@@ -127,6 +129,7 @@ impl HaarDetector {
             params,
             compiled: Mutex::new(None),
             pool: Mutex::new(Vec::new()),
+            frames: Mutex::new(Vec::new()),
         })
     }
 
@@ -253,10 +256,7 @@ impl HaarDetector {
     }
 
     fn compiled_for(&self, stride: usize) -> Arc<Compiled> {
-        let mut slot = self
-            .compiled
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut slot = lock(&self.compiled);
         match slot.as_ref() {
             Some(c) if c.stride == stride => Arc::clone(c),
             _ => {
@@ -268,18 +268,11 @@ impl HaarDetector {
     }
 
     fn take_workspace(&self) -> Workspace {
-        self.pool
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .pop()
-            .unwrap_or_default()
+        lock(&self.pool).pop().unwrap_or_default()
     }
 
     fn return_workspace(&self, ws: Workspace) {
-        self.pool
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(ws);
+        lock(&self.pool).push(ws);
     }
 
     /// Shrinks the image to one level, integrates it and scans every window position.
@@ -367,13 +360,24 @@ impl HaarDetector {
 
 impl FaceDetector for HaarDetector {
     fn detect(&self, image: &RgbImage) -> Vec<Detection> {
-        let mut gray = Vec::new();
-        gray_from_rgb_into(image, &mut gray);
-        match GrayImage::from_raw(image.width(), image.height(), gray) {
-            Some(gray) => self.detect_gray(&gray),
+        // Reuse a pooled buffer for the gray frame (video calls this once per frame).
+        let mut buf = lock(&self.frames).pop().unwrap_or_default();
+        gray_from_rgb_into(image, &mut buf);
+        match GrayImage::from_raw(image.width(), image.height(), buf) {
+            Some(gray) => {
+                let faces = self.detect_gray(&gray);
+                lock(&self.frames).push(gray.into_raw());
+                faces
+            }
             None => Vec::new(),
         }
     }
+}
+
+/// Locks a buffer pool. A panic elsewhere cannot leave a pool inconsistent (it only holds
+/// spare buffers), so a poisoned lock is used as is.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Intersects a box with the image; `None` when nothing is left (OpenCV's `clipObjects`).
@@ -408,6 +412,7 @@ struct Level {
 /// Buffers one thread needs for one level; pooled so repeated calls do not allocate.
 #[derive(Debug, Default)]
 struct Workspace {
+    /// The shrunk image of one level.
     img: Vec<u8>,
     sum: Vec<i32>,
     sqsum: Vec<u32>,
