@@ -40,7 +40,7 @@ labels flicker more and there are few sustained changes to time.";
 
 /// Arguments of `emotrack bench smoothing`.
 #[derive(Debug, clap::Args)]
-#[command(long_about = SMOOTHING_HELP)]
+#[command(after_help = SMOOTHING_HELP)]
 pub struct SmoothingArgs {
     /// Videos (default: every video in ../shared/media/videos).
     #[arg(value_name = "VIDEO")]
@@ -59,7 +59,7 @@ pub struct SmoothingArgs {
 
 /// Arguments of `emotrack bench video`.
 #[derive(Debug, clap::Args)]
-#[command(long_about = "\
+#[command(after_help = "\
 Frames per second of the video pipeline without encoding: ffmpeg decoding (resized to --size),
 face detection, classification of every visible track, tracking and smoothing, as overlapping
 stages. Also the time each stage spends per frame. Every video is processed frame by frame, in

@@ -1,0 +1,467 @@
+//! `emotrack video` end to end: every output on the fixture clip, Ctrl-C, and bad inputs
+//! (each made at test time from the real fixture clip). Needs `ffmpeg`/`ffprobe` on PATH.
+//!
+//! `tests/fixtures/videos/fer_test.mp4`: one woman in all 115 frames, no audio (see
+//! tests/fixtures/README.md).
+
+#[path = "../../emotrack/tests/common/mod.rs"]
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Frames in fer_test.mp4.
+const FER_FRAMES: u64 = 115;
+/// Exit code for "the input broke off mid-way; the outputs hold what came before".
+const EXIT_PARTIAL: i32 = 2;
+
+fn emotrack(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_emotrack"))
+        .args(args)
+        .output()
+        .expect("the emotrack binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().expect("test paths are UTF-8")
+}
+
+fn fer_clip() -> PathBuf {
+    common::fixture("videos/fer_test.mp4")
+}
+
+fn ffmpeg(args: &[&str]) {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args(args)
+        .output()
+        .expect("ffmpeg runs");
+    assert!(
+        out.status.success(),
+        "ffmpeg {args:?}: {}",
+        text(&out.stderr)
+    );
+}
+
+/// `(codec_type, frames)` of every stream, frames counted by decoding.
+fn streams(path: &Path) -> Vec<(String, u64)> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-print_format", "json"])
+        .args(["-show_entries", "stream=codec_type,nb_read_frames"])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        path.display(),
+        text(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    v["streams"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|s| {
+                    let n = s["nb_read_frames"].as_str().and_then(|n| n.parse().ok());
+                    (
+                        s["codec_type"].as_str().unwrap_or("").to_owned(),
+                        n.unwrap_or(0),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn jsonl_records(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .expect("the JSONL file exists")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+#[test]
+fn every_output_is_written_for_a_clip_with_one_face() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mp4, jsonl, csv, png) = (
+        dir.path().join("annotated.mp4"),
+        dir.path().join("faces.jsonl"),
+        dir.path().join("tracks.csv"),
+        dir.path().join("timeline.png"),
+    );
+    let clip = fer_clip();
+    let out = emotrack(&[
+        "video",
+        p(&clip),
+        "--out",
+        p(&mp4),
+        "--jsonl",
+        p(&jsonl),
+        "--csv",
+        p(&csv),
+        "--timeline",
+        p(&png),
+    ]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "stderr: {stderr}");
+    assert!(
+        !stderr.contains("ETA"),
+        "no progress bar when not a terminal: {stderr}"
+    );
+    assert!(stdout.contains("115 frames analysed"), "{stdout}");
+    assert!(stdout.contains("1 track"), "{stdout}");
+
+    // The annotated video: every input frame, no audio (the input has none).
+    assert_eq!(streams(&mp4), vec![("video".to_owned(), FER_FRAMES)]);
+
+    // JSONL: one record per frame per face, one id, frames in order, named probabilities.
+    let records = jsonl_records(&jsonl);
+    assert!(
+        records.len() as u64 >= FER_FRAMES * 8 / 10,
+        "{}",
+        records.len()
+    );
+    let frames: Vec<u64> = records.iter().filter_map(|r| r["frame"].as_u64()).collect();
+    assert!(
+        frames.windows(2).all(|w| w[0] < w[1]),
+        "one face per frame, in order"
+    );
+    for r in &records {
+        assert_eq!(r["id"], 1, "{r}");
+        for key in [
+            "time",
+            "box",
+            "detected_box",
+            "raw",
+            "smoothed",
+            "label",
+            "vibe",
+        ] {
+            assert!(!r[key].is_null(), "{key} missing in {r}");
+        }
+        let sum: f64 = r["smoothed"]
+            .as_object()
+            .map(|m| m.values().filter_map(serde_json::Value::as_f64).sum())
+            .unwrap_or(0.0);
+        assert!((sum - 1.0).abs() < 1e-2, "probabilities sum to 1: {r}");
+    }
+
+    // CSV: a header and one track whose shares sum to 1.
+    let csv = std::fs::read_to_string(&csv).expect("csv");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 2, "{csv}");
+    assert!(
+        lines[0].starts_with(
+            "id,first_frame,last_frame,first_seen_s,last_seen_s,frames,dominant,angry"
+        )
+    );
+    let cells: Vec<&str> = lines[1].split(',').collect();
+    assert_eq!(cells[0], "1");
+    assert_eq!(cells[5].parse::<usize>().ok(), Some(records.len()));
+    let shares: f64 = cells[7..]
+        .iter()
+        .filter_map(|c| c.parse::<f64>().ok())
+        .sum();
+    assert!((shares - 1.0).abs() < 1e-3, "{}", lines[1]);
+
+    // The timeline is a PNG with one lane.
+    let img = image::open(&png).expect("the timeline is a readable PNG");
+    assert_eq!(img.width(), 1200);
+}
+
+#[test]
+fn jsonl_can_stream_to_stdout_with_sampling() {
+    let clip = fer_clip();
+    let out = emotrack(&[
+        "video",
+        p(&clip),
+        "--detector",
+        "haar",
+        "--fps",
+        "5",
+        "--jsonl",
+        "-",
+    ]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    for line in stdout.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(v["frame"].as_u64().is_some_and(|f| f < 24), "{v}");
+    }
+    assert!(
+        stderr.contains("frames analysed"),
+        "the summary goes to stderr: {stderr}"
+    );
+}
+
+#[test]
+fn ctrl_c_finishes_a_playable_video_of_the_frames_done() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mp4, jsonl) = (dir.path().join("a.mp4"), dir.path().join("a.jsonl"));
+    let clip = fer_clip();
+    let child = Command::new(env!("CARGO_BIN_EXE_emotrack"))
+        .args(["video", p(&clip), "--out", p(&mp4), "--jsonl", p(&jsonl)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    // Wait until some frames are done, then press Ctrl-C.
+    let start = Instant::now();
+    while std::fs::read_to_string(&jsonl).map_or(0, |s| s.lines().count()) < 5 {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no frame was written"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(kill.success());
+    let out = child.wait_with_output().expect("exits");
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("stopping"), "{stderr}");
+    let done: u64 = stderr
+        .split("stopped after ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no frame count in {stderr}"));
+    assert!(done < FER_FRAMES, "stopped early: {done}");
+    assert_eq!(
+        streams(&mp4),
+        vec![("video".to_owned(), done)],
+        "a playable video"
+    );
+}
+
+#[test]
+#[ignore = "slow: 275 frames"]
+fn the_annotated_video_keeps_the_input_audio() {
+    let Some(media) = common::media_dir() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mp4 = dir.path().join("hamilton.mp4");
+    let clip = media.join("videos/short_hamilton_clip.mp4");
+    let out = emotrack(&["video", p(&clip), "--detector", "haar", "--out", p(&mp4)]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let s = streams(&mp4);
+    assert_eq!(s.first(), Some(&("video".to_owned(), 275)), "{s:?}");
+    assert_eq!(s.get(1).map(|a| a.0.as_str()), Some("audio"), "{s:?}");
+}
+
+/// Runs `emotrack video` on a bad input: exit code 1, the input named on stderr with
+/// `expect` in the message, no panic, nothing on stdout.
+fn assert_refused(input: &str, expect: &str) {
+    let out = emotrack(&["video", input, "--detector", "haar"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_else(|| panic!("no error line: {stderr}"));
+    assert!(line.contains(input), "names the input: {line}");
+    assert!(
+        line.to_lowercase().contains(expect),
+        "expected {expect:?} in {line}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn bad_inputs_are_refused_by_name_with_the_reason() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let at = |name: &str| dir.path().join(name);
+    let clip = fer_clip();
+
+    assert_refused(p(&at("missing.mp4")), "no such file");
+
+    std::fs::write(at("empty.mp4"), b"").expect("write");
+    assert_refused(p(&at("empty.mp4")), "empty");
+
+    std::fs::write(at("notes.mp4"), "not a video at all\n").expect("write");
+    assert_refused(p(&at("notes.mp4")), "not a video");
+
+    // fer_test.mp4 has its index at the end: half of it has no index.
+    let bytes = std::fs::read(&clip).expect("read");
+    std::fs::write(at("half.mp4"), &bytes[..bytes.len() / 2]).expect("write");
+    assert_refused(p(&at("half.mp4")), "not a video");
+
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=duration=1",
+        "-c:a",
+        "aac",
+        p(&at("tone.m4a")),
+    ]);
+    assert_refused(p(&at("tone.m4a")), "audio only");
+
+    ffmpeg(&["-i", p(&clip), "-c", "copy", p(&at("ok.mkv"))]);
+    let mkv = std::fs::read(at("ok.mkv")).expect("read");
+    let id = b"V_MPEG4/ISO/AVC";
+    let pos = mkv
+        .windows(id.len())
+        .position(|w| w == id)
+        .expect("codec id");
+    let mut patched = mkv.clone();
+    patched[pos..pos + id.len()].copy_from_slice(b"V_EMOTRACK/NONE");
+    std::fs::write(at("unknown.mkv"), patched).expect("write");
+    assert_refused(p(&at("unknown.mkv")), "codec is unknown");
+
+    assert_refused("/dev/video63", "camera does not exist");
+}
+
+#[test]
+fn a_truncated_streamable_file_ends_early_with_valid_outputs_and_exit_code_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let whole = dir.path().join("fs.mp4");
+    let clip = fer_clip();
+    ffmpeg(&[
+        "-i",
+        p(&clip),
+        "-c",
+        "copy",
+        "-movflags",
+        "+faststart",
+        p(&whole),
+    ]);
+    let bytes = std::fs::read(&whole).expect("read");
+    let cut = dir.path().join("cut.mp4");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).expect("write");
+    let (mp4, jsonl) = (dir.path().join("a.mp4"), dir.path().join("a.jsonl"));
+    let out = emotrack(&[
+        "video",
+        p(&cut),
+        "--detector",
+        "haar",
+        "--out",
+        p(&mp4),
+        "--jsonl",
+        p(&jsonl),
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(EXIT_PARTIAL), "{stderr}");
+    assert!(
+        stderr.contains("broke off") && stderr.contains("of 115 frames"),
+        "{stderr}"
+    );
+    let s = streams(&mp4);
+    assert_eq!(s.len(), 1);
+    assert!(s[0].1 > 10 && s[0].1 < FER_FRAMES, "{s:?}");
+    jsonl_records(&jsonl);
+}
+
+#[test]
+fn a_stream_that_stops_sending_ends_with_a_warning_and_exit_code_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ts = dir.path().join("clip.ts");
+    let clip = fer_clip();
+    ffmpeg(&["-i", p(&clip), "-c", "copy", "-f", "mpegts", p(&ts)]);
+    let data = std::fs::read(&ts).expect("read");
+    // An HTTP server: the first connection (the probe) gets the whole stream, the next one
+    // half of it, then nothing while the connection stays open.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!(
+        "http://127.0.0.1:{}/live",
+        listener.local_addr().expect("addr").port()
+    );
+    std::thread::spawn(move || {
+        for (n, conn) in listener.incoming().enumerate() {
+            let Ok(mut conn) = conn else { continue };
+            let data = data.clone();
+            std::thread::spawn(move || {
+                let _ = conn.read(&mut [0u8; 4096]);
+                let head = "HTTP/1.1 200 OK\r\nContent-Type: video/mp2t\r\n\r\n";
+                let end = if n == 0 { data.len() } else { data.len() / 2 };
+                if conn.write_all(head.as_bytes()).is_ok() && conn.write_all(&data[..end]).is_ok() {
+                    std::thread::sleep(Duration::from_secs(30));
+                }
+            });
+        }
+    });
+    let mp4 = dir.path().join("a.mp4");
+    let out = emotrack(&[
+        "video",
+        &url,
+        "--detector",
+        "haar",
+        "--stall-timeout",
+        "2",
+        "--out",
+        p(&mp4),
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(EXIT_PARTIAL), "{stderr}");
+    assert!(stderr.contains("sent no frame for 2 s"), "{stderr}");
+    assert_eq!(streams(&mp4).len(), 1, "the annotated video is readable");
+}
+
+#[test]
+fn bad_flags_and_output_names_are_refused_before_decoding() {
+    let clip = fer_clip();
+    let out = emotrack(&["video", p(&clip), "--detect-every", "0"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("detect_every"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = emotrack(&["video", p(&clip), "--out", "/tmp/x.webm"]);
+    assert!(text(&out.stderr).contains(".mp4"), "{}", text(&out.stderr));
+    let out = emotrack(&["video", p(&clip), "--csv", "/nonexistent/dir/x.csv"]);
+    assert!(
+        text(&out.stderr).contains("does not exist"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn bench_smoothing_help_explains_each_measure() {
+    let out = emotrack(&["bench", "smoothing", "--help"]);
+    let help = text(&out.stdout);
+    for needle in [
+        "label flips/min",
+        "second difference",
+        "sustained raw change",
+        "0.3 s",
+    ] {
+        assert!(help.contains(needle), "{needle:?} not in: {help}");
+    }
+}
+
+#[test]
+#[ignore = "slow: runs the benchmarks once on the fixture clip"]
+fn the_video_benchmarks_print_their_tables() {
+    let clip = fer_clip();
+    let out = emotrack(&["bench", "smoothing", p(&clip), "--detector", "haar"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        stdout.contains("| fer_test.mp4 |") && stdout.contains("| all |"),
+        "{stdout}"
+    );
+    let out = emotrack(&["bench", "video", p(&clip), "--detectors", "haar"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        stdout.contains("| fer_test.mp4 | haar | 1 | 115 |"),
+        "{stdout}"
+    );
+}
