@@ -29,8 +29,8 @@ use rayon::prelude::*;
 
 use super::{DetectorConfig, FaceDetector};
 use crate::error::Result;
-use crate::imgproc::area::{Region, area_resize_planar};
-use crate::nn::{Conv2d, ConvSpec, Linear, MaxPool2d, PRelu, Scratch, Tensor, Weights};
+use crate::imgproc::area::{AreaScratch, Region, area_resize_planar};
+use crate::nn::{Activation, Conv2d, ConvSpec, Linear, MaxPool2d, PRelu, Scratch, Tensor, Weights};
 use crate::types::{BBox, Detection, Landmarks};
 
 /// facenet-pytorch's P-, R- and O-Net weights (MIT), converted by `scripts/convert_mtcnn.py`;
@@ -125,7 +125,7 @@ impl Mtcnn {
             PIXEL_OFFSET,
             PIXEL_SCALE,
             ws.input.data_mut(),
-            &mut ws.colsum,
+            &mut ws.area,
         );
         let out = self.pnet.forward(ws);
         let (oh, ow) = (out.h(), out.w());
@@ -193,7 +193,7 @@ impl Mtcnn {
                             PIXEL_OFFSET,
                             PIXEL_SCALE,
                             &mut ws.input.data_mut()[k * item..(k + 1) * item],
-                            &mut ws.colsum,
+                            &mut ws.area,
                         );
                     }
                     let out = net.forward(ws);
@@ -447,14 +447,14 @@ fn nms(boxes: &[Candidate], threshold: f32, overlap: Overlap) -> Vec<usize> {
 }
 
 /// Buffers one worker reuses across calls: the net input, two ping-pong activations, the
-/// im2col scratch and the resampler's row sums.
+/// im2col scratch and the resampler's sums.
 #[derive(Debug, Default)]
 struct Workspace {
     input: Tensor,
     a: Tensor,
     b: Tensor,
     scratch: Scratch,
-    colsum: Vec<u32>,
+    area: AreaScratch,
 }
 
 /// Workspaces shared by the rayon tasks of all calls: a task takes one (or makes one when all
@@ -563,13 +563,13 @@ impl PNet {
             scratch,
             ..
         } = ws;
-        self.conv1.forward(input, a, scratch);
-        self.prelu1.forward_inplace(a);
+        self.conv1
+            .forward_act(input, a, scratch, Activation::PRelu(&self.prelu1));
         MaxPool2d::new(2, 2).ceil().forward(a, b);
-        self.conv2.forward(b, a, scratch);
-        self.prelu2.forward_inplace(a);
-        self.conv3.forward(a, b, scratch);
-        self.prelu3.forward_inplace(b);
+        self.conv2
+            .forward_act(b, a, scratch, Activation::PRelu(&self.prelu2));
+        self.conv3
+            .forward_act(a, b, scratch, Activation::PRelu(&self.prelu3));
         self.head.forward(b, a, scratch);
         a
     }
@@ -617,14 +617,14 @@ impl CropNet<6> for RNet {
             ..
         } = ws;
         let pool = MaxPool2d::new(3, 2).ceil();
-        self.conv1.forward(input, a, scratch);
-        self.prelu1.forward_inplace(a);
+        self.conv1
+            .forward_act(input, a, scratch, Activation::PRelu(&self.prelu1));
         pool.forward(a, b);
-        self.conv2.forward(b, a, scratch);
-        self.prelu2.forward_inplace(a);
+        self.conv2
+            .forward_act(b, a, scratch, Activation::PRelu(&self.prelu2));
         pool.forward(a, b);
-        self.conv3.forward(b, a, scratch);
-        self.prelu3.forward_inplace(a);
+        self.conv3
+            .forward_act(b, a, scratch, Activation::PRelu(&self.prelu3));
         self.dense4.forward(a, b);
         self.prelu4.forward_inplace(b);
         self.head.forward(b, a);
@@ -686,17 +686,17 @@ impl CropNet<16> for ONet {
             ..
         } = ws;
         let pool = MaxPool2d::new(3, 2).ceil();
-        self.conv1.forward(input, a, scratch);
-        self.prelu1.forward_inplace(a);
+        self.conv1
+            .forward_act(input, a, scratch, Activation::PRelu(&self.prelu1));
         pool.forward(a, b);
-        self.conv2.forward(b, a, scratch);
-        self.prelu2.forward_inplace(a);
+        self.conv2
+            .forward_act(b, a, scratch, Activation::PRelu(&self.prelu2));
         pool.forward(a, b);
-        self.conv3.forward(b, a, scratch);
-        self.prelu3.forward_inplace(a);
+        self.conv3
+            .forward_act(b, a, scratch, Activation::PRelu(&self.prelu3));
         MaxPool2d::new(2, 2).ceil().forward(a, b);
-        self.conv4.forward(b, a, scratch);
-        self.prelu4.forward_inplace(a);
+        self.conv4
+            .forward_act(b, a, scratch, Activation::PRelu(&self.prelu4));
         self.dense5.forward(a, b);
         self.prelu5.forward_inplace(b);
         self.head.forward(b, a);

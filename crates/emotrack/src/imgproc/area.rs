@@ -43,15 +43,27 @@ fn window(i: usize, input: usize, output: usize) -> (usize, usize) {
     (start, end)
 }
 
+/// Scratch memory for [`area_resize_planar`], kept by the caller between calls so the hot path
+/// allocates nothing once warm.
+#[derive(Debug, Default)]
+pub struct AreaScratch {
+    /// Per input column and channel, the sum over the current output row's input rows.
+    colsum: Vec<u32>,
+    /// Prefix sums of `colsum` along the row, per channel: `3 * (w + 1)` values.
+    prefix: Vec<u32>,
+    /// Input column window of every output column.
+    windows: Vec<(usize, usize)>,
+}
+
 /// Resizes `region` of `image` to `out_w x out_h` by area averaging and writes it planar
 /// (`[3, out_h, out_w]`, R then G then B) into `out`, mapping each mean `m` to
 /// `(m - offset) * scale` (MTCNN: `offset = 127.5`, `scale = 1/128`).
 ///
-/// `colsum` is scratch space the caller keeps between calls (it grows to `3 * region.w`).
 /// Nothing is written when the region or the output is empty.
 ///
 /// # Panics
 /// If `region` is not inside the image or `out` is shorter than `3 * out_h * out_w`.
+#[allow(clippy::too_many_arguments)] // an image op's natural inputs; a struct would only rename them
 pub fn area_resize_planar(
     image: &RgbImage,
     region: Region,
@@ -60,7 +72,7 @@ pub fn area_resize_planar(
     offset: f32,
     scale: f32,
     out: &mut [f32],
-    colsum: &mut Vec<u32>,
+    scratch: &mut AreaScratch,
 ) {
     let (rw, rh) = (region.w as usize, region.h as usize);
     if rw == 0 || rh == 0 || out_w == 0 || out_h == 0 {
@@ -76,11 +88,21 @@ pub fn area_resize_planar(
     assert!(out.len() >= 3 * plane, "output buffer too small");
     let stride = image.width() as usize * 3;
     let raw = image.as_raw();
+    let AreaScratch {
+        colsum,
+        prefix,
+        windows,
+    } = scratch;
     colsum.clear();
     colsum.resize(rw * 3, 0);
+    prefix.clear();
+    prefix.resize((rw + 1) * 3, 0);
+    windows.clear();
+    windows.extend((0..out_w).map(|ox| window(ox, rw, out_w)));
+    let (out_r, rest) = out.split_at_mut(plane);
+    let (out_g, out_b) = rest.split_at_mut(plane);
     for oy in 0..out_h {
         let (y0, y1) = window(oy, rh, out_h);
-        // Per input column (and channel), the sum over this output row's input rows.
         colsum.fill(0);
         for y in y0..y1 {
             let start = (region.y as usize + y) * stride + region.x as usize * 3;
@@ -88,20 +110,27 @@ pub fn area_resize_planar(
                 *s += u32::from(p);
             }
         }
+        // Sums are exact integers (a window of 255s would need 65 793 pixels to reach 2^24, where
+        // f32 stops being exact, and u32 holds far more), so any summation order gives
+        // PyTorch's value.
+        for x in 0..rw {
+            for c in 0..3 {
+                prefix[(x + 1) * 3 + c] = prefix[x * 3 + c] + colsum[x * 3 + c];
+            }
+        }
         let kh = (y1 - y0) as f32;
-        for ox in 0..out_w {
-            let (x0, x1) = window(ox, rw, out_w);
+        let row = oy * out_w..(oy + 1) * out_w;
+        for (((&(x0, x1), r), g), b) in windows
+            .iter()
+            .zip(&mut out_r[row.clone()])
+            .zip(&mut out_g[row.clone()])
+            .zip(&mut out_b[row])
+        {
             let kw = (x1 - x0) as f32;
-            let mut sum = [0u32; 3];
-            for px in colsum[x0 * 3..x1 * 3].chunks_exact(3) {
-                sum[0] += px[0];
-                sum[1] += px[1];
-                sum[2] += px[2];
-            }
-            for (c, s) in sum.iter().enumerate() {
-                let mean = *s as f32 / kh / kw;
-                out[c * plane + oy * out_w + ox] = (mean - offset) * scale;
-            }
+            let mean = |c: usize| (prefix[x1 * 3 + c] - prefix[x0 * 3 + c]) as f32 / kh / kw;
+            *r = (mean(0) - offset) * scale;
+            *g = (mean(1) - offset) * scale;
+            *b = (mean(2) - offset) * scale;
         }
     }
 }
@@ -144,7 +173,7 @@ mod tests {
             0.0,
             1.0,
             &mut out,
-            &mut Vec::new(),
+            &mut AreaScratch::default(),
         );
         assert_eq!(out, expected);
     }
@@ -183,10 +212,10 @@ mod tests {
             -0.917_968_75,
             -0.902_343_75,
             -0.925_781_25,
-            -0.908_203_125,
+            -0.908_203_1,
             -0.890_625,
             -0.910_156_25,
-            -0.888_671_875,
+            -0.888_671_9,
             -0.867_187_5,
             -0.902_343_75,
             -0.878_906_25,
@@ -208,7 +237,7 @@ mod tests {
             127.5,
             0.0078125,
             &mut out,
-            &mut Vec::new(),
+            &mut AreaScratch::default(),
         );
         assert_eq!(out, expected);
     }

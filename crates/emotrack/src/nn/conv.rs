@@ -2,7 +2,7 @@
 
 use ndarray::{ArrayView2, ArrayViewMut2, linalg::general_mat_mul};
 
-use super::{Scratch, Tensor, Weights};
+use super::{PRelu, Scratch, Tensor, Weights};
 use crate::error::Result;
 
 /// The hyper-parameters of a [`Conv2d`] (PyTorch's `nn.Conv2d` arguments, no dilation or groups).
@@ -209,6 +209,25 @@ impl Conv2d {
     /// # Panics
     /// If `x` does not have `in_channels` channels.
     pub fn forward(&self, x: &Tensor, y: &mut Tensor, scratch: &mut Scratch) {
+        self.forward_act(x, y, scratch, Activation::Identity);
+    }
+
+    /// Computes `y = act(conv(x))` with the activation fused into the pass that adds the bias
+    /// (one pass over the output instead of two); `y` is resized to `[N, out, oh, ow]`.
+    ///
+    /// Small images are batched: the im2col matrices of several batch items sit side by side
+    /// (up to [`COL_BUDGET`] floats) and one GEMM computes them all, so a batch of 24x24 crops
+    /// costs a few large matrix products rather than many tiny ones.
+    ///
+    /// # Panics
+    /// If `x` does not have `in_channels` channels, or a PReLU's slope count does not fit.
+    pub fn forward_act(
+        &self,
+        x: &Tensor,
+        y: &mut Tensor,
+        scratch: &mut Scratch,
+        act: Activation<'_>,
+    ) {
         let s = &self.spec;
         assert_eq!(
             x.c(),
@@ -217,47 +236,137 @@ impl Conv2d {
         );
         let (n, h, w) = (x.n(), x.h(), x.w());
         let (oh, ow) = s.output_size(h, w);
-        y.resize([n, s.out_channels, oh, ow]);
+        let out_c = s.out_channels;
+        y.resize([n, out_c, oh, ow]);
         let ohw = oh * ow;
         if ohw == 0 || n == 0 {
             return;
         }
         let k = s.patch_len();
-        let a = ArrayView2::from_shape((s.out_channels, k), &self.weight)
+        let a = ArrayView2::from_shape((out_c, k), &self.weight)
             .expect("weight length checked at construction");
-        for i in 0..n {
-            let out = y.item_mut(i);
-            for (o, plane) in out.chunks_exact_mut(ohw).enumerate() {
-                plane.fill(self.bias[o]);
-            }
-            let mut c = ArrayViewMut2::from_shape((s.out_channels, ohw), out)
-                .expect("output resized above");
-            if s.is_pointwise() {
-                let b = ArrayView2::from_shape((k, ohw), x.item(i)).expect("input shape checked");
-                general_mat_mul(1.0, &a, &b, 1.0, &mut c);
+        let group = (COL_BUDGET / (k * ohw)).clamp(1, n);
+        let mut i0 = 0;
+        while i0 < n {
+            let g = group.min(n - i0);
+            if g == 1 {
+                // One item: the GEMM writes straight into the output.
+                let mut c = ArrayViewMut2::from_shape((out_c, ohw), y.item_mut(i0))
+                    .expect("output resized above");
+                if s.is_pointwise() {
+                    let b =
+                        ArrayView2::from_shape((k, ohw), x.item(i0)).expect("input shape checked");
+                    general_mat_mul(1.0, &a, &b, 0.0, &mut c);
+                } else {
+                    let col = scratch.col(k * ohw);
+                    im2col(x.item(i0), h, w, s, oh, ow, col, ohw, 0);
+                    let b = ArrayView2::from_shape((k, ohw), &*col).expect("col sized above");
+                    general_mat_mul(1.0, &a, &b, 0.0, &mut c);
+                }
+                for (o, plane) in y.item_mut(i0).chunks_exact_mut(ohw).enumerate() {
+                    finish_inplace(plane, self.bias[o], act.slope(o, out_c));
+                }
             } else {
-                let col = scratch.col(k * ohw);
-                im2col(x.item(i), h, w, s, oh, ow, col);
-                let b = ArrayView2::from_shape((k, ohw), &*col).expect("col sized above");
-                general_mat_mul(1.0, &a, &b, 1.0, &mut c);
+                // Several items: one GEMM over their im2col matrices side by side, then each
+                // item's planes are copied out with bias and activation.
+                let cols = g * ohw;
+                let (col, out) = scratch.col_and_out(k * cols, out_c * cols);
+                for j in 0..g {
+                    im2col(x.item(i0 + j), h, w, s, oh, ow, col, cols, j * ohw);
+                }
+                let b = ArrayView2::from_shape((k, cols), &*col).expect("col sized above");
+                let mut c =
+                    ArrayViewMut2::from_shape((out_c, cols), &mut *out).expect("out sized above");
+                general_mat_mul(1.0, &a, &b, 0.0, &mut c);
+                for j in 0..g {
+                    let item = y.item_mut(i0 + j);
+                    for (o, plane) in item.chunks_exact_mut(ohw).enumerate() {
+                        let src = &out[o * cols + j * ohw..o * cols + (j + 1) * ohw];
+                        finish_copy(plane, src, self.bias[o], act.slope(o, out_c));
+                    }
+                }
             }
+            i0 += g;
         }
     }
 }
 
-/// Unfolds one CHW image into the `[c*kh*kw, oh*ow]` patch matrix (zeros where the kernel
-/// overlaps the padding). Row `(ci, ky, kx)`, column `(oy, ox)` holds
-/// `x[ci, oy*sy + ky - py, ox*sx + kx - px]`.
-fn im2col(x: &[f32], h: usize, w: usize, s: &ConvSpec, oh: usize, ow: usize, col: &mut [f32]) {
+/// The largest im2col matrix (in floats, 1 MiB) that [`Conv2d::forward_act`] builds at once
+/// when batching several items: big enough that a GEMM amortises its packing, small enough to
+/// stay in the L2 cache.
+pub const COL_BUDGET: usize = 1 << 18;
+
+/// An activation fused into a convolution's output pass ([`Conv2d::forward_act`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Activation<'a> {
+    /// None: `y = conv(x)`.
+    Identity,
+    /// `max(y, 0)`.
+    Relu,
+    /// PReLU with per-channel (or one shared) slopes.
+    PRelu(&'a PRelu),
+}
+
+impl Activation<'_> {
+    /// The negative-side slope for output channel `o` of `channels`: `None` for identity,
+    /// 0 for ReLU.
+    fn slope(&self, o: usize, channels: usize) -> Option<f32> {
+        match self {
+            Activation::Identity => None,
+            Activation::Relu => Some(0.0),
+            Activation::PRelu(p) => Some(p.slope(o, channels)),
+        }
+    }
+}
+
+/// `v = act(v + bias)` over one output plane; `slope` is the negative-side slope (`None`: no
+/// activation). Branch-free so it vectorises.
+fn finish_inplace(plane: &mut [f32], bias: f32, slope: Option<f32>) {
+    match slope {
+        None => plane.iter_mut().for_each(|v| *v += bias),
+        Some(a) => plane.iter_mut().for_each(|v| {
+            let t = *v + bias;
+            *v = if t < 0.0 { t * a } else { t };
+        }),
+    }
+}
+
+/// `dst = act(src + bias)`, as [`finish_inplace`].
+fn finish_copy(dst: &mut [f32], src: &[f32], bias: f32, slope: Option<f32>) {
+    match slope {
+        None => dst.iter_mut().zip(src).for_each(|(d, s)| *d = s + bias),
+        Some(a) => dst.iter_mut().zip(src).for_each(|(d, s)| {
+            let t = s + bias;
+            *d = if t < 0.0 { t * a } else { t };
+        }),
+    }
+}
+
+/// Unfolds one CHW image into its `[c*kh*kw, oh*ow]` patch matrix (zeros where the kernel
+/// overlaps the padding), written at column `offset` of `col`, whose rows are `ld` long. Row
+/// `(ci, ky, kx)`, column `offset + (oy, ox)` holds `x[ci, oy*sy + ky - py, ox*sx + kx - px]`.
+#[allow(clippy::too_many_arguments)] // geometry of one unfold; a struct would only rename them
+fn im2col(
+    x: &[f32],
+    h: usize,
+    w: usize,
+    s: &ConvSpec,
+    oh: usize,
+    ow: usize,
+    col: &mut [f32],
+    ld: usize,
+    offset: usize,
+) {
     let [kh, kw] = s.kernel;
     let [sy, sx] = s.stride;
     let [py, px] = s.padding;
     let ohw = oh * ow;
-    let mut rows = col.chunks_exact_mut(ohw);
+    let mut rows = col.chunks_exact_mut(ld);
     for plane in x.chunks_exact(h * w).take(s.in_channels) {
         for ky in 0..kh {
             for kx in 0..kw {
                 let row = rows.next().expect("col has c*kh*kw rows");
+                let row = &mut row[offset..offset + ohw];
                 // Output columns whose input column `ox*sx + kx - px` lies inside [0, w).
                 let lo = if kx >= px { 0 } else { (px - kx).div_ceil(sx) };
                 let hi = if w + px > kx {
@@ -292,6 +401,7 @@ fn im2col(x: &[f32], h: usize, w: usize, s: &ConvSpec, oh: usize, ow: usize, col
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nn::PRelu;
     use crate::nn::weights::tests::safetensors_bytes;
 
     fn ramp(len: usize, scale: f32, offset: f32) -> Vec<f32> {
@@ -403,6 +513,32 @@ mod tests {
                     "k{k} s{s} p{p}: {a} vs {b}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn fused_activations_equal_separate_ones_batched_or_not() {
+        let spec = ConvSpec::new(2, 3, 3).padding(1);
+        let conv = Conv2d::new(spec, ramp(54, 0.05, -1.2), Some(vec![0.3, -0.1, 0.0]));
+        let prelu = PRelu::new(vec![0.25, 0.5, 0.1]);
+        let mut scratch = Scratch::new();
+        // 1 item (GEMM into the output), 3 items (one batched GEMM), and 40 items of 64x64,
+        // more than COL_BUDGET holds at once (several batched GEMMs).
+        for (n, side) in [(1, 5), (3, 5), (40, 64)] {
+            let x = Tensor::from_vec([n, 2, side, side], ramp(n * 2 * side * side, 0.013, -2.0));
+            let (mut plain, mut fused) = (Tensor::new(), Tensor::new());
+            conv.forward(&x, &mut plain, &mut scratch);
+            let reference = conv_reference(&conv, &x);
+            for (a, b) in plain.data().iter().zip(reference.data()) {
+                assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "n={n}: {a} vs {b}");
+            }
+            prelu.forward_inplace(&mut plain);
+            conv.forward_act(&x, &mut fused, &mut scratch, Activation::PRelu(&prelu));
+            assert_eq!(plain, fused, "n={n}");
+            conv.forward(&x, &mut plain, &mut scratch);
+            crate::nn::relu_inplace(&mut plain);
+            conv.forward_act(&x, &mut fused, &mut scratch, Activation::Relu);
+            assert_eq!(plain, fused, "n={n}");
         }
     }
 

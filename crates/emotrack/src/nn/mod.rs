@@ -13,7 +13,9 @@
 //! * convolutions are im2col + one sgemm (matrixmultiply, reached through ndarray's safe views
 //!   because `matrixmultiply::sgemm` is an `unsafe fn` and the workspace forbids `unsafe`);
 //!   1x1 convolutions skip im2col;
-//! * batch norms are folded into the preceding convolution at load time;
+//! * batch norms are folded into the preceding convolution at load time, and the activation
+//!   after it can be fused into its output pass ([`Conv2d::forward_act`]);
+//! * small images in a batch share one GEMM (their im2col matrices side by side);
 //! * every layer writes into a caller-owned [`Tensor`] and borrows a caller-owned [`Scratch`], so
 //!   a net reusing its buffers allocates nothing after its first call;
 //! * no graph, no autograd, no threads of its own: callers parallelise over images, pyramid
@@ -44,7 +46,7 @@ mod ops;
 mod tensor;
 mod weights;
 
-pub use conv::{BatchNorm, Conv2d, ConvSpec};
+pub use conv::{Activation, BatchNorm, COL_BUDGET, Conv2d, ConvSpec};
 pub use ops::{
     Linear, MaxPool2d, PRelu, add_inplace, global_avg_pool, relu_inplace, softmax_channels_inplace,
 };

@@ -32,6 +32,23 @@ impl PRelu {
         ))
     }
 
+    /// The slope of channel `c` of `channels`.
+    ///
+    /// # Panics
+    /// If there are several slopes and their count differs from `channels`.
+    pub(crate) fn slope(&self, c: usize, channels: usize) -> f32 {
+        if self.slopes.len() == 1 {
+            self.slopes[0]
+        } else {
+            assert_eq!(
+                self.slopes.len(),
+                channels,
+                "PReLU slope count differs from channels"
+            );
+            self.slopes[c]
+        }
+    }
+
     /// `x = x if x ≥ 0 else a_c · x`, in place, over dimension 1 (channels, or features of a
     /// `[N, F, 1, 1]` vector).
     ///
@@ -54,10 +71,9 @@ impl PRelu {
             } else {
                 self.slopes[i % c]
             };
+            // Branch-free (a select, vectorised): signs are random, a branch mispredicts.
             for v in plane {
-                if *v < 0.0 {
-                    *v *= a;
-                }
+                *v = if *v < 0.0 { *v * a } else { *v };
             }
         }
     }
@@ -123,6 +139,9 @@ impl MaxPool2d {
     }
 
     /// `y = maxpool(x)`; `y` is resized to `[N, C, oh, ow]`.
+    ///
+    /// Separable: for each output row, the elementwise max of its input rows (contiguous,
+    /// vectorised), then the horizontal window maxima of that one row.
     pub fn forward(&self, x: &Tensor, y: &mut Tensor) {
         let (n, c, h, w) = (x.n(), x.c(), x.h(), x.w());
         let (oh, ow) = (self.output_len(h), self.output_len(w));
@@ -131,32 +150,71 @@ impl MaxPool2d {
             return;
         }
         let (k, s, p) = (self.kernel, self.stride, self.padding);
-        // Window bounds per output index, clipped to the image.
-        let bounds = |o: usize, len: usize| {
-            let start = (o * s).saturating_sub(p);
-            let end = (o * s + k - p).min(len);
-            (start, end)
+        // Window `[start, end)` of output index `o`, clipped to the image.
+        let bounds = |o: usize, len: usize| ((o * s).saturating_sub(p), (o * s + k - p).min(len));
+        // Output columns whose window lies wholly inside the row take the fixed-size path.
+        let first_full = p.div_ceil(s);
+        let end_full = if w + p >= k {
+            ((w + p - k) / s + 1).min(ow)
+        } else {
+            0
         };
-        let cols: Vec<(usize, usize)> = (0..ow).map(|ox| bounds(ox, w)).collect();
+        let full = first_full.min(end_full)..end_full;
+        let edges: Vec<(usize, (usize, usize))> = (0..full.start)
+            .chain(full.end..ow)
+            .map(|ox| (ox, bounds(ox, w)))
+            .collect();
+        let mut vmax = vec![0.0f32; w];
         for (src, dst) in x
             .data()
             .chunks_exact(h * w)
             .zip(y.data_mut().chunks_exact_mut(oh * ow))
         {
-            for (oy, out_row) in dst.chunks_exact_mut(ow).enumerate() {
+            for (oy, out) in dst.chunks_exact_mut(ow).enumerate() {
                 let (y0, y1) = bounds(oy, h);
-                for (v, &(x0, x1)) in out_row.iter_mut().zip(&cols) {
-                    let mut m = f32::NEG_INFINITY;
-                    for row in src[y0 * w..y1 * w].chunks_exact(w) {
-                        for &e in &row[x0..x1] {
-                            m = m.max(e);
+                let mut rows = src[y0 * w..y1 * w].chunks_exact(w);
+                if let Some(first) = rows.next() {
+                    vmax.copy_from_slice(first);
+                }
+                for row in rows {
+                    for (m, &v) in vmax.iter_mut().zip(row) {
+                        *m = max(*m, v);
+                    }
+                }
+                let v = &vmax;
+                match k {
+                    2 => {
+                        for ox in full.clone() {
+                            let i = ox * s - p;
+                            out[ox] = max(v[i], v[i + 1]);
                         }
                     }
-                    *v = m;
+                    3 => {
+                        for ox in full.clone() {
+                            let i = ox * s - p;
+                            out[ox] = max(max(v[i], v[i + 1]), v[i + 2]);
+                        }
+                    }
+                    _ => {
+                        for ox in full.clone() {
+                            let i = ox * s - p;
+                            out[ox] = v[i + 1..i + k].iter().fold(v[i], |m, &e| max(m, e));
+                        }
+                    }
+                }
+                for &(ox, (x0, x1)) in &edges {
+                    out[ox] = v[x0 + 1..x1].iter().fold(v[x0], |m, &e| max(m, e));
                 }
             }
         }
     }
+}
+
+/// The larger of two values, as one `maxss`/`vmaxps` (unlike `f32::max`, no NaN handling; the
+/// nets never produce NaN from finite inputs).
+#[inline(always)]
+fn max(a: f32, b: f32) -> f32 {
+    if a > b { a } else { b }
 }
 
 /// A fully-connected layer (`nn.Linear`, weight `[out, in]`), applied to each batch item's
@@ -359,6 +417,53 @@ mod tests {
             pool.forward(&x, &mut y);
             assert_eq!(y.shape(), shape, "{pool:?}");
             assert_eq!(y.data(), expected.as_slice(), "{pool:?}");
+        }
+    }
+
+    #[test]
+    fn maxpool_equals_the_naive_definition_for_many_shapes() {
+        let mut y = Tensor::new();
+        for (k, s, p, ceil) in [
+            (2, 2, 0, true),
+            (2, 2, 0, false),
+            (3, 2, 0, true),
+            (3, 2, 1, false),
+            (3, 2, 1, true),
+            (3, 1, 1, false),
+            (4, 3, 2, true),
+            (5, 2, 2, true),
+        ] {
+            let pool = MaxPool2d {
+                kernel: k,
+                stride: s,
+                padding: p,
+                ceil_mode: ceil,
+            };
+            for (h, w) in [(5, 7), (6, 6), (9, 4), (11, 13)] {
+                let data = (0..2 * h * w)
+                    .map(|i| ((i * 37) % 23) as f32 - 11.0)
+                    .collect();
+                let x = Tensor::from_vec([1, 2, h, w], data);
+                pool.forward(&x, &mut y);
+                let (oh, ow) = (pool.output_len(h), pool.output_len(w));
+                assert_eq!(y.shape(), [1, 2, oh, ow]);
+                for c in 0..2 {
+                    for oy in 0..oh {
+                        for ox in 0..ow {
+                            let mut m = f32::NEG_INFINITY;
+                            for ky in 0..k {
+                                for kx in 0..k {
+                                    let (iy, ix) = (oy * s + ky, ox * s + kx);
+                                    if iy >= p && ix >= p && iy - p < h && ix - p < w {
+                                        m = m.max(x.plane(0, c)[(iy - p) * w + ix - p]);
+                                    }
+                                }
+                            }
+                            assert_eq!(y.plane(0, c)[oy * ow + ox], m, "{pool:?} {h}x{w}");
+                        }
+                    }
+                }
+            }
         }
     }
 

@@ -125,13 +125,15 @@ impl Tensor {
     }
 }
 
-/// Scratch memory that layers borrow during `forward` (the im2col matrix of a convolution).
+/// Scratch memory that layers borrow during `forward` (a convolution's im2col matrix and, when it
+/// batches items, its GEMM output).
 ///
 /// Keep one per thread and pass it to every call: it grows to the largest layer's need once and
 /// is reused afterwards.
 #[derive(Debug, Default)]
 pub struct Scratch {
-    pub(crate) col: Vec<f32>,
+    col: Vec<f32>,
+    out: Vec<f32>,
 }
 
 impl Scratch {
@@ -146,5 +148,20 @@ impl Scratch {
             self.col.resize(len, 0.0);
         }
         &mut self.col[..len]
+    }
+
+    /// The im2col buffer (`col_len` floats) and a GEMM output buffer (`out_len` floats).
+    pub(crate) fn col_and_out(
+        &mut self,
+        col_len: usize,
+        out_len: usize,
+    ) -> (&mut [f32], &mut [f32]) {
+        if self.col.len() < col_len {
+            self.col.resize(col_len, 0.0);
+        }
+        if self.out.len() < out_len {
+            self.out.resize(out_len, 0.0);
+        }
+        (&mut self.col[..col_len], &mut self.out[..out_len])
     }
 }
