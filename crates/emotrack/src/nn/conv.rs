@@ -1,6 +1,6 @@
 //! 2-D convolution as im2col + GEMM, with batch-norm folding at load time.
 
-use ndarray::{ArrayView2, ArrayViewMut2, linalg::general_mat_mul};
+use ndarray::{ArrayView2, ArrayViewMut2, Axis, Slice, linalg::general_mat_mul};
 
 use super::{PRelu, Scratch, Tensor, Weights};
 use crate::error::Result;
@@ -258,10 +258,19 @@ impl Conv2d {
                         ArrayView2::from_shape((k, ohw), x.item(i0)).expect("input shape checked");
                     general_mat_mul(1.0, &a, &b, 0.0, &mut c);
                 } else {
-                    let col = scratch.col(k * ohw);
-                    im2col(x.item(i0), h, w, s, oh, ow, col, ohw, 0);
-                    let b = ArrayView2::from_shape((k, ohw), &*col).expect("col sized above");
-                    general_mat_mul(1.0, &a, &b, 0.0, &mut c);
+                    // A large image is unfolded in bands of output rows, each band's im2col
+                    // matrix small enough to stay in cache while the GEMM packs and reads it.
+                    let band = (COL_BUDGET / (k * ow)).max(1);
+                    for oy0 in (0..oh).step_by(band) {
+                        let oy1 = (oy0 + band).min(oh);
+                        let cols = (oy1 - oy0) * ow;
+                        let col = scratch.col(k * cols);
+                        im2col(x.item(i0), h, w, s, oy0..oy1, ow, col, cols, 0);
+                        let b = ArrayView2::from_shape((k, cols), &*col).expect("col sized above");
+                        let mut c =
+                            c.slice_axis_mut(Axis(1), Slice::from(oy0 * ow..oy0 * ow + cols));
+                        general_mat_mul(1.0, &a, &b, 0.0, &mut c);
+                    }
                 }
                 for (o, plane) in y.item_mut(i0).chunks_exact_mut(ohw).enumerate() {
                     finish_inplace(plane, self.bias[o], act.slope(o, out_c));
@@ -272,7 +281,7 @@ impl Conv2d {
                 let cols = g * ohw;
                 let (col, out) = scratch.col_and_out(k * cols, out_c * cols);
                 for j in 0..g {
-                    im2col(x.item(i0 + j), h, w, s, oh, ow, col, cols, j * ohw);
+                    im2col(x.item(i0 + j), h, w, s, 0..oh, ow, col, cols, j * ohw);
                 }
                 let b = ArrayView2::from_shape((k, cols), &*col).expect("col sized above");
                 let mut c =
@@ -291,10 +300,10 @@ impl Conv2d {
     }
 }
 
-/// The largest im2col matrix (in floats, 1 MiB) that [`Conv2d::forward_act`] builds at once
-/// when batching several items: big enough that a GEMM amortises its packing, small enough to
-/// stay in the L2 cache.
-pub const COL_BUDGET: usize = 1 << 18;
+/// The largest im2col matrix (in floats, 512 KiB) that [`Conv2d::forward_act`] builds at once,
+/// batching small items or banding a large one: big enough that a GEMM amortises its packing,
+/// small enough to stay in the L2 cache.
+pub const COL_BUDGET: usize = 1 << 17;
 
 /// An activation fused into a convolution's output pass ([`Conv2d::forward_act`]).
 #[derive(Debug, Clone, Copy)]
@@ -342,16 +351,17 @@ fn finish_copy(dst: &mut [f32], src: &[f32], bias: f32, slope: Option<f32>) {
     }
 }
 
-/// Unfolds one CHW image into its `[c*kh*kw, oh*ow]` patch matrix (zeros where the kernel
-/// overlaps the padding), written at column `offset` of `col`, whose rows are `ld` long. Row
-/// `(ci, ky, kx)`, column `offset + (oy, ox)` holds `x[ci, oy*sy + ky - py, ox*sx + kx - px]`.
+/// Unfolds output rows `rows` of one CHW image into their `[c*kh*kw, rows.len()*ow]` patch
+/// matrix (zeros where the kernel overlaps the padding), written at column `offset` of `col`,
+/// whose rows are `ld` long. Row `(ci, ky, kx)`, column `offset + (oy - rows.start, ox)` holds
+/// `x[ci, oy*sy + ky - py, ox*sx + kx - px]`.
 #[allow(clippy::too_many_arguments)] // geometry of one unfold; a struct would only rename them
 fn im2col(
     x: &[f32],
     h: usize,
     w: usize,
     s: &ConvSpec,
-    oh: usize,
+    rows: std::ops::Range<usize>,
     ow: usize,
     col: &mut [f32],
     ld: usize,
@@ -360,12 +370,13 @@ fn im2col(
     let [kh, kw] = s.kernel;
     let [sy, sx] = s.stride;
     let [py, px] = s.padding;
-    let ohw = oh * ow;
-    let mut rows = col.chunks_exact_mut(ld);
+    let ohw = rows.len() * ow;
+    let oy0 = rows.start;
+    let mut col_rows = col.chunks_exact_mut(ld);
     for plane in x.chunks_exact(h * w).take(s.in_channels) {
         for ky in 0..kh {
             for kx in 0..kw {
-                let row = rows.next().expect("col has c*kh*kw rows");
+                let row = col_rows.next().expect("col has c*kh*kw rows");
                 let row = &mut row[offset..offset + ohw];
                 // Output columns whose input column `ox*sx + kx - px` lies inside [0, w).
                 let lo = if kx >= px { 0 } else { (px - kx).div_ceil(sx) };
@@ -375,8 +386,8 @@ fn im2col(
                     0
                 };
                 let lo = lo.min(hi);
-                for (oy, out) in row.chunks_exact_mut(ow).enumerate() {
-                    let iy = oy * sy + ky;
+                for (r, out) in row.chunks_exact_mut(ow).enumerate() {
+                    let iy = (oy0 + r) * sy + ky;
                     if iy < py || iy - py >= h {
                         out.fill(0.0);
                         continue;
@@ -496,6 +507,8 @@ mod tests {
             (1, 2, 0, 5, 5),
             (3, 3, 2, 4, 4),
             (7, 2, 3, 11, 13),
+            // Large enough to be unfolded in bands of rows (27 x 100 x 90 > COL_BUDGET).
+            (3, 1, 1, 100, 90),
         ] {
             let spec = ConvSpec::new(3, 4, k).stride(s).padding(p);
             let conv = Conv2d::new(
