@@ -12,7 +12,7 @@ pub enum Error {
     /// A model file (weights or config) could not be read or does not match its architecture.
     #[error("model {path}: {message}")]
     Model {
-        /// The file that was being read ("<embedded>" for built-in models).
+        /// The file that was being read (`<embedded>` for built-in models).
         path: PathBuf,
         /// What is wrong with it.
         message: String,

@@ -1,8 +1,14 @@
-//! Image operations: grayscale conversion, resizing, cropping and face alignment.
+//! Image operations: loading with limits, grayscale conversion, resizing, cropping and face
+//! alignment.
 //!
-//! Submodules hold one family of operations each; [`face_crop`] is the one function that turns a
-//! detected face into the classifier's input, used by training and inference alike.
+//! Submodules hold one family of operations each; [`crop::face_crop`] is the one function that
+//! turns a detected face into the classifier's input, used by training and inference alike.
 
 pub mod area;
+pub mod crop;
 pub mod gray;
+pub mod load;
 pub mod resize;
+
+pub use crop::{CropSettings, face_crop, face_crop_into};
+pub use load::{DecodeLimits, load_image};
