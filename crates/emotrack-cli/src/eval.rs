@@ -1,12 +1,191 @@
-//! `emotrack eval`. (Being written.)
+//! `emotrack eval`: accuracy, macro-F1, per-class precision/recall/F1, confusion matrix (printed
+//! and as PNG) and calibration of a classifier on a FER-2013 split.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use emotrack_train::evaluate::{Backend, load_model};
+use emotrack_train::metrics::{Metrics, evaluate};
 
 use crate::Outcome;
 
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    /// A readable report.
+    Text,
+    /// The metrics as one JSON object.
+    Json,
+}
+
+/// Which implementation runs the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum BackendArg {
+    /// The inference runtime `emotrack analyze` uses.
+    Runtime,
+    /// The burn training network (cross-check of the export).
+    Burn,
+}
+
 /// Arguments of `emotrack eval`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The model: `<name>.safetensors` (with `<name>.json` beside it), a training run folder
+    /// (its best weights) or a run's `checkpoint/` folder.
+    #[arg(long)]
+    model: PathBuf,
+    /// A FER-2013 split folder with one sub-folder per emotion (e.g. `fer2013/val`).
+    #[arg(long)]
+    data: PathBuf,
+    /// Average the probabilities of each crop and its mirror image.
+    #[arg(long)]
+    tta: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// Where to write the confusion-matrix PNG [default: confusion-<split>.png next to the model].
+    #[arg(long)]
+    png: Option<PathBuf>,
+    /// Don't write the PNG.
+    #[arg(long, conflicts_with = "png")]
+    no_png: bool,
+    /// Evaluate a stratified subset of about this many images.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Which implementation runs the network.
+    #[arg(long, value_enum, default_value_t = BackendArg::Runtime)]
+    backend: BackendArg,
+    /// Crops per forward pass.
+    #[arg(long, default_value_t = 256)]
+    batch: usize,
+}
 
 /// Runs the subcommand.
-pub fn run(_args: Args) -> anyhow::Result<Outcome> {
-    anyhow::bail!("not implemented yet")
+pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    let backend = match args.backend {
+        BackendArg::Runtime => Backend::Runtime,
+        BackendArg::Burn => Backend::Burn,
+    };
+    let mut model = load_model(&args.model, backend, args.tta)
+        .with_context(|| format!("loading model {}", args.model.display()))?;
+    let mut data = emotrack_train::load_split(&args.data)?;
+    let skipped = data.skipped.len();
+    for s in &data.skipped {
+        eprintln!("skipped {}: {}", s.path.display(), s.reason);
+    }
+    if let Some(n) = args.limit {
+        data = data.stratified_subset(n);
+    }
+    let started = std::time::Instant::now();
+    let metrics = evaluate(&mut model, &data, args.batch);
+    let seconds = started.elapsed().as_secs_f64();
+    let split = args
+        .data
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "data".into());
+    let png = (!args.no_png).then(|| {
+        args.png.clone().unwrap_or_else(|| {
+            let dir = if args.model.is_dir() {
+                args.model.clone()
+            } else {
+                args.model.parent().map(PathBuf::from).unwrap_or_default()
+            };
+            dir.join(format!(
+                "confusion-{split}{}.png",
+                if args.tta { "-tta" } else { "" }
+            ))
+        })
+    });
+    let mut png_written = None;
+    if let Some(path) = &png {
+        let title = format!(
+            "{} on {split}{}",
+            args.model.display(),
+            if args.tta { " (flip TTA)" } else { "" }
+        );
+        match emotrack_train::plot::confusion_png(&metrics, &title, path) {
+            Ok(()) => png_written = Some(path.clone()),
+            Err(e) => eprintln!("warning: confusion matrix PNG not written: {e}"),
+        }
+    }
+    match args.format {
+        Format::Json => {
+            let out = serde_json::json!({
+                "model": args.model,
+                "data": args.data,
+                "flip_tta": args.tta,
+                "backend": format!("{:?}", args.backend).to_lowercase(),
+                "skipped_images": skipped,
+                "seconds": seconds,
+                "confusion_png": png_written,
+                "metrics": metrics,
+            });
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        Format::Text => print_text(&metrics, &args, skipped, seconds, png_written.as_ref()),
+    }
+    Ok(if skipped > 0 {
+        Outcome::SomeFailed
+    } else {
+        Outcome::Success
+    })
+}
+
+fn print_text(m: &Metrics, args: &Args, skipped: usize, seconds: f64, png: Option<&PathBuf>) {
+    println!(
+        "model {}  data {}{}",
+        args.model.display(),
+        args.data.display(),
+        if args.tta { "  (flip TTA)" } else { "" }
+    );
+    println!(
+        "{} images{} in {seconds:.1} s",
+        m.count,
+        if skipped > 0 {
+            format!(" ({skipped} unreadable skipped)")
+        } else {
+            String::new()
+        }
+    );
+    println!(
+        "accuracy {:.2}%  macro-F1 {:.4}  NLL {:.4}  ECE {:.4}",
+        m.accuracy * 100.0,
+        m.macro_f1,
+        m.nll,
+        m.ece
+    );
+    println!();
+    println!(
+        "{:<10} {:>9} {:>9} {:>9} {:>8}",
+        "class", "precision", "recall", "F1", "support"
+    );
+    for c in &m.per_class {
+        println!(
+            "{:<10} {:>9.3} {:>9.3} {:>9.3} {:>8}",
+            c.class.name(),
+            c.precision,
+            c.recall,
+            c.f1,
+            c.support
+        );
+    }
+    println!();
+    println!("confusion (rows: true, columns: predicted)");
+    print!("{:<10}", "");
+    for c in &m.per_class {
+        print!(" {:>8}", c.class.name());
+    }
+    println!();
+    for (c, row) in m.per_class.iter().zip(&m.confusion) {
+        print!("{:<10}", c.class.name());
+        for v in row {
+            print!(" {v:>8}");
+        }
+        println!();
+    }
+    if let Some(p) = png {
+        println!();
+        println!("confusion matrix written to {}", p.display());
+    }
 }

@@ -186,6 +186,20 @@ impl TrainObserver for Progress {
 
     fn on_batch(&mut self, p: &BatchProgress) {
         if !self.tty {
+            // Logs: a line at each quarter of the epoch, so throughput shows before it ends.
+            let quarter = (p.batches / 4).max(1);
+            if (p.batch + 1) % quarter == 0 && p.batch + 1 < p.batches {
+                eprintln!(
+                    "  epoch {} batch {}/{}: loss {:.3} acc {:.1}% lr {:.4} {:.0} img/s",
+                    p.epoch + 1,
+                    p.batch + 1,
+                    p.batches,
+                    p.loss,
+                    p.accuracy * 100.0,
+                    p.lr,
+                    p.images_per_s
+                );
+            }
             return;
         }
         let bar = self.bar.get_or_insert_with(|| {

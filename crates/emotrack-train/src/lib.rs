@@ -8,6 +8,7 @@
 //! * [`train`]: the resumable loop ([`train::train`]), writing a run folder
 //!   (see [`checkpoint`] for its layout).
 //! * [`export`]: best weights → `model.safetensors` + `model.json` for inference.
+//! * [`evaluate`]: a model file or run folder loaded for evaluation (inference runtime or burn).
 //! * [`metrics`]: accuracy, macro-F1, per-class P/R/F1, confusion matrix, ECE over any
 //!   [`metrics::Predictor`]; [`plot`] draws the confusion matrix.
 
@@ -16,6 +17,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod error;
+pub mod evaluate;
 pub mod export;
 pub mod metrics;
 pub mod model;

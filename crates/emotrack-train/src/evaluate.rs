@@ -1,0 +1,146 @@
+//! Loading a model for evaluation, as the library's inference [`Classifier`] would run it (the
+//! default) or through burn (a cross-check of the export), with optional flip TTA.
+
+use std::path::Path;
+
+use burn::tensor::Device;
+use emotrack::classify::{Classifier, ModelConfig};
+use emotrack::{Emotion, EmotionScores};
+
+use crate::checkpoint;
+use crate::data::IMAGE_SIDE;
+use crate::error::TrainError;
+use crate::metrics::Predictor;
+use crate::model::{Net, NetConfig};
+
+/// Which implementation runs the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// `emotrack::classify::Classifier`, the inference runtime (what users get).
+    #[default]
+    Runtime,
+    /// The burn training network.
+    Burn,
+}
+
+/// The exported weights and config of `path`: a `.safetensors` file (with its `.json`), a run
+/// folder (its best weights) or a checkpoint folder.
+pub fn model_bytes(path: &Path) -> Result<(Vec<u8>, ModelConfig), TrainError> {
+    if path.is_dir() {
+        return crate::export::export(path);
+    }
+    let json = path.with_extension("json");
+    let config: ModelConfig = checkpoint::read_json(&json)?;
+    let bytes = std::fs::read(path).map_err(TrainError::io(path))?;
+    Ok((bytes, config))
+}
+
+/// A loaded model ready for [`crate::metrics::evaluate`].
+pub struct LoadedModel {
+    /// Its config (architecture, normalisation, provenance).
+    pub config: ModelConfig,
+    inner: Inner,
+    flip_tta: bool,
+}
+
+impl std::fmt::Debug for LoadedModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedModel")
+            .field("config", &self.config)
+            .field("flip_tta", &self.flip_tta)
+            .finish_non_exhaustive()
+    }
+}
+
+enum Inner {
+    Runtime(Box<Classifier>),
+    Burn { net: Box<Net>, device: Device },
+}
+
+/// Loads the model at `path` (see [`model_bytes`]) on `backend`.
+pub fn load_model(
+    path: &Path,
+    backend: Backend,
+    flip_tta: bool,
+) -> Result<LoadedModel, TrainError> {
+    let (bytes, config) = model_bytes(path)?;
+    let bad = |message: String| TrainError::Checkpoint {
+        path: path.to_path_buf(),
+        message,
+    };
+    let inner = match backend {
+        Backend::Runtime => Inner::Runtime(Box::new(
+            Classifier::from_bytes(&bytes, config.clone(), path).map_err(|e| bad(e.to_string()))?,
+        )),
+        Backend::Burn => {
+            config.validate().map_err(|e| bad(e.to_string()))?;
+            let device = Device::flex();
+            let tensors: checkpoint::HostTensors = checkpoint::read_safetensors(&bytes)
+                .map_err(bad)?
+                .into_iter()
+                .map(|(k, v)| (crate::export::burn_path(&k), v))
+                .collect();
+            let cfg = NetConfig::from_architecture(&config.architecture);
+            let net = crate::export::net_from_tensors(&cfg, &tensors, &device, path)?;
+            use burn::module::Module;
+            Inner::Burn {
+                net: Box::new(net.valid()),
+                device,
+            }
+        }
+    };
+    if config.input_size as usize != IMAGE_SIDE {
+        return Err(bad(format!(
+            "model input is {0}x{0}; FER-2013 evaluation needs a 48x48 model",
+            config.input_size
+        )));
+    }
+    Ok(LoadedModel {
+        config,
+        inner,
+        flip_tta,
+    })
+}
+
+fn mirrored(crop: &[u8]) -> Vec<u8> {
+    crop.chunks_exact(IMAGE_SIDE)
+        .flat_map(|row| row.iter().rev().copied())
+        .collect()
+}
+
+impl Predictor for LoadedModel {
+    fn predict(&mut self, crops: &[&[u8]]) -> Vec<EmotionScores> {
+        match &self.inner {
+            Inner::Burn { net, device } => crate::train::predict_burn(
+                net,
+                crops,
+                &self.config.normalization,
+                self.flip_tta,
+                device,
+            ),
+            Inner::Runtime(classifier) => {
+                let side = IMAGE_SIDE as u32;
+                let to_images = |flip: bool| -> Vec<image::GrayImage> {
+                    crops
+                        .iter()
+                        .filter_map(|c| {
+                            let px = if flip { mirrored(c) } else { c.to_vec() };
+                            image::GrayImage::from_raw(side, side, px)
+                        })
+                        .collect()
+                };
+                let mut scores = classifier.classify(&to_images(false));
+                if self.flip_tta {
+                    for (s, f) in scores.iter_mut().zip(classifier.classify(&to_images(true))) {
+                        for (a, b) in s.0.iter_mut().zip(f.0) {
+                            *a = 0.5 * (*a + b);
+                        }
+                    }
+                }
+                debug_assert_eq!(scores.len(), crops.len());
+                scores.resize(crops.len(), EmotionScores([1.0 / Emotion::COUNT as f32; 7]));
+                scores
+            }
+        }
+    }
+}

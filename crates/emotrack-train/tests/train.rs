@@ -1,0 +1,175 @@
+//! A tiny training run on a few hundred real FER-2013 images: the loss goes down, a stopped
+//! run resumes exactly, and the export loads in the inference runtime with the same outputs
+//! as burn.
+
+#[path = "../../emotrack/tests/common/mod.rs"]
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use emotrack::classify::Classifier;
+use emotrack_train::checkpoint::RunInfo;
+use emotrack_train::evaluate::{Backend, load_model};
+use emotrack_train::metrics::{Predictor, evaluate};
+use emotrack_train::train::{Silent, TrainOutcome, TrainRequest, prepare_run, train};
+use emotrack_train::{Dataset, TrainConfig, load_split};
+
+fn tiny_config() -> TrainConfig {
+    TrainConfig {
+        epochs: 3,
+        batch_size: 32,
+        lr: 0.05,
+        warmup_frac: 0.1,
+        ema_decay: Some(0.9),
+        raw_val_every: 1,
+        ..TrainConfig::default()
+    }
+}
+
+fn splits(fer: &Path) -> (Dataset, Dataset) {
+    let train = load_split(&fer.join("train"))
+        .unwrap()
+        .stratified_subset(320);
+    let val = load_split(&fer.join("val")).unwrap().stratified_subset(128);
+    (train, val)
+}
+
+fn run(
+    dir: &Path,
+    cfg: &TrainConfig,
+    train_data: &Dataset,
+    val: &Dataset,
+    resume: bool,
+    max: Option<usize>,
+) -> TrainOutcome {
+    let info = RunInfo {
+        config: cfg.clone(),
+        commit: None,
+        command: Some("test".into()),
+    };
+    let info = prepare_run(dir, info, resume).unwrap();
+    train(
+        &info,
+        TrainRequest {
+            train: train_data,
+            val,
+            run_dir: dir,
+            stop: Arc::new(AtomicBool::new(false)),
+            max_epochs_this_session: max,
+        },
+        &mut Silent,
+    )
+    .unwrap()
+}
+
+fn metrics_rows(dir: &Path) -> Vec<Vec<String>> {
+    std::fs::read_to_string(dir.join("metrics.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect()
+}
+
+#[test]
+fn tiny_run_lowers_the_loss_resumes_exactly_and_exports() {
+    let Some(fer) = common::fer2013_dir() else {
+        return;
+    };
+    let (train_data, val) = splits(&fer);
+    let cfg = tiny_config();
+
+    // Uninterrupted.
+    let a = tempfile::tempdir().unwrap();
+    let out = run(a.path(), &cfg, &train_data, &val, false, None);
+    assert!(matches!(out, TrainOutcome::Finished { .. }), "{out:?}");
+    let rows = metrics_rows(a.path());
+    assert_eq!(rows.len(), 3);
+    let loss = |r: &Vec<String>| r[2].parse::<f64>().unwrap();
+    assert!(
+        loss(&rows[2]) < loss(&rows[0]),
+        "train loss did not go down: {rows:?}"
+    );
+
+    // Stopped after one epoch, then resumed: the same numbers (elapsed time aside).
+    let b = tempfile::tempdir().unwrap();
+    let out = run(b.path(), &cfg, &train_data, &val, false, Some(1));
+    assert!(
+        matches!(out, TrainOutcome::Stopped { epoch: 1, batch: 0 }),
+        "{out:?}"
+    );
+    run(b.path(), &cfg, &train_data, &val, true, None);
+    let resumed = metrics_rows(b.path());
+    let strip = |rows: Vec<Vec<String>>| {
+        rows.into_iter()
+            .map(|mut r| {
+                r.pop();
+                r
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(strip(resumed), strip(rows));
+
+    // Export: the documented tensor names, loadable by the inference runtime, which agrees
+    // with burn on real crops.
+    let (bytes, config) = emotrack_train::export(a.path()).unwrap();
+    config.validate().unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    assert_eq!(
+        st.tensor("stem.conv.weight").unwrap().shape(),
+        &[32, 1, 3, 3]
+    );
+    assert_eq!(st.tensor("head.weight").unwrap().shape(), &[7, 256]);
+    assert!(st.tensor("stages.1.0.shortcut.bn.running_var").is_ok());
+    assert!(st.tensor("stages.0.0.bn1.weight").is_ok());
+    assert!(config.provenance.val_accuracy.is_some());
+    Classifier::from_bytes(&bytes, config, a.path()).unwrap();
+    assert!(a.path().join("model.safetensors").is_file());
+
+    let mut runtime =
+        load_model(&a.path().join("model.safetensors"), Backend::Runtime, false).unwrap();
+    let mut burn = load_model(a.path(), Backend::Burn, false).unwrap();
+    let crops: Vec<&[u8]> = (0..16).map(|i| val.image(i * 7)).collect();
+    let r = runtime.predict(&crops);
+    let b = burn.predict(&crops);
+    for (x, y) in r.iter().zip(&b) {
+        for (p, q) in x.0.iter().zip(y.0) {
+            assert!((p - q).abs() < 1e-4, "runtime {x:?} vs burn {y:?}");
+        }
+    }
+}
+
+#[test]
+fn eval_on_a_real_subset_counts_every_image() {
+    let Some(fer) = common::fer2013_dir() else {
+        return;
+    };
+    let (train_data, val) = splits(&fer);
+    let cfg = TrainConfig {
+        epochs: 1,
+        ..tiny_config()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    run(dir.path(), &cfg, &train_data, &val, false, None);
+    let subset = load_split(&fer.join("val")).unwrap().stratified_subset(200);
+    let mut model = load_model(
+        &dir.path().join("model.safetensors"),
+        Backend::Runtime,
+        true,
+    )
+    .unwrap();
+    let m = evaluate(&mut model, &subset, 64);
+    assert_eq!(m.count as usize, subset.len());
+    let total: u64 = m.confusion.iter().flatten().sum();
+    assert_eq!(total as usize, subset.len());
+    for (c, row) in m.per_class.iter().zip(&m.confusion) {
+        assert_eq!(c.support, row.iter().sum::<u64>());
+    }
+    assert!((0.0..=1.0).contains(&m.accuracy) && (0.0..=1.0).contains(&m.ece));
+    let png = dir.path().join("confusion.png");
+    emotrack_train::plot::confusion_png(&m, "test", &png).unwrap();
+    let img = image::open(&png).unwrap();
+    assert_eq!((img.width(), img.height()), (760, 740));
+}
