@@ -16,6 +16,11 @@ use emotrack_train::metrics::{Predictor, evaluate};
 use emotrack_train::train::{Silent, TrainOutcome, TrainRequest, prepare_run, train};
 use emotrack_train::{Dataset, TrainConfig, load_split};
 
+/// The tests in this file run one at a time: burn's CPU kernels split work across the shared
+/// rayon pool, and a second test competing for it changes float summation order, which would
+/// break the bit-exact resume comparison.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn tiny_config() -> TrainConfig {
     TrainConfig {
         epochs: 3,
@@ -75,6 +80,9 @@ fn metrics_rows(dir: &Path) -> Vec<Vec<String>> {
 
 #[test]
 fn tiny_run_lowers_the_loss_resumes_exactly_and_exports() {
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let Some(fer) = common::fer2013_dir() else {
         return;
     };
@@ -143,6 +151,9 @@ fn tiny_run_lowers_the_loss_resumes_exactly_and_exports() {
 
 #[test]
 fn eval_on_a_real_subset_counts_every_image() {
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let Some(fer) = common::fer2013_dir() else {
         return;
     };
