@@ -188,7 +188,7 @@ impl TrainObserver for Progress {
         if !self.tty {
             // Logs: a line at each quarter of the epoch, so throughput shows before it ends.
             let quarter = (p.batches / 4).max(1);
-            if (p.batch + 1) % quarter == 0 && p.batch + 1 < p.batches {
+            if (p.batch + 1).is_multiple_of(quarter) && p.batch + 1 < p.batches {
                 eprintln!(
                     "  epoch {} batch {}/{}: loss {:.3} acc {:.1}% lr {:.4} {:.0} img/s",
                     p.epoch + 1,

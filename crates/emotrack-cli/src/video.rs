@@ -217,6 +217,9 @@ pub fn run(args: Args) -> Result<Outcome> {
     let analyzer =
         Analyzer::new(args.analyzer.to_config()).context("cannot set up the analyzer")?;
     let pipeline = VideoPipeline::new(&analyzer, pipeline_config)?;
+    // Installed before probing so that Ctrl-C never leaves ffprobe/ffmpeg children behind: a
+    // press during the probe (bounded by --stall-timeout) ends the run before its first frame.
+    install_ctrlc();
     let input = VideoInput::open(Source::parse(&args.input), options)?;
 
     let mut encoder = match &args.out {
@@ -231,7 +234,6 @@ pub fn run(args: Args) -> Result<Outcome> {
         }
         None => None,
     };
-    install_ctrlc();
 
     let bar = progress_bar(&input);
     let annotator = Annotator::new();
@@ -270,6 +272,12 @@ pub fn run(args: Args) -> Result<Outcome> {
     let mut problems = Vec::new();
     if let Some(e) = encoder {
         let path = e.path().to_path_buf();
+        if e.frames_written() == 0 {
+            eprintln!(
+                "note: no frame was analysed, so {} was not written",
+                path.display()
+            );
+        }
         if let Err(err) = e.finish() {
             problems.push(format!("{} was not finished: {err}", path.display()));
         }

@@ -32,13 +32,34 @@ fn p(path: &Path) -> &str {
 /// message, the good photo is still analysed, and the exit code reports a partial failure.
 fn assert_bad_input_reported(bad: &Path, expect: &str) {
     let good = good_photo();
-    let out = emotrack(&["analyze", "--detector", "haar", "--format", "jsonl", p(bad), p(&good)]);
+    let out = emotrack(&[
+        "analyze",
+        "--detector",
+        "haar",
+        "--format",
+        "jsonl",
+        p(bad),
+        p(&good),
+    ]);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert_eq!(out.status.code(), Some(EXIT_PARTIAL_FAILURE), "stderr: {stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(EXIT_PARTIAL_FAILURE),
+        "stderr: {stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
-    let line = stderr.lines().find(|l| l.contains(p(bad))).unwrap_or_else(|| panic!("{bad:?} not named in: {stderr}"));
-    assert!(line.to_lowercase().contains(expect), "expected {expect:?} in {line:?}");
-    let good_line = stdout.lines().find(|l| l.contains("kit_with_rose")).expect("the good photo is reported");
+    let line = stderr
+        .lines()
+        .find(|l| l.contains(p(bad)))
+        .unwrap_or_else(|| panic!("{bad:?} not named in: {stderr}"));
+    assert!(
+        line.to_lowercase().contains(expect),
+        "expected {expect:?} in {line:?}"
+    );
+    let good_line = stdout
+        .lines()
+        .find(|l| l.contains("kit_with_rose"))
+        .expect("the good photo is reported");
     assert!(good_line.contains("\"faces\""), "{good_line}");
 }
 
@@ -49,7 +70,11 @@ fn png_header(w: u32, h: u32) -> Vec<u8> {
         for &b in bytes {
             crc ^= u32::from(b);
             for _ in 0..8 {
-                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
             }
         }
         !crc
@@ -74,11 +99,20 @@ fn analyze_lists_the_faces_of_a_photo_with_probabilities_and_vibes() {
     // The photo shows two people (counted by eye).
     assert_eq!(faces.len(), 2, "{v:#}");
     for f in faces {
-        let probs: Vec<f64> = f["scores"].as_array().expect("scores").iter().filter_map(|x| x.as_f64()).collect();
+        let probs: Vec<f64> = f["scores"]
+            .as_array()
+            .expect("scores")
+            .iter()
+            .filter_map(|x| x.as_f64())
+            .collect();
         assert_eq!(probs.len(), 7);
         assert!((probs.iter().sum::<f64>() - 1.0).abs() < 1e-3);
         assert!(!f["vibe"].as_str().unwrap_or("").is_empty());
-        assert_eq!(f["landmarks"].as_array().map(Vec::len), Some(5), "mtcnn gives five landmarks");
+        assert_eq!(
+            f["landmarks"].as_array().map(Vec::len),
+            Some(5),
+            "mtcnn gives five landmarks"
+        );
     }
 }
 
@@ -108,7 +142,10 @@ fn zero_byte_file_is_reported() {
 fn truncated_png_is_reported() {
     let dir = tempfile::tempdir().expect("tempdir");
     let png = dir.path().join("full.png");
-    image::open(good_photo()).expect("fixture decodes").save(&png).expect("png written");
+    image::open(good_photo())
+        .expect("fixture decodes")
+        .save(&png)
+        .expect("png written");
     let bytes = std::fs::read(&png).expect("read");
     let bad = dir.path().join("truncated.png");
     std::fs::write(&bad, &bytes[..bytes.len() / 2]).expect("write");
@@ -168,24 +205,44 @@ fn folder_of_photos_gives_every_image_and_annotations_never_overwrite_originals(
     let photos = dir.path().join("photos");
     std::fs::create_dir(&photos).expect("mkdir");
     for name in ["ageitgey_kit_with_rose.jpg", "linzaer_imgs_2.jpg"] {
-        std::fs::copy(common::fixture(&format!("photos/{name}")), photos.join(name)).expect("copy");
+        std::fs::copy(
+            common::fixture(&format!("photos/{name}")),
+            photos.join(name),
+        )
+        .expect("copy");
     }
     let original = std::fs::read(photos.join("linzaer_imgs_2.jpg")).expect("read");
     // Annotating into the input folder itself must not touch the originals.
-    let out = emotrack(&["analyze", "--format", "csv", "--annotate", p(&photos), p(&photos)]);
+    let out = emotrack(&[
+        "analyze",
+        "--format",
+        "csv",
+        "--annotate",
+        p(&photos),
+        p(&photos),
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let csv = text(&out.stdout);
     assert!(csv.starts_with("path,face,x,y,w,h,detector_score,emotion,confidence,angry,"));
     // 2 faces in kit_with_rose + 4 in linzaer_imgs_2 (counted by eye).
     assert_eq!(csv.lines().count(), 1 + 6, "{csv}");
-    assert_eq!(std::fs::read(photos.join("linzaer_imgs_2.jpg")).expect("read"), original);
-    let annotated = image::open(photos.join("linzaer_imgs_2.emotrack.jpg")).expect("annotated image written");
+    assert_eq!(
+        std::fs::read(photos.join("linzaer_imgs_2.jpg")).expect("read"),
+        original
+    );
+    let annotated =
+        image::open(photos.join("linzaer_imgs_2.emotrack.jpg")).expect("annotated image written");
     assert_eq!(annotated.width(), 1024);
 }
 
 #[test]
 fn no_face_image_gives_an_empty_list_not_an_error() {
-    let out = emotrack(&["analyze", "--format", "jsonl", p(&common::fixture("no_faces/fer_no-faces_cartoon.jpg"))]);
+    let out = emotrack(&[
+        "analyze",
+        "--format",
+        "jsonl",
+        p(&common::fixture("no_faces/fer_no-faces_cartoon.jpg")),
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
     assert_eq!(v["faces"].as_array().map(Vec::len), Some(0));
@@ -195,5 +252,9 @@ fn no_face_image_gives_an_empty_list_not_an_error() {
 fn bad_settings_fail_at_start_with_advice() {
     let out = emotrack(&["analyze", "--min-face", "3", p(&good_photo())]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("min_face"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("min_face"),
+        "{}",
+        text(&out.stderr)
+    );
 }

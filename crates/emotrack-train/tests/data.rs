@@ -1,4 +1,5 @@
 //! The FER-2013 folder loader on the real dataset and on broken copies of it.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 #[path = "../../emotrack/tests/common/mod.rs"]
 mod common;

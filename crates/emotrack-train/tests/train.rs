@@ -1,6 +1,7 @@
 //! A tiny training run on a few hundred real FER-2013 images: the loss goes down, a stopped
 //! run resumes exactly, and the export loads in the inference runtime with the same outputs
 //! as burn.
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 #[path = "../../emotrack/tests/common/mod.rs"]
 mod common;

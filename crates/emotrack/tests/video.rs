@@ -661,3 +661,86 @@ fn bad_settings_are_refused_before_anything_runs() {
     let webm = Encoder::create(Path::new("/tmp/out.webm"), &input);
     assert!(webm.is_err_and(|e| e.to_string().contains(".mp4")));
 }
+
+/// Serves the files of `dir` over HTTP on 127.0.0.1 (GET only); returns the base URL.
+fn serve_dir(dir: PathBuf) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let dir = dir.clone();
+            std::thread::spawn(move || {
+                let mut req = [0u8; 4096];
+                let n = conn.read(&mut req).unwrap_or(0);
+                let req = String::from_utf8_lossy(&req[..n]);
+                let path = req.split_whitespace().nth(1).unwrap_or("/");
+                let file = dir.join(path.trim_start_matches('/'));
+                let reply = match std::fs::read(&file) {
+                    Ok(body) => {
+                        let mut r = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                            body.len()
+                        )
+                        .into_bytes();
+                        r.extend(body);
+                        r
+                    }
+                    Err(_) => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec(),
+                };
+                let _ = conn.write_all(&reply);
+            });
+        }
+    });
+    format!("http://127.0.0.1:{port}")
+}
+
+#[test]
+fn an_hls_stream_over_http_is_read_live() {
+    let scratch = Scratch::new("hls");
+    let clip = fer_clip();
+    let playlist = scratch.path("index.m3u8");
+    ffmpeg(&[
+        "-i",
+        clip.to_str().expect("utf-8"),
+        "-c",
+        "copy",
+        "-f",
+        "hls",
+        "-hls_time",
+        "1",
+        "-hls_list_size",
+        "0",
+        playlist.to_str().expect("utf-8"),
+    ]);
+    let url = format!("{}/index.m3u8", serve_dir(scratch.0.clone()));
+    let input = open(&url, DecodeOptions::default()).expect("the playlist opens");
+    assert!(input.is_live());
+    assert_eq!(input.frame_size(), (596, 336));
+    let analyzer = analyzer(DetectorKind::Haar);
+    let (stats, reports) = run(&analyzer, &input, PipelineConfig::default(), None, None);
+    let stats = stats.expect("runs");
+    assert_eq!(stats.end, EndReason::Finished);
+    assert!(stats.decoded >= FER_FRAMES - 2, "{stats:?}");
+    assert_eq!(stats.analysed + stats.dropped, stats.decoded);
+    assert!(!reports.is_empty());
+}
+
+#[test]
+fn a_duration_limit_stops_after_that_many_seconds_of_video() {
+    let input = open(
+        fer_clip().to_str().expect("utf-8"),
+        DecodeOptions {
+            duration: Some(2.0),
+            ..DecodeOptions::default()
+        },
+    )
+    .expect("opens");
+    assert_eq!(input.expected_frames(), Some(50));
+    let analyzer = analyzer(DetectorKind::Haar);
+    let (stats, reports) = run(&analyzer, &input, PipelineConfig::default(), None, None);
+    let stats = stats.expect("runs");
+    assert_eq!(stats.end, EndReason::Finished);
+    assert!((48..=51).contains(&stats.analysed), "{stats:?}");
+    assert!(reports.last().is_some_and(|r| r.time < 2.0));
+}

@@ -106,7 +106,12 @@ pub struct Track {
     pub scores: Option<EmotionScores>,
     /// The label shown (after hysteresis).
     pub label: Option<Emotion>,
+    /// Centre displacement per frame.
     velocity: (f32, f32),
+    /// The last matched detection's box, and the frames since it (carried or missed), so the
+    /// velocity stays per frame when detection runs every N frames.
+    last_detection: BBox,
+    since_detection: u32,
     box_ema: BoxEma,
     smoother: ScoreSmoother,
     hysteresis: Hysteresis,
@@ -175,12 +180,17 @@ impl Tracker {
             matched[t] = true;
             let det = &detections[d];
             let track = &mut self.tracks[t];
-            let (ox, oy) = track.raw_bbox.center();
+            // Displacement since the last detection, per frame in between (1 when detecting
+            // every frame; N in detect-every-N mode, where carried positions are predictions).
+            let (ox, oy) = track.last_detection.center();
             let (nx, ny) = det.bbox.center();
+            let steps = (track.since_detection + 1) as f32;
             track.velocity = (
-                0.5 * track.velocity.0 + 0.5 * (nx - ox),
-                0.5 * track.velocity.1 + 0.5 * (ny - oy),
+                0.5 * track.velocity.0 + 0.5 * (nx - ox) / steps,
+                0.5 * track.velocity.1 + 0.5 * (ny - oy) / steps,
             );
+            track.last_detection = det.bbox;
+            track.since_detection = 0;
             track.raw_bbox = det.bbox;
             track.bbox = track.box_ema.push(&det.bbox);
             track.landmarks = det.landmarks;
@@ -193,6 +203,7 @@ impl Tracker {
             if !was_matched {
                 track.misses += 1;
                 track.age += 1;
+                track.since_detection += 1;
                 track.raw_bbox = track.predicted();
                 track.velocity = (
                     track.velocity.0 * VELOCITY_DAMPING,
@@ -224,6 +235,7 @@ impl Tracker {
                 track.raw_bbox = track.predicted();
                 track.bbox = track.box_ema.push(&track.raw_bbox);
                 track.age += 1;
+                track.since_detection += 1;
             }
         }
     }
@@ -257,6 +269,8 @@ impl Tracker {
             scores: None,
             label: None,
             velocity: (0.0, 0.0),
+            last_detection: det.bbox,
+            since_detection: 0,
             box_ema,
             smoother: ScoreSmoother::new(self.config.scores),
             hysteresis: Hysteresis::new(self.config.hysteresis),
@@ -358,6 +372,34 @@ mod tests {
             }
         }
         assert_eq!(t.tracks().len(), 2);
+    }
+
+    #[test]
+    fn carried_boxes_move_at_the_per_frame_velocity_between_detections() {
+        // A face moving 3 px a frame, detected every 5th frame: the carried box must arrive
+        // where the next detection is, so the id holds and the box does not run away.
+        let mut t = tracker();
+        let mut ids = std::collections::BTreeSet::new();
+        for frame in 0..60 {
+            let x = 100.0 + 3.0 * frame as f32;
+            if frame % 5 == 0 {
+                ids.extend(t.update(&[det(x, 100.0)]));
+            } else {
+                t.carry();
+            }
+            if frame > 20 {
+                let carried = t
+                    .tracks()
+                    .iter()
+                    .map(|tr| tr.raw_bbox.x)
+                    .fold(f32::NAN, f32::max);
+                assert!(
+                    (carried - x).abs() < 3.0,
+                    "frame {frame}: box at {carried}, face at {x}"
+                );
+            }
+        }
+        assert_eq!(ids.len(), 1, "one id: {ids:?}");
     }
 
     #[test]

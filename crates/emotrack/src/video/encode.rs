@@ -170,6 +170,8 @@ impl Encoder {
     }
 
     /// Closes ffmpeg's input, waits for it to finish the file and checks that it succeeded.
+    /// Without any frame written there is no video to make: ffmpeg is stopped and no file is
+    /// left behind.
     pub fn finish(mut self) -> Result<()> {
         self.close()
     }
@@ -179,6 +181,12 @@ impl Encoder {
             return Ok(());
         };
         drop(stdin);
+        if self.written == 0 {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            let _ = std::fs::remove_file(&self.path);
+            return Ok(());
+        }
         match self.child.wait() {
             Ok(status) if status.success() => Ok(()),
             Ok(status) => Err(self.failure(&format!("ffmpeg failed ({status})"))),
