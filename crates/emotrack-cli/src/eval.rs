@@ -43,7 +43,7 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
-    /// Where to write the confusion-matrix PNG [default: confusion-<split>.png next to the model].
+    /// Where to write the confusion-matrix PNG (default: `confusion-<split>.png` next to the model).
     #[arg(long)]
     png: Option<PathBuf>,
     /// Don't write the PNG.

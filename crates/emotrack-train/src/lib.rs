@@ -7,7 +7,7 @@
 //! * [`config`]: [`TrainConfig`], every setting of a run in one serde struct.
 //! * [`train`]: the resumable loop ([`train::train`]), writing a run folder
 //!   (see [`checkpoint`] for its layout).
-//! * [`export`]: best weights → `model.safetensors` + `model.json` for inference.
+//! * [`export()`]: best weights → `model.safetensors` + `model.json` for inference.
 //! * [`evaluate`]: a model file or run folder loaded for evaluation (inference runtime or burn).
 //! * [`metrics`]: accuracy, macro-F1, per-class P/R/F1, confusion matrix, ECE over any
 //!   [`metrics::Predictor`]; [`plot`] draws the confusion matrix.

@@ -15,7 +15,7 @@
 //!    (`1 / sqrt(area · Σx² − (Σx)²)`); windows too flat for that are rejected. Then the boosted
 //!    stages run in order; a window passing all of them is a raw detection of size
 //!    `round(24 · s)` at `round(x · s), round(y · s)`.
-//! 5. **Grouping** ([`group`]): OpenCV's `groupRectangles(minNeighbors, eps = 0.2)`; the
+//! 5. **Grouping** (`group.rs`): OpenCV's `groupRectangles(minNeighbors, eps = 0.2)`; the
 //!    [`Detection::score`] is the number of raw windows merged into the box.
 //!
 //! Pyramid levels (and row bands of the large ones) run in parallel with rayon; per-thread
