@@ -1,22 +1,15 @@
 #!/usr/bin/env bash
 # Face detection speed, emotrack vs the references, in one run on the same images:
 #   bench/detect.sh [PHOTOS_FOLDER]     (default ../shared/media/photos)
-# Builds emotrack (release), makes a Python venv in bench/.venv with pinned reference versions,
+# Builds emotrack (release), makes or reuses the Python venv of bench/peers/venv.sh (pinned versions),
 # runs `emotrack bench detect --json` and bench/detect_reference.py, prints one table with
 # speed ratios and writes it to the "Detection" section of bench/RESULTS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 photos="${1:-${EMOTRACK_MEDIA:-../shared/media}/photos}"
 seconds="${BENCH_SECONDS:-3}"
-venv="${BENCH_VENV:-bench/.venv}"  # BENCH_VENV: reuse an existing environment with these packages
-if [ ! -x "$venv/bin/python" ]; then
-  python3 -m venv "$venv"
-  # facenet-pytorch 2.6.0 pins torch<2.3 (pre numpy 2); it runs on current torch, so it is
-  # installed without its dependencies.
-  "$venv/bin/pip" install -q opencv-python-headless==4.14.0.94 numpy==2.4.6 pillow==13.0.0 \
-    torch==2.15.0 torchvision==0.29.2
-  "$venv/bin/pip" install -q --no-deps facenet-pytorch==2.6.0
-fi
+# BENCH_VENV: use another environment with these packages (default: the peers' one, see venv.sh).
+venv="${BENCH_VENV:-$(bench/peers/venv.sh)}"
 cargo build --release -q -p emotrack-cli
 ours=$(target/release/emotrack bench detect "$photos" --seconds "$seconds" --json)
 refs=$("$venv/bin/python" bench/detect_reference.py "$photos" --seconds "$seconds")

@@ -6,7 +6,8 @@ minNeighbors 3, minSize 20x20) and facenet-pytorch's MTCNN (CPU, min_face_size 2
 [0.6, 0.7, 0.7], factor 0.709), each on one thread and on all cores, on every image of the given
 folder resized to WIDTHxHEIGHT. Prints JSON rows like `emotrack bench detect --json`.
 
-Run by bench/detect.sh, which makes the environment (versions pinned there).
+Run by bench/detect.sh, which makes the environment (bench/peers/venv.sh, versions pinned there).
+The helpers (image loading, timing, the two detectors) are also used by bench/peers/peers.py.
 """
 import argparse
 import json
@@ -15,23 +16,72 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
-import torch
 from PIL import Image
-from facenet_pytorch import MTCNN
 
 EXTS = {".jpg", ".jpeg", ".png"}
+# emotrack's haar defaults (DetectorConfig), so both sides search the same windows.
+HAAR_SETTINGS = dict(scaleFactor=1.1, minNeighbors=3, minSize=(20, 20))
 
 
-def time_it(seconds, fn):
-    fn()  # warm-up
+def image_files(folder):
+    """The images under `folder` (recursive), sorted by path."""
+    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in EXTS)
+
+
+def load_rgb(folder, size=None):
+    """Every image of `folder` as an RGB array, resized to `size` (w, h) with bilinear filtering."""
+    images = []
+    for p in image_files(folder):
+        im = Image.open(p).convert("RGB")
+        if size is not None:
+            im = im.resize(size, Image.BILINEAR)
+        images.append(np.asarray(im))
+    return images
+
+
+def time_it(seconds, fn, min_runs=3):
+    """Calls `fn` for at least `seconds` (and `min_runs` times) after one warm-up call: (mean s, calls)."""
+    fn()
     start = time.perf_counter()
     runs = 0
-    while runs < 3 or time.perf_counter() - start < seconds:
+    while runs < min_runs or time.perf_counter() - start < seconds:
         fn()
         runs += 1
     return (time.perf_counter() - start) / runs, runs
+
+
+def opencv_haar():
+    """detect(rgb) -> boxes with OpenCV's detectMultiScale at HAAR_SETTINGS (gray conversion included)."""
+    import cv2
+
+    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+
+    def detect(rgb):
+        return cascade.detectMultiScale(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), **HAAR_SETTINGS)
+
+    return detect
+
+
+def facenet_mtcnn():
+    """detect(rgb) -> boxes with facenet-pytorch's MTCNN on the CPU at its defaults."""
+    import torch
+    from facenet_pytorch import MTCNN
+
+    mtcnn = MTCNN(keep_all=True, device="cpu")
+
+    def detect(rgb):
+        with torch.no_grad():
+            boxes, _ = mtcnn.detect(rgb)
+        return [] if boxes is None else boxes
+
+    return detect
+
+
+def versions():
+    from importlib.metadata import version
+
+    return {name: version(name) for name in ("opencv-python-headless", "facenet-pytorch", "torch")}
 
 
 def main():
@@ -41,46 +91,33 @@ def main():
     ap.add_argument("--seconds", type=float, default=3.0)
     a = ap.parse_args()
     w, h = (int(v) for v in a.size.split("x"))
-    files = sorted(p for p in Path(a.folder).rglob("*") if p.suffix.lower() in EXTS)
-    if not files:
+    rgb = load_rgb(a.folder, (w, h))
+    if not rgb:
         sys.exit(f"no images in {a.folder}")
-    rgb = [np.asarray(Image.open(p).convert("RGB").resize((w, h), Image.BILINEAR)) for p in files]
-    gray = [cv2.cvtColor(im, cv2.COLOR_RGB2GRAY) for im in rgb]
-    pil = [Image.fromarray(im) for im in rgb]
-    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
-    mtcnn = MTCNN(keep_all=True, device="cpu")
+    import cv2
+    import torch
+
+    v = versions()
     all_threads = os.cpu_count() or 1
     rows = []
-    for threads in (1, all_threads):
-        cv2.setNumThreads(threads)
-        faces = [0]
+    for name, make, set_threads, version in [
+        ("opencv haar", opencv_haar, cv2.setNumThreads, f"opencv-python-headless {v['opencv-python-headless']}"),
+        ("facenet-pytorch mtcnn", facenet_mtcnn, torch.set_num_threads,
+         f"facenet-pytorch {v['facenet-pytorch']}, torch {v['torch']}"),
+    ]:
+        detect = make()
+        for threads in (1, all_threads):
+            set_threads(threads)
+            faces = [0]
 
-        def haar():
-            faces[0] = sum(len(cascade.detectMultiScale(g, scaleFactor=1.1, minNeighbors=3, minSize=(20, 20))) for g in gray)
+            def run():
+                faces[0] = sum(len(detect(im)) for im in rgb)
 
-        secs, runs = time_it(a.seconds, haar)
-        per = secs / len(gray)
-        rows.append({"name": f"opencv haar ({faces[0]} faces in {len(gray)} images)", "threads": threads,
-                     "ms_per_item": per * 1e3, "items_per_second": 1 / per, "runs": runs,
-                     "version": cv2.__version__})
-    for threads in (1, all_threads):
-        torch.set_num_threads(threads)
-        faces = [0]
-
-        def mt():
-            n = 0
-            with torch.no_grad():
-                for im in pil:
-                    boxes, _ = mtcnn.detect(im)
-                    n += 0 if boxes is None else len(boxes)
-            faces[0] = n
-
-        secs, runs = time_it(a.seconds, mt)
-        per = secs / len(pil)
-        import facenet_pytorch
-        rows.append({"name": f"facenet-pytorch mtcnn ({faces[0]} faces in {len(pil)} images)", "threads": threads,
-                     "ms_per_item": per * 1e3, "items_per_second": 1 / per, "runs": runs,
-                     "version": f"facenet-pytorch {getattr(facenet_pytorch, '__version__', '2.6.0')}, torch {torch.__version__}"})
+            secs, runs = time_it(a.seconds, run)
+            per = secs / len(rgb)
+            rows.append({"name": f"{name} ({faces[0]} faces in {len(rgb)} images)", "threads": threads,
+                         "ms_per_item": per * 1e3, "items_per_second": 1 / per, "runs": runs,
+                         "version": version})
     print(json.dumps(rows, indent=2))
 
 
