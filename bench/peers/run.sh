@@ -14,7 +14,8 @@
 # Environment: EMOTRACK_MEDIA (default ../shared/media: photos/, no_faces/, videos/),
 #   EMOTRACK_FER2013 (default ../shared/datasets/fer2013: val/<emotion>/*.jpg),
 #   EMOTRACK_PEERS_VENV (default /var/tmp/emotrack-peers-venv), BENCH_SECONDS (default 2: minimum
-#   timing per photo setting), CARGO_TARGET_DIR.
+#   timing per photo setting), CARGO_TARGET_DIR, EMOTRACK_BIN (an emotrack binary to use instead of
+#   building the release one; CI's smoke test uses the one its tests built).
 # Needs python3 (3.11), cargo, ffmpeg and ffprobe, and GNU time at /usr/bin/time (Debian: `time`).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -46,10 +47,16 @@ for tool in ffmpeg ffprobe /usr/bin/time; do
 done
 
 venv="$(bench/peers/venv.sh)"
-echo "run.sh: building emotrack (release)" >&2
-cargo build --release --quiet -p emotrack-cli
+emotrack="${EMOTRACK_BIN:-${CARGO_TARGET_DIR:-target}/release/emotrack}"
+if [ -z "${EMOTRACK_BIN:-}" ]; then
+  echo "run.sh: building emotrack (release)" >&2
+  cargo build --release --quiet -p emotrack-cli
+elif [ ! -x "$emotrack" ]; then
+  echo "run.sh: EMOTRACK_BIN=$emotrack is not an executable" >&2
+  exit 1
+fi
 exec "$venv/bin/python" bench/peers/compare.py "${mode[@]}" \
-  --emotrack "${CARGO_TARGET_DIR:-target}/release/emotrack" \
+  --emotrack "$emotrack" \
   --model models/emotion.safetensors \
   --val "$val" --media "$media" --seconds "${BENCH_SECONDS:-2}" \
   --results bench/RESULTS.md --command "bench/peers/run.sh${1:+ $1}"
