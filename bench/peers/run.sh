@@ -55,8 +55,13 @@ elif [ ! -x "$emotrack" ]; then
   echo "run.sh: EMOTRACK_BIN=$emotrack is not an executable" >&2
   exit 1
 fi
+# The command as it was given, with the settings above that were changed, for the results.
+command="bench/peers/run.sh${1:+ $1}"
+for var in BENCH_SECONDS EMOTRACK_BIN EMOTRACK_FER2013 EMOTRACK_MEDIA; do
+  if [ -n "${!var:-}" ]; then command="$var=${!var} $command"; fi
+done
 exec "$venv/bin/python" bench/peers/compare.py "${mode[@]}" \
   --emotrack "$emotrack" \
   --model models/emotion.safetensors \
   --val "$val" --media "$media" --seconds "${BENCH_SECONDS:-2}" \
-  --results bench/RESULTS.md --command "bench/peers/run.sh${1:+ $1}"
+  --results bench/RESULTS.md --command "$command"
