@@ -65,6 +65,10 @@ pub struct TrackerArgs {
     /// motion or low frame rates.
     #[arg(long, value_name = "IOU", default_value_t = TrackerConfig::default().iou_threshold)]
     pub iou: f32,
+    /// Box smoothing: the weight (0-1] of each new detection in the box's moving average;
+    /// lower is steadier, higher follows fast motion sooner (1 = no smoothing).
+    #[arg(long, value_name = "ALPHA", default_value_t = TrackerConfig::default().box_alpha)]
+    pub box_alpha: f32,
 }
 
 impl TrackerArgs {
@@ -79,6 +83,7 @@ impl TrackerArgs {
                 },
                 hysteresis: self.hysteresis,
                 iou_threshold: self.iou,
+                box_alpha: self.box_alpha,
                 ..TrackerConfig::default()
             },
             detect_every: self.detect_every,
