@@ -26,7 +26,6 @@ REPO = HERE.parent.parent
 BEGIN, END = "<!-- peers:begin -->", "<!-- peers:end -->"
 HEADING = "## Peers: emotrack vs fer, OpenCV and facenet-pytorch"
 SIZE = (640, 480)
-MAX_VIDEO_SECONDS = 60  # longer videos are cut to their first minute
 QUICK_PHOTO = "ageitgey_two_people.jpg"  # two large frontal faces: every detector finds them
 QUICK_CROPS_PER_CLASS = 3
 QUICK_FRAMES = 8
@@ -104,8 +103,8 @@ def prepare(a, work):
         val = crop_subset(val, work / "val", QUICK_CROPS_PER_CLASS)
         videos = [cut_video(videos[0], work / f"{videos[0].stem}.mp4", ["-frames:v", str(QUICK_FRAMES)])]
     else:
-        videos = [cut_video(v, work / v.name, ["-t", str(MAX_VIDEO_SECONDS)])
-                  if video_seconds(v) > MAX_VIDEO_SECONDS else v for v in videos]
+        videos = [cut_video(v, work / v.name, ["-t", str(a.video_seconds)])
+                  if video_seconds(v) > a.video_seconds else v for v in videos]
     return {
         "photos": resized_copies(photos, work / "photos"),
         "no_faces": resized_copies(no_faces, work / "no_faces"),
@@ -154,8 +153,7 @@ PEER_TASKS = ["accuracy:fer-keras", "accuracy:fer-tflite",
 def run_peers(a, inputs, logs):
     """The full run gives each task its own process (its own peak memory); the quick run, one."""
     common = [sys.executable, HERE / "peers.py", "--val", inputs["val"], "--photos", inputs["photos"],
-              "--no-faces", inputs["no_faces"], "--seconds", a.seconds, "--runs", 1 if a.quick else 3,
-              "--videos", *inputs["videos"], "--"]
+              "--no-faces", inputs["no_faces"], "--seconds", a.seconds, "--videos", *inputs["videos"], "--"]
     groups = [PEER_TASKS] if a.quick else [[t] for t in PEER_TASKS]
     r = {}
     for tasks in groups:
@@ -320,14 +318,15 @@ def render(a, inputs, res, seconds):
         *photos_table(res),
         "",
         "Faces found: detections summed over the photos; false faces: detections on the images without faces. "
-        f"ms/image: mean over ≥ {a.seconds} s of passes over the photos after a warm-up, in one process on "
+        f"ms/image: mean over ≥ {a.seconds} s (and ≥ 1 pass) of passes over the photos after a warm-up, in one process on "
         "all cores (emotrack: `emotrack bench detect`; the peers: the same loop in `bench/peers/peers.py`). "
         "With emotions: fer's `detect_emotions` in that loop; emotrack: the wall time of the whole "
         "`emotrack analyze` process over the photos divided by their number (start-up and decoding included, "
         "files analysed in parallel). Peak RSS: `/usr/bin/time -v` of the process doing that tool's photo work "
         "(emotrack: `emotrack analyze`). \"emotrack faster\" compares with emotrack's detector of the same kind.",
         "",
-        f"### Video ({videos}; every frame, scaled to 640x480 by ffmpeg while decoding)",
+        f"### Video ({videos}; every frame of the first {a.video_seconds:g} s at most, scaled to 640x480 by "
+        "ffmpeg while decoding)",
         "",
         *video_table(res),
         "",
@@ -366,11 +365,12 @@ def main():
     ap.add_argument("--media", required=True, help="folder with photos/, no_faces/, videos/")
     ap.add_argument("--quick", action="store_true", help="one image per tool, a few crops and frames")
     ap.add_argument("--seconds", type=float, default=2.0, help="minimum timing per photo setting")
+    ap.add_argument("--video-seconds", type=float, default=60, help="longer videos are cut to this")
     ap.add_argument("--results", type=Path, help="RESULTS.md to update (full run only)")
     ap.add_argument("--command", default="bench/peers/run.sh", help="the command to name in the results")
     a = ap.parse_args()
     if a.quick:
-        a.seconds = 0  # a smoke test: the fewest timed passes (emotrack's bench: 3, the peers: 1)
+        a.seconds = 0  # a smoke test: the fewest timed passes
     start = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="emotrack-peers-"))
     logs = work / "logs"

@@ -111,7 +111,7 @@ def photo_peer(name):
     return (lambda rgb: fer.find_faces(bgr(rgb))), (lambda rgb: fer.detect_emotions(bgr(rgb)))
 
 
-def photos(name, photos_dir, no_faces_dir, seconds, runs):
+def photos(name, photos_dir, no_faces_dir, seconds):
     detect, analyze = photo_peer(name)
     with_faces, without = load_rgb(photos_dir), load_rgb(no_faces_dir)
     result = {
@@ -122,7 +122,8 @@ def photos(name, photos_dir, no_faces_dir, seconds, runs):
     }
     for key, fn in (("detect_ms", detect), ("analyze_ms", analyze)):
         if fn is not None:
-            secs, _ = time_it(seconds, lambda: [fn(im) for im in with_faces], min_runs=runs)
+            # One timed pass may be enough: a pass is every photo, and the slow peers take seconds.
+            secs, _ = time_it(seconds, lambda: [fn(im) for im in with_faces], min_runs=1)
             result[key] = secs / len(with_faces) * 1e3
     return result
 
@@ -179,7 +180,6 @@ def main():
     ap.add_argument("--photos", help="folder of photos with faces (photos tasks)")
     ap.add_argument("--no-faces", help="folder of images without faces (photos tasks)")
     ap.add_argument("--seconds", type=float, default=2.0, help="minimum timing per photo setting")
-    ap.add_argument("--runs", type=int, default=3, help="minimum timed passes per photo setting")
     ap.add_argument("--videos", nargs="*", default=[], help="videos (video tasks)")
     ap.add_argument("--size", default="640x480", help="video frame size WIDTHxHEIGHT")
     a = ap.parse_args()
@@ -198,7 +198,7 @@ def main():
         if kind == "accuracy" and name in ("fer-keras", "fer-tflite"):
             result = fer_accuracy(a.val, use_tflite=name == "fer-tflite")
         elif kind == "photos" and name in ("opencv-haar", "facenet-mtcnn", "fer", "fer-mtcnn"):
-            result = photos(name, a.photos, a.no_faces, a.seconds, a.runs)
+            result = photos(name, a.photos, a.no_faces, a.seconds)
         elif kind == "video" and name in ("fer", "fer-mtcnn"):
             result = video(name, a.videos, width, height)
         else:

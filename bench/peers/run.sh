@@ -14,8 +14,9 @@
 # Environment: EMOTRACK_MEDIA (default ../shared/media: photos/, no_faces/, videos/),
 #   EMOTRACK_FER2013 (default ../shared/datasets/fer2013: val/<emotion>/*.jpg),
 #   EMOTRACK_PEERS_VENV (default /var/tmp/emotrack-peers-venv), BENCH_SECONDS (default 2: minimum
-#   timing per photo setting), CARGO_TARGET_DIR, EMOTRACK_BIN (an emotrack binary to use instead of
-#   building the release one; CI's smoke test uses the one its tests built).
+#   timing per photo setting), BENCH_VIDEO_SECONDS (default 60: longer videos are cut to it),
+#   CARGO_TARGET_DIR, EMOTRACK_BIN (an emotrack binary to use instead of building the release one;
+#   CI's smoke test uses the one its tests built).
 # Needs python3 (3.11), cargo, ffmpeg and ffprobe, and GNU time at /usr/bin/time (Debian: `time`).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -57,11 +58,12 @@ elif [ ! -x "$emotrack" ]; then
 fi
 # The command as it was given, with the settings above that were changed, for the results.
 command="bench/peers/run.sh${1:+ $1}"
-for var in BENCH_SECONDS EMOTRACK_BIN EMOTRACK_FER2013 EMOTRACK_MEDIA; do
+for var in BENCH_SECONDS BENCH_VIDEO_SECONDS EMOTRACK_BIN EMOTRACK_FER2013 EMOTRACK_MEDIA; do
   if [ -n "${!var:-}" ]; then command="$var=${!var} $command"; fi
 done
 exec "$venv/bin/python" bench/peers/compare.py "${mode[@]}" \
   --emotrack "$emotrack" \
   --model models/emotion.safetensors \
-  --val "$val" --media "$media" --seconds "${BENCH_SECONDS:-2}" \
+  --val "$val" --media "$media" \
+  --seconds "${BENCH_SECONDS:-2}" --video-seconds "${BENCH_VIDEO_SECONDS:-60}" \
   --results bench/RESULTS.md --command "$command"
