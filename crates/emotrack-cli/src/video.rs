@@ -84,7 +84,6 @@ impl TrackerArgs {
                 hysteresis: self.hysteresis,
                 iou_threshold: self.iou,
                 box_alpha: self.box_alpha,
-                ..TrackerConfig::default()
             },
             detect_every: self.detect_every,
         }
