@@ -23,14 +23,15 @@ from PIL import Image
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
+sys.path.insert(0, str(HERE))
+from peers import EMOTIONS, image_files as images  # noqa: E402  (peers.py imports nothing heavy at load)
+
 BEGIN, END = "<!-- peers:begin -->", "<!-- peers:end -->"
 HEADING = "## Peers: emotrack vs fer, OpenCV and facenet-pytorch"
 SIZE = (640, 480)
 QUICK_PHOTO = "ageitgey_two_people.jpg"  # two large frontal faces: every detector finds them
 QUICK_CROPS_PER_CLASS = 3
 QUICK_FRAMES = 8
-EMOTIONS = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
-EXTS = {".jpg", ".jpeg", ".png"}
 
 
 class Failed(Exception):
@@ -56,10 +57,6 @@ def measure(name, argv, logs):
 
 
 # --- inputs: everyone gets the same files -------------------------------------------------------
-
-def images(folder):
-    return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in EXTS)
-
 
 def resized_copies(files, out):
     """Each image resized to SIZE (bilinear) and saved as PNG in `out`; a tool then decodes the
