@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::ValueEnum;
 use emotrack::annotate::{Annotator, FaceOverlay};
+use emotrack::track::smoothing::DEFAULT_WINDOW;
 use emotrack::track::{ScoreSmoothing, TrackerConfig};
 use emotrack::video::{
     DEFAULT_DETECT_EVERY, DecodeOptions, Encoder, EndReason, FrameReport, PipelineConfig, RunStats,
@@ -42,9 +43,9 @@ pub enum LiveArg {
 /// Tracker and smoothing flags (shared with `emotrack bench smoothing`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct TrackerArgs {
-    /// Run the face detector every N frames; the tracker carries the boxes in between
-    /// (classification still runs on every frame). Raise it (3-5) for speed when faces move
-    /// slowly.
+    /// Search the whole frame for faces every N frames; in between, each known face is searched
+    /// for only around where it was (a fraction of the cost). New faces appear up to N-1 frames
+    /// late. 1 searches every frame; raise it for speed.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_DETECT_EVERY)]
     pub detect_every: u32,
     /// Detections a face needs before it is shown; filters one-frame false faces.
@@ -54,8 +55,8 @@ pub struct TrackerArgs {
     #[arg(long, value_name = "FRAMES", default_value_t = TrackerConfig::default().max_age)]
     pub max_age: u32,
     /// Frames averaged to smooth each face's probabilities: longer is steadier but reacts
-    /// later (10 frames is 0.33 s at 30 fps).
-    #[arg(long, value_name = "FRAMES", default_value_t = 10)]
+    /// later (8 frames is 0.27 s at 30 fps).
+    #[arg(long, value_name = "FRAMES", default_value_t = DEFAULT_WINDOW)]
     pub window: usize,
     /// Frames a new emotion must lead the smoothed probabilities before the shown label
     /// changes (label hysteresis; 1 = follow at once).

@@ -252,7 +252,7 @@ fn the_annotated_hamilton_clip_keeps_its_frames_and_audio() {
 }
 
 #[test]
-fn detecting_every_third_frame_carries_the_track_in_between() {
+fn detecting_every_third_frame_refinds_the_face_in_between() {
     let input = open_file(&fer_clip()).expect("opens");
     let analyzer = analyzer(DetectorKind::Mtcnn);
     let config = PipelineConfig {
@@ -269,7 +269,7 @@ fn detecting_every_third_frame_carries_the_track_in_between() {
         .count();
     assert!(
         carried_with_face > 40,
-        "faces are shown and classified on frames without detection: {carried_with_face}"
+        "faces are re-found and classified on frames without whole-frame detection: {carried_with_face}"
     );
     let ids: std::collections::BTreeSet<_> = reports
         .iter()

@@ -3,21 +3,47 @@
 //! * [`haar`]: Viola-Jones on OpenCV's `haarcascade_frontalface_default.xml` (embedded).
 //! * [`mtcnn`]: P-Net / R-Net / O-Net with facenet-pytorch's weights (embedded), five landmarks.
 //!
-//! Adding a backend is one file and one [`DetectorKind`] variant.
+//! Adding a backend is one file and one [`DetectorKind`] variant. [`near`] holds the search
+//! around known faces that [`FaceDetector::detect_near`] does by default.
 
 pub mod haar;
 pub mod mtcnn;
+pub mod near;
 
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::types::Detection;
+use crate::types::{BBox, Detection};
 
 /// A face detector. "No face" is an empty list, not an error.
 pub trait FaceDetector: Send + Sync {
-    /// Finds the faces in an RGB image, highest score first is not guaranteed.
-    fn detect(&self, image: &RgbImage) -> Vec<Detection>;
+    /// Finds the faces whose side lies in `sizes`, in any order.
+    fn detect_sized(&self, image: &RgbImage, sizes: FaceSizes) -> Vec<Detection>;
+
+    /// The face sizes [`FaceDetector::detect`] searches (the configured `min_face`/`max_face`).
+    fn sizes(&self) -> FaceSizes;
+
+    /// Finds the faces of the configured sizes in an RGB image, in any order.
+    fn detect(&self, image: &RgbImage) -> Vec<Detection> {
+        self.detect_sized(image, self.sizes())
+    }
+
+    /// Re-finds faces last seen at `boxes` (a video's frames between full-frame detections):
+    /// at most one face per box, each found once. The default searches a small region around
+    /// each box ([`near::search_regions`]).
+    fn detect_near(&self, image: &RgbImage, boxes: &[BBox]) -> Vec<Detection> {
+        near::distinct(near::search_regions(self, image, boxes))
+    }
+}
+
+/// The range of face sides (pixels) a detector searches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FaceSizes {
+    /// Smallest face side.
+    pub min: u32,
+    /// Largest face side (`None`: as large as the image).
+    pub max: Option<u32>,
 }
 
 /// Which detector backend to use.

@@ -27,7 +27,7 @@ use std::sync::Mutex;
 use image::RgbImage;
 use rayon::prelude::*;
 
-use super::{DetectorConfig, FaceDetector};
+use super::{DetectorConfig, FaceDetector, FaceSizes, near};
 use crate::error::Result;
 use crate::imgproc::area::{AreaScratch, Region, area_resize_planar};
 use crate::nn::{Activation, Conv2d, ConvSpec, Linear, MaxPool2d, PRelu, Scratch, Tensor, Weights};
@@ -99,8 +99,8 @@ impl Mtcnn {
 
     /// The pyramid's scales for a `w x h` image: `12 / min_face · factorᵏ` while the short
     /// side, scaled, is at least 12 px (computed in `f64` like facenet-pytorch's Python).
-    fn scales(&self, w: u32, h: u32) -> Vec<f64> {
-        let m = f64::from(PNET_CELL) / f64::from(self.min_face);
+    fn scales(&self, w: u32, h: u32, min_face: u32) -> Vec<f64> {
+        let m = f64::from(PNET_CELL) / f64::from(min_face);
         let mut minl = f64::from(w.min(h)) * m;
         let mut scale = m;
         let mut scales = Vec::new();
@@ -212,8 +212,8 @@ impl Mtcnn {
     }
 
     /// The whole cascade; detections in facenet-pytorch's order (decreasing probability).
-    fn run(&self, image: &RgbImage) -> Vec<Candidate> {
-        let scales = self.scales(image.width(), image.height());
+    fn run(&self, image: &RgbImage, min_face: u32) -> Vec<Candidate> {
+        let scales = self.scales(image.width(), image.height(), min_face);
         if scales.is_empty() {
             return Vec::new();
         }
@@ -274,8 +274,16 @@ impl Mtcnn {
         }
 
         // Stage 3: O-Net, landmarks.
-        let scored: Vec<Candidate> = self
-            .refine(image, &boxes, ONET_SIZE, &self.onet)
+        let scored = self.output_stage(image, &boxes);
+        nms(&scored, NMS_ONET_MIN, Overlap::Min)
+            .into_iter()
+            .map(|k| scored[k])
+            .collect()
+    }
+
+    /// Stage 3, O-Net on `boxes`: the faces above the third threshold, regressed, with landmarks.
+    fn output_stage(&self, image: &RgbImage, boxes: &[Candidate]) -> Vec<Candidate> {
+        self.refine(image, boxes, ONET_SIZE, &self.onet)
             .into_iter()
             .filter_map(|(c, out)| {
                 let score = face_probability(out[0], out[1]);
@@ -297,32 +305,66 @@ impl Mtcnn {
                     landmarks,
                 })
             })
-            .collect();
-        nms(&scored, NMS_ONET_MIN, Overlap::Min)
-            .into_iter()
-            .map(|k| scored[k])
             .collect()
     }
 }
 
+/// A candidate's box, probability and landmarks as a [`Detection`].
+fn detection(c: &Candidate) -> Detection {
+    let [x1, y1, x2, y2] = c.bbox;
+    let l = c.landmarks;
+    Detection {
+        bbox: BBox::from_corners(x1, y1, x2, y2),
+        score: c.score,
+        landmarks: Some(Landmarks(std::array::from_fn(|k| [l[k], l[5 + k]]))),
+    }
+}
+
 impl FaceDetector for Mtcnn {
-    fn detect(&self, image: &RgbImage) -> Vec<Detection> {
-        self.run(image)
-            .into_iter()
-            .map(|c| {
-                let [x1, y1, x2, y2] = c.bbox;
-                let l = c.landmarks;
-                Detection {
-                    bbox: BBox::from_corners(x1, y1, x2, y2),
-                    score: c.score,
-                    landmarks: Some(Landmarks(std::array::from_fn(|k| [l[k], l[5 + k]]))),
-                }
-            })
-            .filter(|d| match self.max_face {
+    fn sizes(&self) -> FaceSizes {
+        FaceSizes {
+            min: self.min_face,
+            max: self.max_face,
+        }
+    }
+
+    fn detect_sized(&self, image: &RgbImage, sizes: FaceSizes) -> Vec<Detection> {
+        self.run(image, sizes.min.max(12))
+            .iter()
+            .map(detection)
+            .filter(|d| match sizes.max {
                 Some(max) => d.bbox.w.max(d.bbox.h) <= max as f32,
                 None => true,
             })
             .collect()
+    }
+
+    /// O-Net alone on each known box, squared as R-Net's output is: a face that moved a little
+    /// since is re-found (O-Net regresses the box onto it) at the cost of one 48x48 crop, a
+    /// fraction of a pyramid search. Boxes it does not confirm are searched for around
+    /// ([`near::search_regions`]).
+    fn detect_near(&self, image: &RgbImage, boxes: &[BBox]) -> Vec<Detection> {
+        let candidates: Vec<Candidate> = boxes
+            .iter()
+            .map(|b| Candidate {
+                bbox: square([b.x, b.y, b.right(), b.bottom()]),
+                score: 0.0,
+                reg: [0.0; 4],
+                landmarks: [0.0; 10],
+            })
+            .collect();
+        let mut found: Vec<Detection> = self
+            .output_stage(image, &candidates)
+            .iter()
+            .map(detection)
+            .collect();
+        let missing: Vec<BBox> = boxes
+            .iter()
+            .filter(|b| found.iter().all(|d| d.bbox.iou(b) < near::SAME_FACE_IOU))
+            .copied()
+            .collect();
+        found.extend(near::search_regions(self, image, &missing));
+        near::distinct(found)
     }
 }
 
@@ -724,10 +766,10 @@ mod tests {
         // print(len(scales), [int(480*s+1) for s in scales])
         // -> 10 [289, 205, 145, 103, 73, 52, 37, 26, 19, 14]
         let det = Mtcnn::embedded(&DetectorConfig::default()).expect("embedded weights load");
-        let scales = det.scales(640, 480);
+        let scales = det.scales(640, 480, det.min_face);
         let heights: Vec<usize> = scales.iter().map(|s| (480.0 * s + 1.0) as usize).collect();
         assert_eq!(heights, [289, 205, 145, 103, 73, 52, 37, 26, 19, 14]);
-        assert!(det.scales(11, 11).is_empty());
+        assert!(det.scales(11, 11, det.min_face).is_empty());
     }
 
     #[test]

@@ -37,7 +37,7 @@ pub struct TrackerConfig {
     pub box_alpha: f32,
     /// Probability smoothing (default: mean over 10 frames).
     pub scores: ScoreSmoothing,
-    /// Frames a new top emotion must lead before the shown label changes (default 5).
+    /// Frames a new top emotion must lead before the shown label changes (default 4).
     pub hysteresis: u32,
 }
 
@@ -49,7 +49,7 @@ impl Default for TrackerConfig {
             max_age: 30,
             box_alpha: 0.3,
             scores: ScoreSmoothing::default(),
-            hysteresis: 5,
+            hysteresis: 4,
         }
     }
 }
@@ -119,7 +119,8 @@ pub struct Track {
 }
 
 impl Track {
-    fn predicted(&self) -> BBox {
+    /// Where the face should be on the next frame: the last box moved by the velocity.
+    pub fn predicted(&self) -> BBox {
         BBox {
             x: self.raw_bbox.x + self.velocity.0,
             y: self.raw_bbox.y + self.velocity.1,

@@ -22,11 +22,11 @@ use super::decode::{Decoder, StopCause, VideoInput};
 use super::mailbox::{LatestReceiver, LatestSender, latest};
 use crate::analyze::Analyzer;
 use crate::error::{Error, Result};
-use crate::track::{TrackId, Tracker, TrackerConfig};
+use crate::track::{Track, TrackId, Tracker, TrackerConfig};
 use crate::types::{BBox, Detection, Emotion, EmotionScores, Landmarks};
 
 /// Default for [`PipelineConfig::detect_every`].
-pub const DEFAULT_DETECT_EVERY: u32 = 1;
+pub const DEFAULT_DETECT_EVERY: u32 = 5;
 
 /// Frames a file's decode and output channels hold: enough for the stages to overlap.
 const QUEUE_FRAMES: usize = 2;
@@ -39,9 +39,10 @@ const WATCH_INTERVAL: Duration = Duration::from_millis(20);
 pub struct PipelineConfig {
     /// Tracker and smoothing settings (each documents its default).
     pub tracker: TrackerConfig,
-    /// Run the face detector on every N-th frame (default 1: every frame); in between, the
-    /// tracker carries the boxes along their motion. Classification still runs on every
-    /// frame. Raise it (3-5) when the detector is the bottleneck and faces move slowly.
+    /// Run the face detector on the whole frame every N-th frame (default 5; 1: every frame); in
+    /// between, each known face is searched for only in a small region around where it was
+    /// ([`FaceDetector::detect_near`](crate::detect::FaceDetector::detect_near)), a fraction of the cost. Classification still runs on every frame.
+    /// New faces appear up to N-1 frames late; raise N when the detector is the bottleneck.
     pub detect_every: u32,
 }
 
@@ -97,7 +98,7 @@ pub struct FrameReport {
     pub index: u64,
     /// Seconds: the player's clock for files, the time since the first frame for live sources.
     pub time: f64,
-    /// Whether the face detector ran on this frame (see [`PipelineConfig::detect_every`]).
+    /// Whether the face detector ran on the whole frame (see [`PipelineConfig::detect_every`]).
     pub detected: bool,
     /// The faces shown, by track id.
     pub faces: Vec<TrackedFace>,
@@ -380,17 +381,15 @@ impl<'a> VideoPipeline<'a> {
             let detected = n.is_multiple_of(every);
             n += 1;
             let t0 = Instant::now();
+            let detector = self.analyzer.detector();
             let detections = if detected {
-                self.analyzer.detector().detect(&frame.image)
+                detector.detect(&frame.image)
             } else {
-                Vec::new()
+                let known: Vec<BBox> = tracker.tracks().iter().map(Track::predicted).collect();
+                detector.detect_near(&frame.image, &known)
             };
             let t1 = Instant::now();
-            if detected {
-                tracker.update(&detections);
-            } else {
-                tracker.carry();
-            }
+            tracker.update(&detections);
             let (ids, boxes): (Vec<TrackId>, Vec<Detection>) = tracker
                 .visible()
                 .map(|t| {

@@ -33,7 +33,7 @@ use rayon::prelude::*;
 pub use cascade::HaarCascade;
 use group::{IRect, group_rectangles};
 
-use super::{DetectorConfig, FaceDetector};
+use super::{DetectorConfig, FaceDetector, FaceSizes};
 use crate::error::{Error, Result};
 use crate::imgproc::gray::gray_from_rgb_into;
 use crate::imgproc::resize::{ResizeScratch, resize_bilinear_with};
@@ -146,8 +146,13 @@ impl HaarDetector {
     /// Finds faces in a gray image (the detector's own input; [`FaceDetector::detect`] converts
     /// RGB to gray first). Boxes are clipped to the image.
     pub fn detect_gray(&self, gray: &GrayImage) -> Vec<Detection> {
+        self.detect_gray_sized(gray, self.sizes())
+    }
+
+    /// [`HaarDetector::detect_gray`] for faces whose side lies in `sizes`.
+    pub fn detect_gray_sized(&self, gray: &GrayImage, sizes: FaceSizes) -> Vec<Detection> {
         let (w, h) = (gray.width() as usize, gray.height() as usize);
-        let raw = self.raw_windows(gray.as_raw(), w, h);
+        let raw = self.raw_windows(gray.as_raw(), w, h, sizes);
         group_rectangles(&raw, self.params.min_neighbors, GROUP_EPS)
             .into_iter()
             .filter_map(|(r, n)| clip(r, w, h).map(|r| (r, n)))
@@ -165,7 +170,7 @@ impl HaarDetector {
     }
 
     /// The pyramid levels OpenCV would scan for an image of this size.
-    fn pyramid(&self, img_w: usize, img_h: usize) -> Vec<Level> {
+    fn pyramid(&self, img_w: usize, img_h: usize, sizes: FaceSizes) -> Vec<Level> {
         let (ww, wh) = (
             self.cascade.window_w as usize,
             self.cascade.window_h as usize,
@@ -173,11 +178,11 @@ impl HaarDetector {
         if img_w < ww || img_h < wh {
             return Vec::new();
         }
-        let (max_w, max_h) = match self.params.max_size {
+        let (max_w, max_h) = match sizes.max {
             Some(m) if m > 0 => (m as usize, m as usize),
             _ => (img_w, img_h),
         };
-        let min = self.params.min_size as usize;
+        let min = sizes.min as usize;
         // Every scale whose window fits the image (the factor accumulates in f64; each scale is
         // then stored as f32, as OpenCV does).
         let mut all = Vec::new();
@@ -240,8 +245,8 @@ impl HaarDetector {
 
     /// The raw windows (before grouping) of a gray image, like OpenCV's
     /// `detectMultiScaleNoGrouping`.
-    fn raw_windows(&self, gray: &[u8], w: usize, h: usize) -> Vec<IRect> {
-        let levels = self.pyramid(w, h);
+    fn raw_windows(&self, gray: &[u8], w: usize, h: usize, sizes: FaceSizes) -> Vec<IRect> {
+        let levels = self.pyramid(w, h, sizes);
         let Some(first) = levels.first() else {
             return Vec::new();
         };
@@ -359,13 +364,20 @@ impl HaarDetector {
 }
 
 impl FaceDetector for HaarDetector {
-    fn detect(&self, image: &RgbImage) -> Vec<Detection> {
+    fn sizes(&self) -> FaceSizes {
+        FaceSizes {
+            min: self.params.min_size,
+            max: self.params.max_size,
+        }
+    }
+
+    fn detect_sized(&self, image: &RgbImage, sizes: FaceSizes) -> Vec<Detection> {
         // Reuse a pooled buffer for the gray frame (video calls this once per frame).
         let mut buf = lock(&self.frames).pop().unwrap_or_default();
         gray_from_rgb_into(image, &mut buf);
         match GrayImage::from_raw(image.width(), image.height(), buf) {
             Some(gray) => {
-                let faces = self.detect_gray(&gray);
+                let faces = self.detect_gray_sized(&gray, sizes);
                 lock(&self.frames).push(gray.into_raw());
                 faces
             }
@@ -708,13 +720,13 @@ mod tests {
     #[test]
     fn pyramid_follows_opencv_scale_rules() {
         let d = detector(3);
-        let levels = d.pyramid(100, 80);
+        let levels = d.pyramid(100, 80, d.sizes());
         // 24 · 1.1^k ≤ 80: k = 0..=12 (24 · 1.1^12 = 75.3); min size 20 keeps all.
         assert_eq!(levels.len(), 13);
         assert_eq!((levels[0].w, levels[0].h, levels[0].step), (100, 80, 2));
         let last = levels[levels.len() - 1];
         assert_eq!((last.win_w, last.w, last.h, last.step), (75, 32, 25, 1));
-        assert!(d.pyramid(23, 100).is_empty());
+        assert!(d.pyramid(23, 100, d.sizes()).is_empty());
     }
 
     #[test]
@@ -725,7 +737,7 @@ mod tests {
             ..DetectorConfig::default()
         };
         let d = HaarDetector::frontal_face(&config).map_err(|e| e.to_string());
-        let levels = d.map(|d| d.pyramid(100, 80)).unwrap_or_default();
+        let levels = d.map(|d| d.pyramid(100, 80, d.sizes())).unwrap_or_default();
         assert_eq!(levels.len(), 1);
         assert_eq!(levels[0].win_w, 75);
     }
