@@ -28,6 +28,10 @@ use crate::types::{BBox, Detection, Emotion, EmotionScores, Landmarks};
 /// Default for [`PipelineConfig::detect_every`].
 pub const DEFAULT_DETECT_EVERY: u32 = 5;
 
+/// Between whole-frame detections, tracks missed on more than this many frames in a row are not
+/// searched for around their last box (see [`PipelineConfig::detect_every`]).
+const SEARCHED_MISSES: u32 = 1;
+
 /// Frames a file's decode and output channels hold: enough for the stages to overlap.
 const QUEUE_FRAMES: usize = 2;
 
@@ -385,7 +389,15 @@ impl<'a> VideoPipeline<'a> {
             let detections = if detected {
                 detector.detect(&frame.image)
             } else {
-                let known: Vec<BBox> = tracker.tracks().iter().map(Track::predicted).collect();
+                // Faces seen on one of the last two frames; the next whole-frame pass re-finds
+                // the others (searching every lost track until it expires would cost more than
+                // the faces being followed).
+                let known: Vec<BBox> = tracker
+                    .tracks()
+                    .iter()
+                    .filter(|t| t.misses <= SEARCHED_MISSES)
+                    .map(Track::predicted)
+                    .collect();
                 detector.detect_near(&frame.image, &known)
             };
             let t1 = Instant::now();
