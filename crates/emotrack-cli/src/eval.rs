@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use emotrack_train::evaluate::{Backend, load_model};
+use emotrack_train::evaluate::{Backend, load_embedded, load_model};
 use emotrack_train::metrics::{Metrics, evaluate};
 
 use crate::Outcome;
@@ -31,9 +31,9 @@ enum BackendArg {
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The model: `<name>.safetensors` (with `<name>.json` beside it), a training run folder
-    /// (its best weights) or a run's `checkpoint/` folder.
+    /// (its best weights) or a run's `checkpoint/` folder (default: the built-in model).
     #[arg(long)]
-    model: PathBuf,
+    model: Option<PathBuf>,
     /// A FER-2013 split folder with one sub-folder per emotion (e.g. `fer2013/val`).
     #[arg(long)]
     data: PathBuf,
@@ -43,7 +43,8 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
-    /// Where to write the confusion-matrix PNG (default: `confusion-<split>.png` next to the model).
+    /// Where to write the confusion-matrix PNG (default: `confusion-<split>.png` next to the
+    /// model; in the current folder for the built-in model).
     #[arg(long)]
     png: Option<PathBuf>,
     /// Don't write the PNG.
@@ -66,8 +67,15 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         BackendArg::Runtime => Backend::Runtime,
         BackendArg::Burn => Backend::Burn,
     };
-    let mut model = load_model(&args.model, backend, args.tta)
-        .with_context(|| format!("loading model {}", args.model.display()))?;
+    let mut model = match &args.model {
+        Some(path) => load_model(path, backend, args.tta)
+            .with_context(|| format!("loading model {}", path.display()))?,
+        None => load_embedded(backend, args.tta).context("loading the built-in model")?,
+    };
+    let model_name = args
+        .model
+        .as_ref()
+        .map_or_else(|| "built-in model".to_owned(), |p| p.display().to_string());
     let mut data = emotrack_train::load_split(&args.data)?;
     let skipped = data.skipped.len();
     for s in &data.skipped {
@@ -86,10 +94,10 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         .unwrap_or_else(|| "data".into());
     let png = (!args.no_png).then(|| {
         args.png.clone().unwrap_or_else(|| {
-            let dir = if args.model.is_dir() {
-                args.model.clone()
-            } else {
-                args.model.parent().map(PathBuf::from).unwrap_or_default()
+            let dir = match &args.model {
+                Some(m) if m.is_dir() => m.clone(),
+                Some(m) => m.parent().map(PathBuf::from).unwrap_or_default(),
+                None => PathBuf::new(),
             };
             dir.join(format!(
                 "confusion-{split}{}.png",
@@ -100,8 +108,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let mut png_written = None;
     if let Some(path) = &png {
         let title = format!(
-            "{} on {split}{}",
-            args.model.display(),
+            "{model_name} on {split}{}",
             if args.tta { " (flip TTA)" } else { "" }
         );
         match emotrack_train::plot::confusion_png(&metrics, &title, path) {
@@ -112,7 +119,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     match args.format {
         Format::Json => {
             let out = serde_json::json!({
-                "model": args.model,
+                "model": model_name,
                 "data": args.data,
                 "flip_tta": args.tta,
                 "backend": format!("{:?}", args.backend).to_lowercase(),
@@ -123,7 +130,14 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             });
             println!("{}", serde_json::to_string_pretty(&out)?);
         }
-        Format::Text => print_text(&metrics, &args, skipped, seconds, png_written.as_ref()),
+        Format::Text => print_text(
+            &metrics,
+            &model_name,
+            &args,
+            skipped,
+            seconds,
+            png_written.as_ref(),
+        ),
     }
     Ok(if skipped > 0 {
         Outcome::SomeFailed
@@ -132,10 +146,16 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     })
 }
 
-fn print_text(m: &Metrics, args: &Args, skipped: usize, seconds: f64, png: Option<&PathBuf>) {
+fn print_text(
+    m: &Metrics,
+    model: &str,
+    args: &Args,
+    skipped: usize,
+    seconds: f64,
+    png: Option<&PathBuf>,
+) {
     println!(
-        "model {}  data {}{}",
-        args.model.display(),
+        "model {model}  data {}{}",
         args.data.display(),
         if args.tta { "  (flip TTA)" } else { "" }
     );

@@ -258,3 +258,31 @@ fn bad_settings_fail_at_start_with_advice() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn eval_runs_the_built_in_model_by_default() {
+    let Some(fer) = common::fer2013_dir() else {
+        return;
+    };
+    let val = fer.join("val");
+    let out = emotrack(&[
+        "eval",
+        "--data",
+        p(&val),
+        "--limit",
+        "140",
+        "--no-png",
+        "--format",
+        "json",
+    ]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("eval --format json prints JSON");
+    assert_eq!(report["model"], "built-in model");
+    let accuracy = report["metrics"]["accuracy"]
+        .as_f64()
+        .expect("metrics.accuracy is a number");
+    // The built-in model scores about 64% on val; chance is 1/7.
+    assert!(accuracy > 0.45, "accuracy {accuracy} on 140 val images");
+}

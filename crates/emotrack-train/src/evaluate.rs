@@ -64,18 +64,39 @@ pub fn load_model(
     flip_tta: bool,
 ) -> Result<LoadedModel, TrainError> {
     let (bytes, config) = model_bytes(path)?;
+    from_parts(&bytes, config, path, backend, flip_tta)
+}
+
+/// Loads the model built into the binary on `backend`.
+pub fn load_embedded(backend: Backend, flip_tta: bool) -> Result<LoadedModel, TrainError> {
+    let origin = Path::new(emotrack::classify::EMBEDDED_ORIGIN);
+    let (bytes, config) =
+        emotrack::classify::embedded_model().map_err(|e| TrainError::Checkpoint {
+            path: origin.to_path_buf(),
+            message: e.to_string(),
+        })?;
+    from_parts(bytes, config, origin, backend, flip_tta)
+}
+
+fn from_parts(
+    bytes: &[u8],
+    config: ModelConfig,
+    path: &Path,
+    backend: Backend,
+    flip_tta: bool,
+) -> Result<LoadedModel, TrainError> {
     let bad = |message: String| TrainError::Checkpoint {
         path: path.to_path_buf(),
         message,
     };
     let inner = match backend {
         Backend::Runtime => Inner::Runtime(Box::new(
-            Classifier::from_bytes(&bytes, config.clone(), path).map_err(|e| bad(e.to_string()))?,
+            Classifier::from_bytes(bytes, config.clone(), path).map_err(|e| bad(e.to_string()))?,
         )),
         Backend::Burn => {
             config.validate().map_err(|e| bad(e.to_string()))?;
             let device = Device::flex();
-            let tensors: checkpoint::HostTensors = checkpoint::read_safetensors(&bytes)
+            let tensors: checkpoint::HostTensors = checkpoint::read_safetensors(bytes)
                 .map_err(bad)?
                 .into_iter()
                 .map(|(k, v)| (crate::export::burn_path(&k), v))

@@ -172,6 +172,19 @@ impl ModelConfig {
 const EMBEDDED_WEIGHTS: &[u8] = include_bytes!("../../../../models/emotion.safetensors");
 const EMBEDDED_CONFIG: &str = include_str!("../../../../models/emotion.json");
 
+/// How the built-in model is named in messages.
+pub const EMBEDDED_ORIGIN: &str = "<embedded model>";
+
+/// The built-in model's safetensors bytes and config (for tools that run it another way, such as
+/// `emotrack eval --backend burn`).
+pub fn embedded_model() -> Result<(&'static [u8], ModelConfig)> {
+    let config = serde_json::from_str(EMBEDDED_CONFIG).map_err(|e| Error::Model {
+        path: EMBEDDED_ORIGIN.into(),
+        message: format!("config: {e}"),
+    })?;
+    Ok((EMBEDDED_WEIGHTS, config))
+}
+
 /// Where a classifier's model comes from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum ModelSource {
@@ -206,13 +219,8 @@ impl Classifier {
 
     /// The built-in model.
     pub fn embedded() -> Result<Self> {
-        let origin = Path::new("<embedded model>");
-        let config: ModelConfig =
-            serde_json::from_str(EMBEDDED_CONFIG).map_err(|e| Error::Model {
-                path: origin.into(),
-                message: format!("config: {e}"),
-            })?;
-        Self::from_bytes(EMBEDDED_WEIGHTS, config, origin)
+        let (weights, config) = embedded_model()?;
+        Self::from_bytes(weights, config, Path::new(EMBEDDED_ORIGIN))
     }
 
     /// Loads `path` (a `.safetensors` file) and the `.json` config next to it.
