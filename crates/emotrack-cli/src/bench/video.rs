@@ -74,9 +74,9 @@ pub struct VideoArgs {
     /// Detectors to time.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "haar,mtcnn")]
     detectors: Vec<DetectorArg>,
-    /// Detect-every settings to time (1: whole-frame detection on every frame; N: every N-th
-    /// frame, known faces re-found around where they were in between; 5 is `emotrack video`'s
-    /// default).
+    /// Detect-every settings to time (1, `emotrack video`'s default: whole-frame detection on
+    /// every frame; N: every N-th frame, known faces re-found around where they were in
+    /// between).
     #[arg(long, value_delimiter = ',', default_value = "1,5")]
     detect_every: Vec<u32>,
     /// Emotion model (default: built in).

@@ -26,7 +26,7 @@ use crate::track::{Track, TrackId, Tracker, TrackerConfig};
 use crate::types::{BBox, Detection, Emotion, EmotionScores, Landmarks};
 
 /// Default for [`PipelineConfig::detect_every`].
-pub const DEFAULT_DETECT_EVERY: u32 = 5;
+pub const DEFAULT_DETECT_EVERY: u32 = 1;
 
 /// Between whole-frame detections, tracks missed on more than this many frames in a row are not
 /// searched for around their last box (see [`PipelineConfig::detect_every`]).
@@ -43,7 +43,7 @@ const WATCH_INTERVAL: Duration = Duration::from_millis(20);
 pub struct PipelineConfig {
     /// Tracker and smoothing settings (each documents its default).
     pub tracker: TrackerConfig,
-    /// Run the face detector on the whole frame every N-th frame (default 5; 1: every frame); in
+    /// Run the face detector on the whole frame every N-th frame (default 1: every frame); in
     /// between, each known face is searched for only in a small region around where it was
     /// ([`FaceDetector::detect_near`](crate::detect::FaceDetector::detect_near)), a fraction of the cost. Classification still runs on every frame.
     /// New faces appear up to N-1 frames late; raise N when the detector is the bottleneck.
