@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use image::GrayImage;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -329,11 +330,15 @@ impl Classifier {
             .collect()
     }
 
-    /// Emotion probabilities for a batch of crops of `input_size` pixels.
+    /// Emotion probabilities for a batch of crops of `input_size` pixels. Several crops (the
+    /// faces of one frame) are split across the rayon pool's threads, so a frame's faces are
+    /// classified on every core.
     pub fn classify(&self, crops: &[GrayImage]) -> Vec<EmotionScores> {
-        self.logits(crops)
-            .iter()
-            .map(EmotionScores::from_logits)
+        let per_thread = crops.len().div_ceil(rayon::current_num_threads()).max(1);
+        crops
+            .par_chunks(per_thread)
+            .flat_map_iter(|chunk| self.logits(chunk))
+            .map(|l| EmotionScores::from_logits(&l))
             .collect()
     }
 }
