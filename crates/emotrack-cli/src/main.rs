@@ -4,6 +4,7 @@
 mod analyze;
 mod bench;
 mod eval;
+mod export;
 mod inputs;
 mod options;
 mod train;
@@ -29,6 +30,8 @@ enum Command {
     Train(train::Args),
     /// Evaluate a classifier on a FER-2013 split.
     Eval(eval::Args),
+    /// Write the emotion classifier as ONNX.
+    Export(export::Args),
     /// Measure speed on real media.
     Bench(bench::Args),
     /// Track faces and emotions in a video, webcam, stream or image sequence.
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
         Command::Analyze(args) => analyze::run(args),
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Export(args) => export::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Video(args) => video::run(args),
     };

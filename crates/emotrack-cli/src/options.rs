@@ -33,7 +33,7 @@ pub struct AnalyzerArgs {
     /// Haar: overlapping detections a face needs (raise for fewer false faces).
     #[arg(long, default_value_t = 3)]
     pub min_neighbors: u32,
-    /// Emotion model: a .safetensors file with its .json config next to it (default: built in).
+    /// Emotion model: a .safetensors or .onnx file with its .json config beside it (default: built in).
     #[arg(long, value_name = "PATH")]
     pub model: Option<PathBuf>,
     /// Vibe messages file, laid out like models/vibes.json (default: built in).

@@ -286,3 +286,39 @@ fn eval_runs_the_built_in_model_by_default() {
     // The built-in model scores about 64% on val; chance is 1/7.
     assert!(accuracy > 0.45, "accuracy {accuracy} on 140 val images");
 }
+
+#[test]
+fn exported_onnx_model_analyses_photos_like_the_built_in_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let onnx = dir.path().join("emotion.onnx");
+    let out = emotrack(&["export", "--onnx", p(&onnx)]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        onnx.with_extension("json").is_file(),
+        "config written beside it"
+    );
+
+    let photo = good_photo();
+    let analyze = |extra: &[&str]| {
+        let mut args = vec!["analyze", "--format", "json", p(&photo)];
+        args.extend_from_slice(extra);
+        let out = emotrack(&args);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("analyze prints JSON")
+    };
+    let (built_in, from_onnx) = (analyze(&[]), analyze(&["--model", p(&onnx)]));
+    let faces = |v: &serde_json::Value| v[0]["faces"].as_array().cloned().unwrap_or_default();
+    assert_eq!(faces(&built_in).len(), 2);
+    for (a, b) in faces(&built_in).iter().zip(faces(&from_onnx)) {
+        assert_eq!(a["emotion"], b["emotion"]);
+        let (x, y) = (a["confidence"].as_f64(), b["confidence"].as_f64());
+        assert!(
+            matches!((x, y), (Some(x), Some(y)) if (x - y).abs() < 1e-4),
+            "{a} vs {b}"
+        );
+    }
+
+    let out = emotrack(&["export", "--onnx", p(&dir.path().join("emotion.bin"))]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("must end in .onnx"));
+}

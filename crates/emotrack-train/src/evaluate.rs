@@ -101,7 +101,9 @@ fn from_parts(
                 .into_iter()
                 .map(|(k, v)| (crate::export::burn_path(&k), v))
                 .collect();
-            let cfg = NetConfig::from_architecture(&config.architecture);
+            let cfg = NetConfig::from_architecture(&config.architecture).ok_or_else(|| {
+                bad("the burn backend runs ResNet models only; use the runtime backend".into())
+            })?;
             let net = crate::export::net_from_tensors(&cfg, &tensors, &device, path)?;
             use burn::module::Module;
             Inner::Burn {

@@ -192,7 +192,12 @@ pub fn load_exported(path: &Path, device: &Device) -> Result<(Net, ModelConfig),
         .into_iter()
         .map(|(k, v)| (burn_path(&k), v))
         .collect();
-    let cfg = NetConfig::from_architecture(&config.architecture);
+    let cfg = NetConfig::from_architecture(&config.architecture).ok_or_else(|| {
+        TrainError::Checkpoint {
+            path: json.clone(),
+            message: "burn builds ResNet models only; this config describes an ONNX graph".into(),
+        }
+    })?;
     let net = net_from_tensors(&cfg, &tensors, device, &weights)?;
     Ok((net.valid(), config))
 }

@@ -92,8 +92,9 @@ impl NetConfig {
         }
     }
 
-    /// The training config matching an exported architecture (dropout is irrelevant there).
-    pub fn from_architecture(arch: &Architecture) -> Self {
+    /// The training config matching an exported architecture (dropout is irrelevant there);
+    /// `None` for an architecture burn does not build (an ONNX graph).
+    pub fn from_architecture(arch: &Architecture) -> Option<Self> {
         match arch {
             Architecture::Resnet {
                 stem_channels,
@@ -102,7 +103,7 @@ impl NetConfig {
                 blocks,
                 strides,
                 bn_eps,
-            } => Self {
+            } => Some(Self {
                 stem_channels: *stem_channels,
                 stem_stride: *stem_stride,
                 widths: widths.clone(),
@@ -110,7 +111,8 @@ impl NetConfig {
                 strides: strides.clone(),
                 bn_eps: f64::from(*bn_eps),
                 ..Self::default()
-            },
+            }),
+            Architecture::Onnx { .. } => None,
         }
     }
 

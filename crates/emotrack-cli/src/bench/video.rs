@@ -79,6 +79,9 @@ pub struct VideoArgs {
     /// between).
     #[arg(long, value_delimiter = ',', default_value = "1,5")]
     detect_every: Vec<u32>,
+    /// Smallest face side searched for, in pixels of the resized frame.
+    #[arg(long, default_value_t = emotrack::detect::DEFAULT_MIN_FACE)]
+    min_face: u32,
     /// Emotion model (default: built in).
     #[arg(long, value_name = "PATH")]
     model: Option<PathBuf>,
@@ -287,7 +290,7 @@ pub fn video(a: VideoArgs) -> Result<Outcome> {
     for &detector in &a.detectors {
         let analyzer_args = AnalyzerArgs {
             detector,
-            min_face: emotrack::detect::DEFAULT_MIN_FACE,
+            min_face: a.min_face,
             max_face: None,
             threshold: None,
             min_neighbors: emotrack::DetectorConfig::default().haar_min_neighbors,

@@ -14,6 +14,8 @@
 //! # Ok(()) }
 //! ```
 
+#[cfg(feature = "onnx")]
+mod onnx;
 mod resnet;
 
 use std::path::{Path, PathBuf};
@@ -83,6 +85,25 @@ pub enum Architecture {
         #[serde(default = "default_bn_eps")]
         bn_eps: f32,
     },
+    /// An ONNX graph (`<name>.onnx`, run with tract), ours from `emotrack export --onnx` or
+    /// another tool's. Its input is one grayscale `input_size` square, NCHW `[N, 1, S, S]` or
+    /// NHWC `[N, S, S, 1]` (read from the graph); its output holds one value per class.
+    Onnx {
+        /// Whether the graph ends in raw logits or already in probabilities (a softmax).
+        #[serde(default)]
+        outputs: OnnxOutputs,
+    },
+}
+
+/// What the last layer of an ONNX classifier gives.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnnxOutputs {
+    /// Unnormalised scores; emotrack applies the softmax.
+    #[default]
+    Logits,
+    /// Probabilities that already sum to one (the graph ends in a softmax).
+    Probabilities,
 }
 
 fn default_bn_eps() -> f32 {
@@ -164,6 +185,7 @@ impl ModelConfig {
                     ));
                 }
             }
+            Architecture::Onnx { .. } => {}
         }
         Ok(())
     }
@@ -202,11 +224,23 @@ pub enum ModelSource {
 #[derive(Debug)]
 pub struct Classifier {
     config: ModelConfig,
-    net: resnet::ResNet,
+    net: Net,
     /// `order[i]` = index in [`Emotion::ALL`] of the model's output `i`.
     order: [usize; 7],
     origin: PathBuf,
-    pool: Mutex<Vec<resnet::Buffers>>,
+}
+
+/// What runs the model.
+#[derive(Debug)]
+enum Net {
+    /// Our ResNet on the [`crate::nn`] runtime, with a pool of activation buffers.
+    Native {
+        net: Box<resnet::ResNet>,
+        pool: Mutex<Vec<resnet::Buffers>>,
+    },
+    /// An ONNX graph on tract.
+    #[cfg(feature = "onnx")]
+    Onnx(onnx::OnnxNet),
 }
 
 impl Classifier {
@@ -224,14 +258,14 @@ impl Classifier {
         Self::from_bytes(weights, config, Path::new(EMBEDDED_ORIGIN))
     }
 
-    /// Loads `path` (a `.safetensors` file) and the `.json` config next to it.
+    /// Loads `path` (a `.safetensors` or `.onnx` file) and the `.json` config next to it.
     pub fn from_file(path: &Path) -> Result<Self> {
         let config_path = path.with_extension("json");
         let text = std::fs::read_to_string(&config_path).map_err(|e| Error::Model {
             path: config_path.clone(),
             message: format!(
                 "cannot read the model config that must sit next to the weights ({e}); \
-                 a model is <name>.safetensors plus <name>.json"
+                 a model is <name>.safetensors (or <name>.onnx) plus <name>.json"
             ),
         })?;
         let config: ModelConfig = serde_json::from_str(&text).map_err(|e| Error::Model {
@@ -245,14 +279,43 @@ impl Classifier {
         Self::from_bytes(&bytes, config, path)
     }
 
-    /// A classifier from safetensors bytes and their config; `origin` names them in errors.
-    pub fn from_bytes(weights: &[u8], config: ModelConfig, origin: &Path) -> Result<Self> {
-        config.validate().map_err(|e| Error::Model {
+    /// A classifier from model bytes (safetensors weights, or an ONNX graph when the config's
+    /// architecture is `onnx`) and their config; `origin` names them in errors.
+    pub fn from_bytes(bytes: &[u8], config: ModelConfig, origin: &Path) -> Result<Self> {
+        let model_error = |message: String| Error::Model {
             path: origin.into(),
-            message: e.to_string(),
-        })?;
-        let w = Weights::from_bytes(weights, origin)?;
-        let net = resnet::ResNet::load(&w, &config.architecture, config.classes.len())?;
+            message,
+        };
+        config.validate().map_err(|e| model_error(e.to_string()))?;
+        let net = match config.architecture {
+            Architecture::Resnet { .. } => {
+                let w = Weights::from_bytes(bytes, origin)?;
+                Net::Native {
+                    net: Box::new(resnet::ResNet::load(
+                        &w,
+                        &config.architecture,
+                        config.classes.len(),
+                    )?),
+                    pool: Mutex::new(Vec::new()),
+                }
+            }
+            #[cfg(feature = "onnx")]
+            Architecture::Onnx { outputs } => Net::Onnx(
+                onnx::OnnxNet::load(
+                    bytes,
+                    config.input_size as usize,
+                    config.classes.len(),
+                    outputs,
+                )
+                .map_err(model_error)?,
+            ),
+            #[cfg(not(feature = "onnx"))]
+            Architecture::Onnx { .. } => {
+                return Err(model_error(
+                    "this build has no ONNX support (enable the `onnx` feature)".into(),
+                ));
+            }
+        };
         let mut order = [0; 7];
         for (o, name) in order.iter_mut().zip(&config.classes) {
             // validate() checked every name.
@@ -263,8 +326,37 @@ impl Classifier {
             net,
             order,
             origin: origin.into(),
-            pool: Mutex::new(Vec::new()),
         })
+    }
+
+    /// The model as ONNX bytes (input `input` `[N, 1, S, S]` of normalised pixels, output
+    /// `logits` `[N, classes]` in the config's class order), with the config to save next to
+    /// it as `<name>.json`. Only our ResNet models can be exported.
+    #[cfg(feature = "onnx")]
+    pub fn to_onnx(&self) -> Result<(Vec<u8>, ModelConfig)> {
+        let Net::Native { net, .. } = &self.net else {
+            return Err(Error::Model {
+                path: self.origin.clone(),
+                message: "is already an ONNX model; copy the .onnx file instead".into(),
+            });
+        };
+        let doc = format!(
+            "emotrack emotion classifier; classes {:?}; input (pixel/255 - {}) / {}",
+            self.config.classes, self.config.normalization.mean, self.config.normalization.std
+        );
+        let bytes = onnx::export(
+            net,
+            self.config.input_size as usize,
+            self.config.classes.len(),
+            &doc,
+        )?;
+        let config = ModelConfig {
+            architecture: Architecture::Onnx {
+                outputs: OnnxOutputs::Logits,
+            },
+            ..self.config.clone()
+        };
+        Ok((bytes, config))
     }
 
     /// The model's config (architecture, input size, classes, metrics).
@@ -306,28 +398,40 @@ impl Classifier {
 
     /// Raw logits for an already normalised `[N, 1, S, S]` tensor, indexed like [`Emotion::ALL`].
     pub fn logits_of_tensor(&self, x: &Tensor) -> Vec<[f32; 7]> {
-        let mut buf = self
-            .pool
-            .lock()
-            .map(|mut p| p.pop())
-            .ok()
-            .flatten()
-            .unwrap_or_default();
-        let mut out = Tensor::new();
-        self.net.forward(x, &mut out, &mut buf);
-        if let Ok(mut p) = self.pool.lock() {
-            p.push(buf);
-        }
-        out.data()
-            .chunks_exact(7)
-            .map(|row| {
-                let mut l = [0.0; 7];
-                for (i, &v) in row.iter().enumerate() {
-                    l[self.order[i]] = v;
+        match &self.net {
+            Net::Native { net, pool } => {
+                let mut buf = pool
+                    .lock()
+                    .map(|mut p| p.pop())
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default();
+                let mut out = Tensor::new();
+                net.forward(x, &mut out, &mut buf);
+                if let Ok(mut p) = pool.lock() {
+                    p.push(buf);
                 }
-                l
-            })
-            .collect()
+                out.data()
+                    .chunks_exact(7)
+                    .map(|row| self.in_emotion_order(row))
+                    .collect()
+            }
+            #[cfg(feature = "onnx")]
+            Net::Onnx(net) => net
+                .forward(x)
+                .iter()
+                .map(|row| self.in_emotion_order(row))
+                .collect(),
+        }
+    }
+
+    /// One item's outputs, from the model's class order to [`Emotion::ALL`]'s.
+    fn in_emotion_order(&self, row: &[f32]) -> [f32; 7] {
+        let mut l = [0.0; 7];
+        for (&o, &v) in self.order.iter().zip(row) {
+            l[o] = v;
+        }
+        l
     }
 
     /// Emotion probabilities for a batch of crops of `input_size` pixels. Several crops (the

@@ -2,7 +2,7 @@
 //! `emotrack-train`, which exports the same tensor names).
 
 use super::Architecture;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::nn::{
     Conv2d, ConvSpec, Linear, Scratch, Tensor, Weights, add_inplace, global_avg_pool, relu_inplace,
 };
@@ -45,7 +45,12 @@ impl ResNet {
             blocks,
             strides,
             bn_eps,
-        } = arch;
+        } = arch
+        else {
+            return Err(Error::Config(
+                "the native runtime runs ResNet models only".into(),
+            ));
+        };
         let (stem_channels, stem_stride, bn_eps) = (*stem_channels, *stem_stride, *bn_eps);
         let conv3 = |i, o, s| ConvSpec::new(i, o, 3).stride(s).padding(1).no_bias();
         let stem = Conv2d::load_with_batchnorm(
@@ -100,6 +105,27 @@ impl ResNet {
             blocks: layers,
             head,
         })
+    }
+
+    /// Writes the net into an ONNX graph reading `input`; returns the logits' name. It walks
+    /// the same layers as [`ResNet::forward`].
+    #[cfg(feature = "onnx")]
+    pub(crate) fn write_onnx(&self, g: &mut super::onnx::GraphBuilder, input: &str) -> String {
+        let mut a = g.conv(input, &self.stem);
+        a = g.relu(&a);
+        for block in &self.blocks {
+            let b = g.conv(&a, &block.conv1);
+            let b = g.relu(&b);
+            let c = g.conv(&b, &block.conv2);
+            let short = match &block.shortcut {
+                Some(sc) => g.conv(&a, sc),
+                None => a,
+            };
+            let c = g.add(&c, &short);
+            a = g.relu(&c);
+        }
+        let pooled = g.global_avg_pool(&a);
+        g.linear(&pooled, &self.head)
     }
 
     /// Logits `[N, classes, 1, 1]` for the input `[N, 1, S, S]`, written into `out`.

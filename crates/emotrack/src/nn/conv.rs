@@ -144,6 +144,16 @@ impl Conv2d {
         Self { spec, weight, bias }
     }
 
+    /// Weights `[out, in, kh, kw]`, flattened (batch norm folded in, if any was).
+    pub fn weight(&self) -> &[f32] {
+        &self.weight
+    }
+
+    /// Bias `[out]` (zeros for a layer without one).
+    pub fn bias(&self) -> &[f32] {
+        &self.bias
+    }
+
     /// Loads `{prefix}.weight` `[out, in, kh, kw]` and, if `spec.bias`, `{prefix}.bias` `[out]`.
     pub fn load(w: &Weights<'_>, prefix: &str, spec: ConvSpec) -> Result<Self> {
         let shape = [

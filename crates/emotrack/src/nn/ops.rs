@@ -273,6 +273,16 @@ impl Linear {
         self.out_features
     }
 
+    /// Weights `[out, in]`, flattened.
+    pub fn weight(&self) -> &[f32] {
+        &self.weight
+    }
+
+    /// Bias `[out]`.
+    pub fn bias(&self) -> &[f32] {
+        &self.bias
+    }
+
     /// Reorders the weight's input columns: afterwards input `i` uses the column that was at
     /// `source[i]`. Use it to bake a fixed permutation of the flattened input into the layer
     /// (e.g. a net that flattens NWHC instead of NCHW) instead of permuting on every call.

@@ -1,0 +1,351 @@
+//! ONNX classifiers: running any exported emotion CNN with tract (pure Rust), and writing our
+//! own ResNet as ONNX for other runtimes.
+//!
+//! An ONNX model is `<name>.onnx` plus the usual `<name>.json` config whose architecture is
+//! `{"kind": "onnx"}` (see [`super::Architecture::Onnx`]): the config gives the class order,
+//! the input size and the normalisation, which an ONNX file does not carry.
+
+use std::sync::Arc;
+
+use prost::Message;
+use tract_onnx::pb;
+use tract_onnx::prelude::*;
+
+use super::{OnnxOutputs, resnet::ResNet};
+use crate::error::{Error, Result};
+use crate::nn::{Conv2d, Linear, Tensor as NnTensor};
+
+/// Where the single gray channel sits in the graph's 4-D input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// `[N, 1, S, S]` (PyTorch, ours).
+    Nchw,
+    /// `[N, S, S, 1]` (Keras / TensorFlow exports).
+    Nhwc,
+}
+
+/// A loaded, optimised ONNX graph that maps one normalised crop to one score per class.
+pub(crate) struct OnnxNet {
+    plan: Arc<TypedRunnableModel>,
+    layout: Layout,
+    side: usize,
+    outputs: OnnxOutputs,
+}
+
+impl std::fmt::Debug for OnnxNet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OnnxNet")
+            .field("layout", &self.layout)
+            .field("side", &self.side)
+            .field("outputs", &self.outputs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OnnxNet {
+    /// Parses and optimises `bytes` (an ONNX `ModelProto`) for batch-1 `side` x `side` gray
+    /// inputs, and checks with one run that it yields `classes` values.
+    pub(crate) fn load(
+        bytes: &[u8],
+        side: usize,
+        classes: usize,
+        outputs: OnnxOutputs,
+    ) -> std::result::Result<Self, String> {
+        let proto = pb::ModelProto::decode(bytes).map_err(|e| format!("not an ONNX file: {e}"))?;
+        let layout = input_layout(&proto)?;
+        let shape = match layout {
+            Layout::Nchw => [1, 1, side, side],
+            Layout::Nhwc => [1, side, side, 1],
+        };
+        let plan = tract_onnx::onnx()
+            .model_for_proto_model(&proto)
+            .and_then(|m| m.with_input_fact(0, f32::fact(shape).into()))
+            .and_then(|m| m.into_optimized())
+            .and_then(|m| m.into_runnable())
+            .map_err(|e| format!("tract cannot run this graph: {e:#}"))?;
+        let net = Self {
+            plan,
+            layout,
+            side,
+            outputs,
+        };
+        let trial = net
+            .run_one(&vec![0.0; side * side])
+            .map_err(|e| format!("a trial run failed: {e}"))?;
+        if trial.len() != classes {
+            return Err(format!(
+                "the graph gives {} outputs per image; the config lists {classes} classes",
+                trial.len()
+            ));
+        }
+        Ok(net)
+    }
+
+    /// Logits (or log-probabilities, for graphs that end in a softmax) of each item of the
+    /// normalised `[N, 1, S, S]` input, in the model's class order.
+    ///
+    /// # Panics
+    /// If the input's side differs from the one the graph was loaded for, or if tract fails
+    /// on an input of the shape that already ran at load time (neither can come from user
+    /// input).
+    pub(crate) fn forward(&self, x: &NnTensor) -> Vec<Vec<f32>> {
+        assert_eq!(
+            x.item_len(),
+            self.side * self.side,
+            "crop of the wrong size"
+        );
+        (0..x.n())
+            .map(|i| {
+                let scores = self
+                    .run_one(x.item(i))
+                    .expect("the graph ran on this input shape at load time");
+                match self.outputs {
+                    OnnxOutputs::Logits => scores,
+                    OnnxOutputs::Probabilities => {
+                        scores.into_iter().map(|p| p.max(1e-12).ln()).collect()
+                    }
+                }
+            })
+            .collect()
+    }
+
+    fn run_one(&self, pixels: &[f32]) -> std::result::Result<Vec<f32>, String> {
+        let shape: [usize; 4] = match self.layout {
+            Layout::Nchw => [1, 1, self.side, self.side],
+            Layout::Nhwc => [1, self.side, self.side, 1],
+        };
+        let input = tract_onnx::prelude::Tensor::from_shape(&shape, pixels)
+            .map_err(|e| format!("{e:#}"))?;
+        let out = self
+            .plan
+            .run(tvec!(input.into()))
+            .map_err(|e| format!("{e:#}"))?;
+        let first = out.first().ok_or("the graph has no output")?;
+        let values = first
+            .to_plain_array_view::<f32>()
+            .map_err(|e| format!("the output is not f32: {e:#}"))?;
+        Ok(values.iter().copied().collect())
+    }
+}
+
+/// Reads the layout from the graph's declared input shape: rank 4 with one channel first
+/// (NCHW) or last (NHWC); a shape that says neither is taken as NCHW.
+fn input_layout(proto: &pb::ModelProto) -> std::result::Result<Layout, String> {
+    let graph = proto.graph.as_ref().ok_or("the file holds no graph")?;
+    let initializers: Vec<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
+    let input = graph
+        .input
+        .iter()
+        .find(|i| !initializers.contains(&i.name.as_str()))
+        .ok_or("the graph has no input")?;
+    let dims: Vec<Option<i64>> = match &input.r#type {
+        Some(pb::TypeProto {
+            value: Some(pb::type_proto::Value::TensorType(t)),
+            ..
+        }) => t
+            .shape
+            .iter()
+            .flat_map(|s| &s.dim)
+            .map(|d| match d.value {
+                Some(pb::tensor_shape_proto::dimension::Value::DimValue(v)) => Some(v),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    match dims.as_slice() {
+        [] => Ok(Layout::Nchw),
+        [_, c, _, _] if *c == Some(1) => Ok(Layout::Nchw),
+        [_, _, _, c] if *c == Some(1) => Ok(Layout::Nhwc),
+        [_, _, _, _] => Ok(Layout::Nchw),
+        other => Err(format!(
+            "input {:?} has rank {}; a 4-D gray image input ([N,1,S,S] or [N,S,S,1]) is expected",
+            input.name,
+            other.len()
+        )),
+    }
+}
+
+/// ONNX `TensorProto.DataType.FLOAT`.
+const FLOAT: i32 = 1;
+/// The opset the exported graph is written against (every op used is unchanged since 13).
+const OPSET: i64 = 13;
+/// IR version matching opset 13 (ONNX 1.8).
+const IR_VERSION: i64 = 7;
+
+/// Builds an ONNX graph node by node; each layer method returns its output's name.
+#[derive(Debug, Default)]
+pub(crate) struct GraphBuilder {
+    nodes: Vec<pb::NodeProto>,
+    initializers: Vec<pb::TensorProto>,
+}
+
+impl GraphBuilder {
+    fn node(
+        &mut self,
+        op: &str,
+        inputs: Vec<String>,
+        attributes: Vec<pb::AttributeProto>,
+    ) -> String {
+        let name = format!("{}_{}", op.to_lowercase(), self.nodes.len());
+        self.nodes.push(pb::NodeProto {
+            input: inputs,
+            output: vec![name.clone()],
+            name: name.clone(),
+            op_type: op.into(),
+            attribute: attributes,
+            ..Default::default()
+        });
+        name
+    }
+
+    fn constant(&mut self, name: String, dims: &[usize], values: &[f32]) -> String {
+        self.initializers.push(pb::TensorProto {
+            dims: dims.iter().map(|&d| d as i64).collect(),
+            data_type: FLOAT,
+            name: name.clone(),
+            raw_data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ..Default::default()
+        });
+        name
+    }
+
+    /// A convolution with its (batch-norm-folded) weights and bias.
+    pub(crate) fn conv(&mut self, x: &str, conv: &Conv2d) -> String {
+        let spec = conv.spec();
+        let id = self.nodes.len();
+        let w = self.constant(
+            format!("conv_{id}.weight"),
+            &[
+                spec.out_channels,
+                spec.in_channels,
+                spec.kernel[0],
+                spec.kernel[1],
+            ],
+            conv.weight(),
+        );
+        let b = self.constant(format!("conv_{id}.bias"), &[spec.out_channels], conv.bias());
+        let [ph, pw] = spec.padding.map(|p| p as i64);
+        self.node(
+            "Conv",
+            vec![x.into(), w, b],
+            vec![
+                ints("kernel_shape", spec.kernel.map(|k| k as i64).to_vec()),
+                ints("strides", spec.stride.map(|s| s as i64).to_vec()),
+                ints("pads", vec![ph, pw, ph, pw]),
+            ],
+        )
+    }
+
+    /// ReLU.
+    pub(crate) fn relu(&mut self, x: &str) -> String {
+        self.node("Relu", vec![x.into()], Vec::new())
+    }
+
+    /// Elementwise sum (a residual connection).
+    pub(crate) fn add(&mut self, a: &str, b: &str) -> String {
+        self.node("Add", vec![a.into(), b.into()], Vec::new())
+    }
+
+    /// Global average pooling then flattening to `[N, C]`.
+    pub(crate) fn global_avg_pool(&mut self, x: &str) -> String {
+        let pooled = self.node("GlobalAveragePool", vec![x.into()], Vec::new());
+        self.node("Flatten", vec![pooled], vec![int("axis", 1)])
+    }
+
+    /// A fully-connected layer (`y = x·Wᵀ + b`).
+    pub(crate) fn linear(&mut self, x: &str, linear: &Linear) -> String {
+        let id = self.nodes.len();
+        let w = self.constant(
+            format!("linear_{id}.weight"),
+            &[linear.out_features(), linear.in_features()],
+            linear.weight(),
+        );
+        let b = self.constant(
+            format!("linear_{id}.bias"),
+            &[linear.out_features()],
+            linear.bias(),
+        );
+        self.node("Gemm", vec![x.into(), w, b], vec![int("transB", 1)])
+    }
+}
+
+fn int(name: &str, value: i64) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.into(),
+        r#type: pb::attribute_proto::AttributeType::Int as i32,
+        i: value,
+        ..Default::default()
+    }
+}
+
+fn ints(name: &str, values: Vec<i64>) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.into(),
+        r#type: pb::attribute_proto::AttributeType::Ints as i32,
+        ints: values,
+        ..Default::default()
+    }
+}
+
+fn value_info(name: &str, dims: &[pb::tensor_shape_proto::dimension::Value]) -> pb::ValueInfoProto {
+    pb::ValueInfoProto {
+        name: name.into(),
+        r#type: Some(pb::TypeProto {
+            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+                elem_type: FLOAT,
+                shape: Some(pb::TensorShapeProto {
+                    dim: dims
+                        .iter()
+                        .map(|v| pb::tensor_shape_proto::Dimension {
+                            value: Some(v.clone()),
+                            ..Default::default()
+                        })
+                        .collect(),
+                }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The ONNX bytes of `net`: input `input` `[N, 1, side, side]` (normalised pixels), output
+/// `logits` `[N, classes]`, batch norms folded into the convolutions.
+pub(crate) fn export(net: &ResNet, side: usize, classes: usize, doc: &str) -> Result<Vec<u8>> {
+    use pb::tensor_shape_proto::dimension::Value::{DimParam, DimValue};
+    let mut g = GraphBuilder::default();
+    let out = net.write_onnx(&mut g, "input");
+    let last = g
+        .nodes
+        .iter_mut()
+        .find(|n| n.output.first() == Some(&out))
+        .ok_or_else(|| Error::Config("the network wrote no layers".into()))?;
+    last.output = vec!["logits".into()];
+    let batch = DimParam("N".into());
+    let side = side as i64;
+    let graph = pb::GraphProto {
+        node: g.nodes,
+        name: "emotrack_emotion".into(),
+        initializer: g.initializers,
+        input: vec![value_info(
+            "input",
+            &[batch.clone(), DimValue(1), DimValue(side), DimValue(side)],
+        )],
+        output: vec![value_info("logits", &[batch, DimValue(classes as i64)])],
+        doc_string: doc.into(),
+        ..Default::default()
+    };
+    let model = pb::ModelProto {
+        ir_version: IR_VERSION,
+        opset_import: vec![pb::OperatorSetIdProto {
+            domain: String::new(),
+            version: OPSET,
+        }],
+        producer_name: "emotrack".into(),
+        producer_version: env!("CARGO_PKG_VERSION").into(),
+        graph: Some(graph),
+        ..Default::default()
+    };
+    Ok(model.encode_to_vec())
+}

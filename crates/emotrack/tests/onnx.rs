@@ -1,0 +1,177 @@
+//! ONNX export and import: the built-in model written as ONNX and run by tract gives the same
+//! outputs as the native runtime, on real images.
+#![cfg(feature = "onnx")]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use emotrack::classify::{Classifier, ModelConfig, OnnxOutputs};
+use image::GrayImage;
+use prost::Message;
+use tract_onnx::pb;
+
+/// Largest allowed difference between the two runtimes' logits (issue 5: 1e-4).
+const TOLERANCE: f32 = 1e-4;
+
+/// 48x48 gray crops of real pictures: the repo's example photos (always present), and when
+/// the FER-2013 folders are there, the first 10 validation images of every class.
+fn real_crops() -> Vec<GrayImage> {
+    let mut crops: Vec<GrayImage> = [
+        "photos/ageitgey_kit_with_rose.jpg",
+        "photos/linzaer_imgs_2.jpg",
+    ]
+    .iter()
+    .map(|name| {
+        let img = image::open(common::fixture(name)).expect("fixture photo decodes");
+        image::imageops::resize(
+            &img.to_luma8(),
+            48,
+            48,
+            image::imageops::FilterType::Triangle,
+        )
+    })
+    .collect();
+    if let Some(fer) = common::fer2013_dir() {
+        for class in [
+            "angry", "disgust", "fear", "happy", "neutral", "sad", "surprise",
+        ] {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(fer.join("val").join(class))
+                .expect("FER-2013 val class folder")
+                .map(|e| e.expect("dir entry").path())
+                .collect();
+            files.sort();
+            for f in files.iter().take(10) {
+                crops.push(image::open(f).expect("FER image decodes").to_luma8());
+            }
+        }
+    }
+    crops
+}
+
+fn write_model(dir: &Path, name: &str, bytes: &[u8], config: &ModelConfig) -> PathBuf {
+    let onnx = dir.join(format!("{name}.onnx"));
+    std::fs::write(&onnx, bytes).expect("write onnx");
+    std::fs::write(
+        onnx.with_extension("json"),
+        serde_json::to_string(config).expect("config serialises"),
+    )
+    .expect("write config");
+    onnx
+}
+
+fn max_abs_diff(a: &[[f32; 7]], b: &[[f32; 7]]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .flatten()
+        .zip(b.iter().flatten())
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn exported_model_gives_the_native_outputs_through_tract() {
+    let native = Classifier::embedded().expect("built-in model");
+    let (bytes, config) = native.to_onnx().expect("export");
+    assert!(
+        bytes.len() < 5_000_000,
+        "ONNX file is {} bytes",
+        bytes.len()
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_model(dir.path(), "emotion", &bytes, &config);
+    let onnx = Classifier::from_file(&path).expect("the exported model loads");
+
+    let crops = real_crops();
+    let (a, b) = (native.logits(&crops), onnx.logits(&crops));
+    let diff = max_abs_diff(&a, &b);
+    eprintln!(
+        "max |native - onnx| logit difference over {} crops: {diff:e}",
+        crops.len()
+    );
+    assert!(
+        diff <= TOLERANCE,
+        "logits differ by {diff} over {} crops",
+        crops.len()
+    );
+    // Not a constant function: different faces get different scores.
+    assert!(a.iter().any(|l| max_abs_diff(&[*l], &a[..1]) > 0.1));
+    for (x, y) in native.classify(&crops).iter().zip(onnx.classify(&crops)) {
+        assert_eq!(x.top().0, y.top().0);
+    }
+}
+
+/// The exported graph rewritten as a Keras-style model would be: NHWC input and a softmax at
+/// the end; the sidecar config says `"outputs": "probabilities"`.
+#[test]
+fn nhwc_graphs_that_end_in_a_softmax_are_run_too() {
+    let native = Classifier::embedded().expect("built-in model");
+    let (bytes, mut config) = native.to_onnx().expect("export");
+    let mut model = pb::ModelProto::decode(bytes.as_slice()).expect("our own export decodes");
+    let graph = model.graph.as_mut().expect("graph");
+    let node =
+        |op: &str, input: &str, output: &str, attribute: Vec<pb::AttributeProto>| pb::NodeProto {
+            input: vec![input.into()],
+            output: vec![output.into()],
+            name: output.into(),
+            op_type: op.into(),
+            attribute,
+            ..Default::default()
+        };
+    let perm = pb::AttributeProto {
+        name: "perm".into(),
+        r#type: pb::attribute_proto::AttributeType::Ints as i32,
+        ints: vec![0, 3, 1, 2],
+        ..Default::default()
+    };
+    graph
+        .node
+        .insert(0, node("Transpose", "image", "input", vec![perm]));
+    graph
+        .node
+        .push(node("Softmax", "logits", "probs", Vec::new()));
+    let mut input = graph.input[0].clone();
+    input.name = "image".into();
+    if let Some(pb::type_proto::Value::TensorType(t)) =
+        input.r#type.as_mut().and_then(|t| t.value.as_mut())
+    {
+        // [N, 1, S, S] -> [N, S, S, 1]
+        t.shape.as_mut().expect("shape").dim[1..].rotate_left(1);
+    }
+    graph.input = vec![input];
+    graph.output[0].name = "probs".into();
+    config.architecture = emotrack::classify::Architecture::Onnx {
+        outputs: OnnxOutputs::Probabilities,
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_model(dir.path(), "keras_like", &model.encode_to_vec(), &config);
+    let keras_like = Classifier::from_file(&path).expect("the NHWC softmax model loads");
+
+    let crops = real_crops();
+    for (x, y) in native
+        .classify(&crops)
+        .iter()
+        .zip(keras_like.classify(&crops))
+    {
+        for (p, q) in x.0.iter().zip(y.0) {
+            assert!((p - q).abs() < 1e-5, "{x:?} vs {y:?}");
+        }
+    }
+}
+
+#[test]
+fn bad_onnx_files_get_clear_errors() {
+    let (_, config) = Classifier::embedded()
+        .expect("built-in model")
+        .to_onnx()
+        .expect("export");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let garbage = write_model(dir.path(), "garbage", b"this is not a protobuf", &config);
+    let err = Classifier::from_file(&garbage).expect_err("garbage must not load");
+    assert!(err.to_string().contains("not an ONNX file"), "{err}");
+
+    let lonely = dir.path().join("lonely.onnx");
+    std::fs::write(&lonely, b"").expect("write");
+    let err = Classifier::from_file(&lonely).expect_err("no config beside it");
+    assert!(err.to_string().contains("lonely.json"), "{err}");
+}
