@@ -24,6 +24,16 @@ enum Layout {
     Nhwc,
 }
 
+impl Layout {
+    /// The input shape of one `side` x `side` gray image.
+    fn shape(self, side: usize) -> [usize; 4] {
+        match self {
+            Layout::Nchw => [1, 1, side, side],
+            Layout::Nhwc => [1, side, side, 1],
+        }
+    }
+}
+
 /// A loaded, optimised ONNX graph that maps one normalised crop to one score per class.
 pub(crate) struct OnnxNet {
     plan: Arc<TypedRunnableModel>,
@@ -53,13 +63,9 @@ impl OnnxNet {
     ) -> std::result::Result<Self, String> {
         let proto = pb::ModelProto::decode(bytes).map_err(|e| format!("not an ONNX file: {e}"))?;
         let layout = input_layout(&proto)?;
-        let shape = match layout {
-            Layout::Nchw => [1, 1, side, side],
-            Layout::Nhwc => [1, side, side, 1],
-        };
         let plan = tract_onnx::onnx()
             .model_for_proto_model(&proto)
-            .and_then(|m| m.with_input_fact(0, f32::fact(shape).into()))
+            .and_then(|m| m.with_input_fact(0, f32::fact(layout.shape(side)).into()))
             .and_then(|m| m.into_optimized())
             .and_then(|m| m.into_runnable())
             .map_err(|e| format!("tract cannot run this graph: {e:#}"))?;
@@ -110,11 +116,7 @@ impl OnnxNet {
     }
 
     fn run_one(&self, pixels: &[f32]) -> std::result::Result<Vec<f32>, String> {
-        let shape: [usize; 4] = match self.layout {
-            Layout::Nchw => [1, 1, self.side, self.side],
-            Layout::Nhwc => [1, self.side, self.side, 1],
-        };
-        let input = tract_onnx::prelude::Tensor::from_shape(&shape, pixels)
+        let input = tract_onnx::prelude::Tensor::from_shape(&self.layout.shape(self.side), pixels)
             .map_err(|e| format!("{e:#}"))?;
         let out = self
             .plan
