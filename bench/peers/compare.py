@@ -331,8 +331,8 @@ def render(a, inputs, res, seconds):
         "files analysed in parallel). Peak RSS: `/usr/bin/time -v` of the process doing that tool's photo work "
         "(emotrack: `emotrack analyze`). \"emotrack faster\" compares with emotrack's detector of the same kind.",
         "",
-        f"### Video ({videos}; every frame of the first {a.video_seconds:g} s at most, scaled to 640x480 by "
-        "ffmpeg while decoding)",
+        f"### Video ({videos}; every frame of the first {a.video_seconds:g} s at most, fitted into 640x480 by "
+        "ffmpeg while decoding: aspect ratio kept, black bars where the shapes differ)",
         "",
         *video_table(res),
         "",

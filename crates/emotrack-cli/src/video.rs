@@ -132,7 +132,8 @@ pub struct Args {
     /// Stop after this many seconds (of video; for cameras and streams, of recording).
     #[arg(long, value_name = "SECONDS")]
     pub duration: Option<f64>,
-    /// Resize frames to WIDTHxHEIGHT first (also the annotated video's size).
+    /// Resize frames to WIDTHxHEIGHT first (also the annotated video's size); the picture keeps
+    /// its aspect ratio, with black bars where the shapes differ.
     #[arg(long, value_name = "WxH", value_parser = parse_size)]
     pub size: Option<(u32, u32)>,
     /// auto: live (drop stale frames, keep the newest) for cameras and streams, every frame

@@ -68,7 +68,8 @@ pub struct VideoArgs {
     /// Videos (default: every video in ../shared/media/videos).
     #[arg(value_name = "VIDEO")]
     paths: Vec<PathBuf>,
-    /// Resize frames to WIDTHxHEIGHT while decoding.
+    /// Resize frames to WIDTHxHEIGHT while decoding (aspect ratio kept, black bars where the
+    /// shapes differ, as `emotrack video --size`).
     #[arg(long, default_value = "640x480", value_parser = parse_size)]
     size: (u32, u32),
     /// Detectors to time.

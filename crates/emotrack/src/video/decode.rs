@@ -27,7 +27,9 @@ pub struct DecodeOptions {
     pub fps: Option<f64>,
     /// Stop after this many seconds of video (`None`: to the end; forever for a camera).
     pub duration: Option<f64>,
-    /// Resize frames to `(width, height)` (`None`: the source's size).
+    /// Resize frames to `(width, height)` (`None`: the source's size). The picture keeps its
+    /// aspect ratio, centred with black bars where the shapes differ: stretched faces are missed
+    /// by the detectors and misread by the classifier.
     pub size: Option<(u32, u32)>,
     /// End when no frame arrived for this long (a stream that stopped sending); also the time
     /// limit for `ffprobe`. Default 10 s; raise it for slow networks.
@@ -167,6 +169,12 @@ impl VideoInput {
     }
 }
 
+/// The ffmpeg filter that fits a picture inside `w` x `h` with its aspect ratio kept and pads
+/// the rest with black, centred: frames of exactly that size, faces undistorted.
+fn fit_filter(w: u32, h: u32) -> String {
+    format!("scale={w}:{h}:force_original_aspect_ratio=decrease,pad={w}:{h}:(ow-iw)/2:(oh-ih)/2")
+}
+
 /// Why decoding was cut short by [`Decoder::stop`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -225,8 +233,9 @@ impl Decoder {
             filters.push(format!("fps={fps}"));
         }
         // Always scale to the probed (or requested) size: frames then have the size we read
-        // even if a stream changes resolution mid-way.
-        filters.push(format!("scale={w}:{h}"));
+        // even if a stream changes resolution mid-way. The picture is fitted inside and
+        // centred (letterboxed), never stretched.
+        filters.push(fit_filter(w, h));
         cmd.arg("-vf").arg(filters.join(","));
         // One output frame per decoded frame (no duplicates to fill timestamp gaps), so the
         // annotated video has the input's frame count.
