@@ -279,6 +279,44 @@ fn detecting_every_third_frame_refinds_the_face_in_between() {
 }
 
 #[test]
+fn resizing_keeps_the_aspect_ratio_with_black_bars() {
+    // fer_test.mp4 is 596x336 (16:9). Fitted into 640x480 it fills the width, 361 rows high,
+    // centred between black bars of about 59 rows; stretched instead, its face would be
+    // squeezed sideways and the detectors would miss it.
+    let input = open(
+        fer_clip().to_str().expect("utf-8 path"),
+        DecodeOptions {
+            size: Some((640, 480)),
+            ..DecodeOptions::default()
+        },
+    )
+    .expect("opens");
+    let decoder = input.decoder().expect("starts ffmpeg");
+    let mut frame = image::RgbImage::new(1, 1);
+    assert!(decoder.read_into(&mut frame).expect("reads a frame"));
+    assert_eq!(frame.dimensions(), (640, 480));
+    let row_mean = |y: u32| {
+        frame
+            .rows()
+            .nth(y as usize)
+            .expect("row inside the frame")
+            .flat_map(|p| p.0)
+            .map(f64::from)
+            .sum::<f64>()
+            / (640.0 * 3.0)
+    };
+    for y in [0, 30, 54, 426, 450, 479] {
+        assert!(
+            row_mean(y) < 2.0,
+            "row {y} is not a black bar: {}",
+            row_mean(y)
+        );
+    }
+    let picture = (70..410).map(row_mean).sum::<f64>() / 340.0;
+    assert!(picture > 30.0, "the picture is missing: mean {picture}");
+}
+
+#[test]
 fn sampling_at_5_fps_takes_a_frame_every_fifth_of_a_second() {
     let input = open(
         fer_clip().to_str().expect("utf-8 path"),
