@@ -38,7 +38,7 @@ section=$(cat <<MD
 ## Detection
 
 \`bench/detect.sh\` on $(date -u +%Y-%m-%d), $cpu, $(nproc) cores; every image of \`$photos\`
-resized to 640x480; mean over ≥ ${seconds} s per setting after a warm-up; same parameters on both
+fitted into 640x480 (aspect ratio kept, black bars); mean over ≥ ${seconds} s per setting after a warm-up; same parameters on both
 sides (haar: scale 1.1, 3 neighbours, min 20 px; mtcnn: min face 20, thresholds 0.6/0.7/0.7, factor 0.709).
 A speed-up above 1 means emotrack is faster.
 

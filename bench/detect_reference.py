@@ -4,7 +4,7 @@
 OpenCV's CascadeClassifier.detectMultiScale (haarcascade_frontalface_default.xml, scaleFactor 1.1,
 minNeighbors 3, minSize 20x20) and facenet-pytorch's MTCNN (CPU, min_face_size 20, thresholds
 [0.6, 0.7, 0.7], factor 0.709), each on one thread and on all cores, on every image of the given
-folder resized to WIDTHxHEIGHT. Prints JSON rows like `emotrack bench detect --json`.
+folder fitted into WIDTHxHEIGHT (aspect ratio kept, black bars). Prints JSON rows like `emotrack bench detect --json`.
 
 Run by bench/detect.sh, which makes the environment (bench/peers/venv.sh, versions pinned there).
 The helpers (image loading, timing, the two detectors) are also used by bench/peers/peers.py.
@@ -29,13 +29,24 @@ def image_files(folder):
     return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in EXTS)
 
 
+def letterbox(im, size):
+    """`im` fitted inside `size` (w, h) with its aspect ratio kept (bilinear), centred on black:
+    what `emotrack bench detect --size` and ffmpeg's `force_original_aspect_ratio=decrease,pad`
+    do, so faces are not squeezed."""
+    (w, h), (bw, bh) = im.size, size
+    fw, fh = (bw, max(1, int(h * bw / w + 0.5))) if w * bh >= h * bw else (max(1, int(w * bh / h + 0.5)), bh)
+    out = Image.new("RGB", size)
+    out.paste(im.convert("RGB").resize((fw, fh), Image.BILINEAR), ((bw - fw) // 2, (bh - fh) // 2))
+    return out
+
+
 def load_rgb(folder, size=None):
-    """Every image of `folder` as an RGB array, resized to `size` (w, h) with bilinear filtering."""
+    """Every image of `folder` as an RGB array, letterboxed into `size` (w, h) if given."""
     images = []
     for p in image_files(folder):
         im = Image.open(p).convert("RGB")
         if size is not None:
-            im = im.resize(size, Image.BILINEAR)
+            im = letterbox(im, size)
         images.append(np.asarray(im))
     return images
 

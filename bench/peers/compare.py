@@ -25,6 +25,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(HERE))
 from peers import EMOTIONS, image_files as images  # noqa: E402  (peers.py imports nothing heavy at load)
+from detect_reference import letterbox  # noqa: E402  (on the path peers.py sets)
 
 BEGIN, END = "<!-- peers:begin -->", "<!-- peers:end -->"
 HEADING = "## Peers: emotrack vs fer, OpenCV and facenet-pytorch"
@@ -32,6 +33,8 @@ SIZE = (640, 480)
 QUICK_PHOTO = "ageitgey_two_people.jpg"  # two large frontal faces: every detector finds them
 QUICK_CROPS_PER_CLASS = 3
 QUICK_FRAMES = 8
+# fer's Haar settings (FER(): scale_factor 1.1, min_neighbors 5, min_face_size 50) as emotrack flags.
+FER_HAAR_FLAGS = ["--min-neighbors", "5", "--min-face", "50"]
 
 
 class Failed(Exception):
@@ -59,11 +62,11 @@ def measure(name, argv, logs):
 # --- inputs: everyone gets the same files -------------------------------------------------------
 
 def resized_copies(files, out):
-    """Each image resized to SIZE (bilinear) and saved as PNG in `out`; a tool then decodes the
-    same pixels whatever its JPEG decoder."""
+    """Each image fitted into SIZE (aspect ratio kept, black bars) and saved as PNG in `out`; a
+    tool then decodes the same pixels whatever its JPEG decoder."""
     out.mkdir(parents=True)
     for p in files:
-        Image.open(p).convert("RGB").resize(SIZE, Image.BILINEAR).save(out / f"{p.stem}.png")
+        letterbox(Image.open(p), SIZE).save(out / f"{p.stem}.png")
     return out
 
 
@@ -136,10 +139,14 @@ def run_emotrack(a, inputs, logs):
         r[f"photos:{det}"] = res
         # Whole-frame detection on every frame (emotrack video's default, like fer), and on every
         # 5th frame with known faces re-found around their last box in between (--detect-every 5).
-        for every, key in ((1, f"video:{det}"), (5, f"video:{det}-every5")):
-            out, rss, _ = measure(f"emotrack-bench-video-{det}-every{every}", [
+        # Haar also with fer's own detector settings, so both sides scan the same windows.
+        runs = [(1, f"video:{det}", []), (5, f"video:{det}-every5", [])]
+        if det == "haar":
+            runs.append((1, "video:haar-fer-settings", FER_HAAR_FLAGS))
+        for every, key, flags in runs:
+            out, rss, _ = measure(f"emotrack-bench-{key.replace(':', '-')}", [
                 exe, "bench", "video", *inputs["videos"], "--size", "640x480", "--detectors", det,
-                "--detect-every", str(every), "--json"], logs)
+                "--detect-every", str(every), *flags, "--json"], logs)
             r[key] = {"rss_mb": rss, "videos": [
                 {"video": v["video"], "frames": v["frames"], "faces": round(v["faces_per_frame"] * v["frames"]),
                  "seconds": v["frames"] / v["fps"]} for v in json.loads(out)]}
@@ -237,6 +244,8 @@ VIDEO_ROWS = [
     ("emotrack mtcnn (default: every frame)", "emotrack:video:mtcnn", "emotrack:video:mtcnn"),
     ("emotrack haar (--detect-every 5)", "emotrack:video:haar-every5", "emotrack:video:haar-every5"),
     ("emotrack mtcnn (--detect-every 5)", "emotrack:video:mtcnn-every5", "emotrack:video:mtcnn-every5"),
+    ("emotrack haar with fer's Haar settings (5 neighbours, min 50 px; every frame)",
+     "emotrack:video:haar-fer-settings", "emotrack:video:haar-fer-settings"),
     ("fer (default: Haar)", "video:fer", "emotrack:video:haar"),
     ("fer (mtcnn=True)", "video:fer-mtcnn", "emotrack:video:mtcnn"),
 ]
@@ -267,6 +276,8 @@ def targets(res):
     lines = [f"- Accuracy: emotrack {pct(acc)} vs fer {pct(fer_acc)} on val: {(acc - fer_acc) * 100:+.1f} points "
              f"(target ≥ +5): **{'met' if acc - fer_acc >= 0.05 else 'not met'}**."]
     for label, ours, theirs in (("haar vs fer's default (Haar), both every frame", "emotrack:video:haar", "video:fer"),
+                                ("haar with fer's Haar settings vs fer's default, both every frame",
+                                 "emotrack:video:haar-fer-settings", "video:fer"),
                                 ("mtcnn vs fer's mtcnn=True, both every frame", "emotrack:video:mtcnn", "video:fer-mtcnn"),
                                 ("emotrack mtcnn --detect-every 5 vs fer's default (Haar)",
                                  "emotrack:video:mtcnn-every5", "video:fer"),
@@ -319,7 +330,7 @@ def render(a, inputs, res, seconds):
         "PublicTest (this val) in its validation part: the same footing as emotrack's.",
         "",
         f"### Photos ({plural(inputs['photo_count'], 'photo')}, {plural(inputs['no_face_count'], 'image')} "
-        "without faces, each resized to 640x480)",
+        "without faces, each fitted into 640x480: aspect ratio kept, black bars)",
         "",
         *photos_table(res),
         "",

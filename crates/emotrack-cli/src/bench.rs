@@ -43,7 +43,8 @@ struct DetectArgs {
     /// Images or folders (default: ../shared/media/photos).
     #[arg(value_name = "PATH")]
     paths: Vec<PathBuf>,
-    /// Resize every image to WIDTHxHEIGHT first.
+    /// Fit every image into WIDTHxHEIGHT first (aspect ratio kept, black bars), as
+    /// `emotrack video --size` does with frames.
     #[arg(long, default_value = "640x480", value_parser = parse_size)]
     size: (u32, u32),
     /// Minimum seconds to spend per detector and thread setting.
@@ -138,18 +139,38 @@ fn load_images(paths: &[PathBuf], size: (u32, u32)) -> Result<Vec<(PathBuf, RgbI
             Input::File(p) => {
                 let img = load_image(&p, DecodeLimits::default())
                     .with_context(|| format!("cannot load {}", p.display()))?;
-                let resized = image::imageops::resize(
-                    &img,
-                    size.0,
-                    size.1,
-                    image::imageops::FilterType::Triangle,
-                );
-                images.push((p, resized));
+                images.push((p, letterbox(&img, size)));
             }
             Input::Problem(p, m) => bail!("{}: {m}", p.display()),
         }
     }
     Ok(images)
+}
+
+/// `img` fitted inside `size` with its aspect ratio kept (bilinear), centred on black, so faces
+/// keep their shape (bench/detect_reference.py's `letterbox` does the same for the peers).
+fn letterbox(img: &RgbImage, (w, h): (u32, u32)) -> RgbImage {
+    let (iw, ih) = (u64::from(img.width()), u64::from(img.height()));
+    let (fw, fh) = if iw * u64::from(h) >= ih * u64::from(w) {
+        (
+            w,
+            ((ih * u64::from(w)) as f64 / iw as f64).round().max(1.0) as u32,
+        )
+    } else {
+        (
+            ((iw * u64::from(h)) as f64 / ih as f64).round().max(1.0) as u32,
+            h,
+        )
+    };
+    let fitted = image::imageops::resize(img, fw, fh, image::imageops::FilterType::Triangle);
+    let mut out = RgbImage::new(w, h);
+    image::imageops::replace(
+        &mut out,
+        &fitted,
+        i64::from((w - fw) / 2),
+        i64::from((h - fh) / 2),
+    );
+    out
 }
 
 fn detect(a: DetectArgs) -> Result<Outcome> {

@@ -279,6 +279,77 @@ fn detecting_every_third_frame_refinds_the_face_in_between() {
 }
 
 #[test]
+fn the_pipeline_reports_exactly_what_a_frame_by_frame_loop_gives() {
+    // The pipeline searches frame t + 1 for faces while frame t is classified. Done right, that
+    // changes nothing: here the same steps run one frame at a time, by hand, and every report
+    // must match. Haar with detect-every 3 exercises whole-frame passes, searches around known
+    // boxes, and more than one track (it also finds a false face in this clip).
+    let input = open_file(&fer_clip()).expect("opens");
+    let analyzer = analyzer(DetectorKind::Haar);
+    let config = PipelineConfig {
+        detect_every: 3,
+        ..PipelineConfig::default()
+    };
+    let (stats, reports) = run(&analyzer, &input, config, None, None);
+    stats.expect("runs");
+    assert_eq!(reports.len() as u64, FER_FRAMES);
+
+    let decoder = input.decoder().expect("starts ffmpeg");
+    let mut tracker = emotrack::track::Tracker::new(config.tracker).expect("tracker");
+    let mut frame = image::RgbImage::new(1, 1);
+    let mut n = 0;
+    let mut ids_seen = std::collections::BTreeSet::new();
+    while decoder.read_into(&mut frame).expect("decodes") {
+        let detections = if n % 3 == 0 {
+            analyzer.detector().detect(&frame)
+        } else {
+            let known: Vec<_> = tracker
+                .tracks()
+                .iter()
+                .filter(|t| t.misses <= 1)
+                .map(|t| t.predicted())
+                .collect();
+            analyzer.detector().detect_near(&frame, &known)
+        };
+        tracker.update(&detections);
+        let (ids, boxes): (Vec<_>, Vec<_>) = tracker
+            .visible()
+            .map(|t| {
+                let d = emotrack::Detection {
+                    bbox: t.raw_bbox,
+                    score: t.detector_score,
+                    landmarks: t.landmarks,
+                };
+                (t.id, d)
+            })
+            .unzip();
+        for (id, face) in ids.iter().zip(analyzer.classify_detections(&frame, &boxes)) {
+            tracker.observe(*id, face.scores);
+        }
+        let mut expected: Vec<_> = tracker
+            .visible()
+            .filter_map(|t| Some((t.id, t.bbox, t.scores?, t.label?)))
+            .collect();
+        expected.sort_by_key(|e| e.0);
+        let report = &reports[n];
+        assert_eq!(report.detected, n % 3 == 0, "frame {n}");
+        let got: Vec<_> = report
+            .faces
+            .iter()
+            .map(|f| (f.id, f.bbox, f.smoothed, f.label))
+            .collect();
+        assert_eq!(got, expected, "frame {n}");
+        ids_seen.extend(got.iter().map(|g| g.0));
+        n += 1;
+    }
+    assert_eq!(n as u64, FER_FRAMES);
+    assert!(
+        ids_seen.len() >= 2,
+        "the clip should give haar more than one track: {ids_seen:?}"
+    );
+}
+
+#[test]
 fn resizing_keeps_the_aspect_ratio_with_black_bars() {
     // fer_test.mp4 is 596x336 (16:9). Fitted into 640x480 it fills the width, 361 rows high,
     // centred between black bars of about 59 rows; stretched instead, its face would be

@@ -83,6 +83,9 @@ pub struct VideoArgs {
     /// Smallest face side searched for, in pixels of the resized frame.
     #[arg(long, default_value_t = emotrack::detect::DEFAULT_MIN_FACE)]
     min_face: u32,
+    /// Haar: overlapping raw detections a face needs (OpenCV's minNeighbors).
+    #[arg(long, default_value_t = emotrack::DetectorConfig::default().haar_min_neighbors)]
+    min_neighbors: u32,
     /// Emotion model (default: built in).
     #[arg(long, value_name = "PATH")]
     model: Option<PathBuf>,
@@ -294,7 +297,7 @@ pub fn video(a: VideoArgs) -> Result<Outcome> {
             min_face: a.min_face,
             max_face: None,
             threshold: None,
-            min_neighbors: emotrack::DetectorConfig::default().haar_min_neighbors,
+            min_neighbors: a.min_neighbors,
             model: a.model.clone(),
             vibes: None,
         };

@@ -80,6 +80,11 @@ impl<T> LatestReceiver<T> {
             state = self.shared.ready.wait(state).ok()?;
         }
     }
+
+    /// The waiting item, if there is one, without waiting.
+    pub(crate) fn try_recv(&self) -> Option<T> {
+        self.shared.state.lock().ok()?.item.take()
+    }
 }
 
 impl<T> Drop for LatestSender<T> {

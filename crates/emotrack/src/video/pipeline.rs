@@ -7,6 +7,10 @@
 //!   frames over through a one-slot mailbox where the newest frame replaces a stale one: at
 //!   most one frame waits, and the analysis always works on the latest picture.
 //!
+//! Inside the analysis stage, frame `t + 1` is searched for faces while frame `t` is classified
+//! (the search needs only the tracker's boxes, never the emotions), so the two steps share the
+//! cores; the reports are exactly those of a one-frame-at-a-time loop.
+//!
 //! Frame buffers go back from the output stage to the decoder, so the per-frame path does not
 //! allocate images after the first few frames.
 
@@ -195,6 +199,15 @@ impl FrameRx {
             FrameRx::Latest(rx) => rx.recv(),
         }
     }
+
+    /// The next frame if it is at hand: a file's next frame (waiting for the decoder, which
+    /// runs ahead), a live source's only if one is already waiting.
+    fn try_recv(&self) -> Option<Frame> {
+        match self {
+            FrameRx::Queue(rx) => rx.recv().ok(),
+            FrameRx::Latest(rx) => rx.try_recv(),
+        }
+    }
 }
 
 /// Runs an [`Analyzer`] over a video with tracking and smoothing.
@@ -367,6 +380,11 @@ impl<'a> VideoPipeline<'a> {
         })
     }
 
+    /// Detection, tracking and classification, one frame after another, in a two-step
+    /// software pipeline: while frame `t` is classified, frame `t + 1` is already being
+    /// searched for faces (`rayon::join`, so the two share the cores). The search only needs
+    /// the tracker's boxes after `t`'s update, never `t`'s emotions, so every report is exactly
+    /// what a one-frame-at-a-time loop gives.
     fn analysis_stage(
         &self,
         tracker: &mut Tracker,
@@ -376,31 +394,19 @@ impl<'a> VideoPipeline<'a> {
     ) -> StageTimes {
         let mut times = StageTimes::default();
         let mut vibes: HashMap<TrackId, (Emotion, String)> = HashMap::new();
-        let mut n: u64 = 0;
         let every = u64::from(self.config.detect_every.max(1));
-        while let Some(frame) = frames.recv() {
+        let mut n: u64 = 0;
+        let Some(mut frame) = frames.recv() else {
+            return times;
+        };
+        let (mut detections, took) = timed(|| self.locate(&frame.image, true, &[]));
+        times.detect += took;
+        let mut detected = true;
+        loop {
             if halt.load(Ordering::Relaxed) {
                 break;
             }
-            let detected = n.is_multiple_of(every);
-            n += 1;
             let t0 = Instant::now();
-            let detector = self.analyzer.detector();
-            let detections = if detected {
-                detector.detect(&frame.image)
-            } else {
-                // Faces seen on one of the last two frames; the next whole-frame pass re-finds
-                // the others (searching every lost track until it expires would cost more than
-                // the faces being followed).
-                let known: Vec<BBox> = tracker
-                    .tracks()
-                    .iter()
-                    .filter(|t| t.misses <= SEARCHED_MISSES)
-                    .map(Track::predicted)
-                    .collect();
-                detector.detect_near(&frame.image, &known)
-            };
-            let t1 = Instant::now();
             tracker.update(&detections);
             let (ids, boxes): (Vec<TrackId>, Vec<Detection>) = tracker
                 .visible()
@@ -413,58 +419,125 @@ impl<'a> VideoPipeline<'a> {
                     (t.id, d)
                 })
                 .unzip();
-            let t2 = Instant::now();
-            let faces = self.analyzer.classify_detections(&frame.image, &boxes);
-            let t3 = Instant::now();
+            n += 1;
+            let next_detected = n.is_multiple_of(every);
+            let known = if next_detected {
+                Vec::new()
+            } else {
+                known_boxes(tracker)
+            };
+            times.track += t0.elapsed();
+            // The next frame, if one is at hand (a file's queue: wait for it; a live source:
+            // only if it is already there, so the report of this one is not held back).
+            let next = frames.try_recv();
+            let ((faces, classify_time), located) = rayon::join(
+                || timed(|| self.analyzer.classify_detections(&frame.image, &boxes)),
+                || {
+                    next.as_ref()
+                        .map(|f| timed(|| self.locate(&f.image, next_detected, &known)))
+                },
+            );
+            times.classify += classify_time;
+            let t1 = Instant::now();
             for (id, face) in ids.iter().zip(&faces) {
                 tracker.observe(*id, face.scores);
             }
-            let mut shown = Vec::with_capacity(ids.len());
-            for t in tracker.visible() {
-                let (Some(raw), Some(smoothed), Some(label)) = (t.raw_scores, t.scores, t.label)
-                else {
-                    continue;
-                };
-                let vibe = match vibes.get(&t.id) {
-                    Some((l, v)) if *l == label => v.clone(),
-                    _ => {
-                        let v = self.analyzer.vibes().message(&smoothed).to_owned();
-                        vibes.insert(t.id, (label, v.clone()));
-                        v
-                    }
-                };
-                shown.push(TrackedFace {
-                    id: t.id,
-                    bbox: t.bbox,
-                    detected_bbox: t.raw_bbox,
-                    landmarks: t.landmarks,
-                    detector_score: t.detector_score,
-                    raw,
-                    smoothed,
-                    label,
-                    vibe,
-                });
-            }
-            shown.sort_by_key(|f| f.id);
-            if vibes.len() > tracker.tracks().len() {
-                vibes.retain(|id, _| tracker.tracks().iter().any(|t| t.id == *id));
-            }
-            let t4 = Instant::now();
-            times.detect += t1 - t0;
-            times.track += (t2 - t1) + (t4 - t3);
-            times.classify += t3 - t2;
             let report = FrameReport {
                 index: frame.index,
                 time: frame.time,
                 detected,
-                faces: shown,
+                faces: self.shown_faces(tracker, &mut vibes),
             };
+            times.track += t1.elapsed();
             if reports.send((frame, report)).is_err() {
                 break;
             }
+            (frame, detections) = match (next, located) {
+                (Some(f), Some((found, took))) => {
+                    times.detect += took;
+                    (f, found)
+                }
+                _ => {
+                    let Some(f) = frames.recv() else {
+                        break;
+                    };
+                    let (found, took) = timed(|| self.locate(&f.image, next_detected, &known));
+                    times.detect += took;
+                    (f, found)
+                }
+            };
+            detected = next_detected;
         }
         times
     }
+
+    /// The faces of a frame: the whole frame searched (`whole`), or only around `known` boxes.
+    fn locate(&self, image: &RgbImage, whole: bool, known: &[BBox]) -> Vec<Detection> {
+        let detector = self.analyzer.detector();
+        if whole {
+            detector.detect(image)
+        } else {
+            detector.detect_near(image, known)
+        }
+    }
+
+    /// The visible tracks that have emotions, by id, each with its vibe (a new message only
+    /// when the shown label changes).
+    fn shown_faces(
+        &self,
+        tracker: &Tracker,
+        vibes: &mut HashMap<TrackId, (Emotion, String)>,
+    ) -> Vec<TrackedFace> {
+        let mut shown = Vec::new();
+        for t in tracker.visible() {
+            let (Some(raw), Some(smoothed), Some(label)) = (t.raw_scores, t.scores, t.label) else {
+                continue;
+            };
+            let vibe = match vibes.get(&t.id) {
+                Some((l, v)) if *l == label => v.clone(),
+                _ => {
+                    let v = self.analyzer.vibes().message(&smoothed).to_owned();
+                    vibes.insert(t.id, (label, v.clone()));
+                    v
+                }
+            };
+            shown.push(TrackedFace {
+                id: t.id,
+                bbox: t.bbox,
+                detected_bbox: t.raw_bbox,
+                landmarks: t.landmarks,
+                detector_score: t.detector_score,
+                raw,
+                smoothed,
+                label,
+                vibe,
+            });
+        }
+        shown.sort_by_key(|f| f.id);
+        if vibes.len() > tracker.tracks().len() {
+            vibes.retain(|id, _| tracker.tracks().iter().any(|t| t.id == *id));
+        }
+        shown
+    }
+}
+
+/// Where to search for known faces between whole-frame detections: faces seen on one of the
+/// last two frames, at their predicted place (the next whole-frame pass re-finds the others;
+/// searching every lost track until it expires would cost more than the faces being followed).
+fn known_boxes(tracker: &Tracker) -> Vec<BBox> {
+    tracker
+        .tracks()
+        .iter()
+        .filter(|t| t.misses <= SEARCHED_MISSES)
+        .map(Track::predicted)
+        .collect()
+}
+
+/// Runs `f` and measures it.
+fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
+    let t = Instant::now();
+    let out = f();
+    (out, t.elapsed())
 }
 
 /// What the decode stage did.
