@@ -150,18 +150,9 @@ fn load_images(paths: &[PathBuf], size: (u32, u32)) -> Result<Vec<(PathBuf, RgbI
 /// `img` fitted inside `size` with its aspect ratio kept (bilinear), centred on black, so faces
 /// keep their shape (bench/detect_reference.py's `letterbox` does the same for the peers).
 fn letterbox(img: &RgbImage, (w, h): (u32, u32)) -> RgbImage {
-    let (iw, ih) = (u64::from(img.width()), u64::from(img.height()));
-    let (fw, fh) = if iw * u64::from(h) >= ih * u64::from(w) {
-        (
-            w,
-            ((ih * u64::from(w)) as f64 / iw as f64).round().max(1.0) as u32,
-        )
-    } else {
-        (
-            ((iw * u64::from(h)) as f64 / ih as f64).round().max(1.0) as u32,
-            h,
-        )
-    };
+    let scale = (f64::from(w) / f64::from(img.width())).min(f64::from(h) / f64::from(img.height()));
+    let fit = |side: u32, limit: u32| ((f64::from(side) * scale).round() as u32).clamp(1, limit);
+    let (fw, fh) = (fit(img.width(), w), fit(img.height(), h));
     let fitted = image::imageops::resize(img, fw, fh, image::imageops::FilterType::Triangle);
     let mut out = RgbImage::new(w, h);
     image::imageops::replace(

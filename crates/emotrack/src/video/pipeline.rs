@@ -202,7 +202,7 @@ impl FrameRx {
 
     /// The next frame if it is at hand: a file's next frame (waiting for the decoder, which
     /// runs ahead), a live source's only if one is already waiting.
-    fn try_recv(&self) -> Option<Frame> {
+    fn next_at_hand(&self) -> Option<Frame> {
         match self {
             FrameRx::Queue(rx) => rx.recv().ok(),
             FrameRx::Latest(rx) => rx.try_recv(),
@@ -395,13 +395,14 @@ impl<'a> VideoPipeline<'a> {
         let mut times = StageTimes::default();
         let mut vibes: HashMap<TrackId, (Emotion, String)> = HashMap::new();
         let every = u64::from(self.config.detect_every.max(1));
-        let mut n: u64 = 0;
+        let whole_frame = |n: u64| n.is_multiple_of(every);
         let Some(mut frame) = frames.recv() else {
             return times;
         };
         let (mut detections, took) = timed(|| self.locate(&frame.image, true, &[]));
         times.detect += took;
-        let mut detected = true;
+        // Index of `frame` among the frames analysed.
+        let mut n: u64 = 0;
         loop {
             if halt.load(Ordering::Relaxed) {
                 break;
@@ -419,23 +420,18 @@ impl<'a> VideoPipeline<'a> {
                     (t.id, d)
                 })
                 .unzip();
-            n += 1;
-            let next_detected = n.is_multiple_of(every);
-            let known = if next_detected {
+            let next_whole = whole_frame(n + 1);
+            let known = if next_whole {
                 Vec::new()
             } else {
                 known_boxes(tracker)
             };
+            let locate_next = |f: &Frame| timed(|| self.locate(&f.image, next_whole, &known));
             times.track += t0.elapsed();
-            // The next frame, if one is at hand (a file's queue: wait for it; a live source:
-            // only if it is already there, so the report of this one is not held back).
-            let next = frames.try_recv();
+            let next = frames.next_at_hand();
             let ((faces, classify_time), located) = rayon::join(
                 || timed(|| self.analyzer.classify_detections(&frame.image, &boxes)),
-                || {
-                    next.as_ref()
-                        .map(|f| timed(|| self.locate(&f.image, next_detected, &known)))
-                },
+                || next.as_ref().map(locate_next),
             );
             times.classify += classify_time;
             let t1 = Instant::now();
@@ -445,28 +441,27 @@ impl<'a> VideoPipeline<'a> {
             let report = FrameReport {
                 index: frame.index,
                 time: frame.time,
-                detected,
+                detected: whole_frame(n),
                 faces: self.shown_faces(tracker, &mut vibes),
             };
             times.track += t1.elapsed();
             if reports.send((frame, report)).is_err() {
                 break;
             }
-            (frame, detections) = match (next, located) {
-                (Some(f), Some((found, took))) => {
-                    times.detect += took;
-                    (f, found)
-                }
+            // A live source whose next frame was not there yet: wait for it now.
+            let (next, (found, took)) = match (next, located) {
+                (Some(f), Some(l)) => (f, l),
                 _ => {
                     let Some(f) = frames.recv() else {
                         break;
                     };
-                    let (found, took) = timed(|| self.locate(&f.image, next_detected, &known));
-                    times.detect += took;
-                    (f, found)
+                    let l = locate_next(&f);
+                    (f, l)
                 }
             };
-            detected = next_detected;
+            times.detect += took;
+            (frame, detections) = (next, found);
+            n += 1;
         }
         times
     }
