@@ -42,6 +42,7 @@
 //! shape that differs from the architecture's is an [`crate::Error::Model`] naming the tensor.
 
 mod conv;
+mod direct;
 mod ops;
 mod tensor;
 mod weights;
