@@ -271,6 +271,9 @@ impl Conv2d {
             return;
         }
         if !self.packed.is_empty() {
+            let finish = |o: usize, plane: &mut [f32]| {
+                finish_inplace(plane, self.bias[o], act.slope(o, out_c));
+            };
             let ran = (0..n).all(|i| {
                 direct::conv3x3(
                     x.item(i),
@@ -279,14 +282,10 @@ impl Conv2d {
                     &self.packed,
                     y.item_mut(i),
                     &mut scratch.pad,
+                    finish,
                 )
             });
             if ran {
-                for i in 0..n {
-                    for (o, plane) in y.item_mut(i).chunks_exact_mut(ohw).enumerate() {
-                        finish_inplace(plane, self.bias[o], act.slope(o, out_c));
-                    }
-                }
                 return;
             }
         }
