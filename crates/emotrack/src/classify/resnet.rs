@@ -4,7 +4,8 @@
 use super::Architecture;
 use crate::error::{Error, Result};
 use crate::nn::{
-    Conv2d, ConvSpec, Linear, Scratch, Tensor, Weights, add_inplace, global_avg_pool, relu_inplace,
+    Activation, Conv2d, ConvSpec, Linear, Scratch, Tensor, Weights, add_inplace, global_avg_pool,
+    relu_inplace,
 };
 
 /// One basic block: conv3x3-BN-ReLU-conv3x3-BN, plus the shortcut, then ReLU. Batch norms are
@@ -137,11 +138,9 @@ impl ResNet {
             short,
             scratch,
         } = buf;
-        self.stem.forward(x, a, scratch);
-        relu_inplace(a);
+        self.stem.forward_act(x, a, scratch, Activation::Relu);
         for block in &self.blocks {
-            block.conv1.forward(a, b, scratch);
-            relu_inplace(b);
+            block.conv1.forward_act(a, b, scratch, Activation::Relu);
             block.conv2.forward(b, c, scratch);
             match &block.shortcut {
                 Some(sc) => {

@@ -2,7 +2,7 @@
 
 use ndarray::{ArrayView2, ArrayViewMut2, Axis, Slice, linalg::general_mat_mul};
 
-use super::{PRelu, Scratch, Tensor, Weights};
+use super::{PRelu, Scratch, Tensor, Weights, direct};
 use crate::error::Result;
 
 /// The hyper-parameters of a [`Conv2d`] (PyTorch's `nn.Conv2d` arguments, no dilation or groups).
@@ -125,6 +125,9 @@ pub struct Conv2d {
     weight: Vec<f32>,
     /// `[out]` (zeros when the layer has none).
     bias: Vec<f32>,
+    /// The weights packed for the direct 3x3 path (`direct::pack`), empty when the layer does
+    /// not qualify.
+    packed: Vec<f32>,
 }
 
 impl Conv2d {
@@ -141,7 +144,21 @@ impl Conv2d {
         assert_eq!(weight.len(), spec.out_channels * spec.patch_len());
         let bias = bias.unwrap_or_else(|| vec![0.0; spec.out_channels]);
         assert_eq!(bias.len(), spec.out_channels);
-        Self { spec, weight, bias }
+        let mut layer = Self {
+            spec,
+            weight,
+            bias,
+            packed: Vec::new(),
+        };
+        layer.repack();
+        layer
+    }
+
+    /// Packs the weights again for the direct path after they changed.
+    fn repack(&mut self) {
+        if direct::supports(&self.spec) {
+            self.packed = direct::pack(&self.weight, &self.spec);
+        }
     }
 
     /// Weights `[out, in, kh, kw]`, flattened (batch norm folded in, if any was).
@@ -207,6 +224,7 @@ impl Conv2d {
             }
             self.bias[o] = (self.bias[o] - bn.running_mean[o]) * scale + bn.bias[o];
         }
+        self.repack();
     }
 
     /// The layer's hyper-parameters.
@@ -251,6 +269,25 @@ impl Conv2d {
         let ohw = oh * ow;
         if ohw == 0 || n == 0 {
             return;
+        }
+        if !self.packed.is_empty() {
+            let finish = |o: usize, plane: &mut [f32]| {
+                finish_inplace(plane, self.bias[o], act.slope(o, out_c));
+            };
+            let ran = (0..n).all(|i| {
+                direct::conv3x3(
+                    x.item(i),
+                    (h, w),
+                    s,
+                    &self.packed,
+                    y.item_mut(i),
+                    &mut scratch.pad,
+                    finish,
+                )
+            });
+            if ran {
+                return;
+            }
         }
         let k = s.patch_len();
         let a = ArrayView2::from_shape((out_c, k), &self.weight)
@@ -534,6 +571,44 @@ mod tests {
                 assert!(
                     (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
                     "k{k} s{s} p{p}: {a} vs {b}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn direct_3x3_conv_equals_the_definition() {
+        // Layers with whole blocks of 16 output channels take the direct path on AVX2 CPUs;
+        // sizes that leave partial tiles of 4 pixels, both strides, with and without padding,
+        // the emotion ResNet's own shapes, and a batch.
+        let mut scratch = Scratch::new();
+        let mut y = Tensor::new();
+        for (c, o, s, p, n, h, w) in [
+            (1, 32, 2, 1, 1, 48, 48),
+            (32, 32, 1, 1, 1, 24, 24),
+            (64, 128, 2, 1, 1, 12, 12),
+            (256, 256, 1, 1, 1, 3, 3),
+            (3, 16, 1, 0, 2, 7, 9),
+            (5, 48, 2, 1, 3, 11, 6),
+            (16, 32, 1, 0, 1, 13, 10),
+        ] {
+            assert!(direct::supports(
+                &ConvSpec::new(c, o, 3).stride(s).padding(p)
+            ));
+            let spec = ConvSpec::new(c, o, 3).stride(s).padding(p);
+            let conv = Conv2d::new(
+                spec,
+                ramp(o * c * 9, 0.37 / (o * c * 9) as f32, -0.2),
+                Some(ramp(o, 0.01, -0.1)),
+            );
+            let x = Tensor::from_vec([n, c, h, w], ramp(n * c * h * w, 0.011, -1.5));
+            conv.forward(&x, &mut y, &mut scratch);
+            let r = conv_reference(&conv, &x);
+            assert_eq!(y.shape(), r.shape(), "c{c} o{o} s{s} p{p}");
+            for (a, b) in y.data().iter().zip(r.data()) {
+                assert!(
+                    (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
+                    "c{c} o{o} s{s} p{p} {h}x{w}: {a} vs {b}"
                 );
             }
         }

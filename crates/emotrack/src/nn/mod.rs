@@ -10,16 +10,19 @@
 //! dozen pyramid sizes per frame, each a different shape. This runtime keeps only what
 //! inference needs:
 //!
-//! * convolutions are im2col + one sgemm (matrixmultiply, reached through ndarray's safe views
-//!   because `matrixmultiply::sgemm` is an `unsafe fn` and the workspace forbids `unsafe`);
-//!   1x1 convolutions skip im2col;
+//! * 3x3 convolutions with whole blocks of 16 output channels run a direct kernel on weights
+//!   packed at load time, with AVX2+FMA picked at run time (`direct`, through `pulp`); the
+//!   rest, and CPUs without AVX2, use im2col + one sgemm (matrixmultiply, reached through
+//!   ndarray's safe views because `matrixmultiply::sgemm` is an `unsafe fn` and the workspace
+//!   forbids `unsafe`); 1x1 convolutions skip im2col;
 //! * batch norms are folded into the preceding convolution at load time, and the activation
 //!   after it can be fused into its output pass ([`Conv2d::forward_act`]);
 //! * small images in a batch share one GEMM (their im2col matrices side by side);
 //! * every layer writes into a caller-owned [`Tensor`] and borrows a caller-owned [`Scratch`], so
 //!   a net reusing its buffers allocates nothing after its first call;
 //! * no graph, no autograd, no threads of its own: callers parallelise over images, pyramid
-//!   levels or faces (rayon), which is where the parallelism is at batch 1.
+//!   levels or faces (rayon); within a large direct convolution the blocks of output channels
+//!   are spread over the same rayon pool, so one face alone also uses every core.
 //!
 //! # Example
 //! ```
@@ -42,6 +45,7 @@
 //! shape that differs from the architecture's is an [`crate::Error::Model`] naming the tensor.
 
 mod conv;
+mod direct;
 mod ops;
 mod tensor;
 mod weights;

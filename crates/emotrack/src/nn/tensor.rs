@@ -134,6 +134,8 @@ impl Tensor {
 pub struct Scratch {
     col: Vec<f32>,
     out: Vec<f32>,
+    /// The zero-padded input of a direct convolution.
+    pub(crate) pad: Vec<f32>,
 }
 
 impl Scratch {
