@@ -256,9 +256,6 @@ fn classify(a: ClassifyArgs) -> Result<Outcome> {
                     std::hint::black_box(classifier.classify(&input));
                 })
             });
-            if batch == 1 && threads > 1 {
-                continue; // batch 1 cannot use a second thread
-            }
             let per = secs / batch as f64;
             rows.push(Row {
                 name: format!("classify batch {batch}"),

@@ -578,9 +578,9 @@ mod tests {
 
     #[test]
     fn direct_3x3_conv_equals_the_definition() {
-        // Layers with whole blocks of 16 output channels take the direct path on AVX2 CPUs;
-        // sizes that leave partial tiles of 4 pixels, both strides, with and without padding,
-        // the emotion ResNet's own shapes, and a batch.
+        // 3x3 layers take the direct path on AVX2 CPUs: sizes that leave partial tiles of 4
+        // pixels, partial blocks of 16 channels (MTCNN's 10 and 28), both strides, with and
+        // without padding, the emotion ResNet's own shapes, and a batch.
         let mut scratch = Scratch::new();
         let mut y = Tensor::new();
         for (c, o, s, p, n, h, w) in [
@@ -591,6 +591,9 @@ mod tests {
             (3, 16, 1, 0, 2, 7, 9),
             (5, 48, 2, 1, 3, 11, 6),
             (16, 32, 1, 0, 1, 13, 10),
+            (3, 10, 1, 0, 2, 17, 12),
+            (3, 28, 1, 0, 1, 24, 24),
+            (2, 7, 2, 1, 1, 9, 5),
         ] {
             assert!(direct::supports(
                 &ConvSpec::new(c, o, 3).stride(s).padding(p)

@@ -23,20 +23,19 @@ const TILE: usize = 4;
 /// Multiply-adds below which a layer's blocks are not worth handing to other threads.
 const PARALLEL_MIN_MACS: usize = 200_000;
 
-/// Whether a layer can use [`conv3x3`]: a 3x3 kernel, stride 1 or 2 (the same both ways) and
-/// whole blocks of output channels.
+/// Whether a layer can use [`conv3x3`]: a 3x3 kernel, stride 1 or 2 (the same both ways).
 pub(super) fn supports(spec: &ConvSpec) -> bool {
     spec.kernel == [3, 3]
         && spec.stride[0] == spec.stride[1]
         && (1..=2).contains(&spec.stride[0])
         && spec.padding[0] == spec.padding[1]
-        && spec.out_channels.is_multiple_of(BLOCK)
 }
 
-/// PyTorch-layout weights `[out][in][3][3]` packed as `[out / 16][in][3][3][16]`.
+/// PyTorch-layout weights `[out][in][3][3]` packed as `[ceil(out / 16)][in][3][3][16]`; a last,
+/// partial block is filled up with zero weights (its extra channels are computed, not stored).
 pub(super) fn pack(weight: &[f32], spec: &ConvSpec) -> Vec<f32> {
     let (c, o) = (spec.in_channels, spec.out_channels);
-    let mut packed = vec![0.0; weight.len()];
+    let mut packed = vec![0.0; o.div_ceil(BLOCK) * BLOCK * c * 9];
     for oc in 0..o {
         let (b, j) = (oc / BLOCK, oc % BLOCK);
         for ic in 0..c {
@@ -65,17 +64,21 @@ pub(super) fn conv3x3(
         let (c, p, s) = (spec.in_channels, spec.padding[0], spec.stride[0]);
         let (oh, ow) = spec.output_size(h, w);
         let ohw = oh * ow;
-        // Zero-padded input, wide enough for the whole tiles the last ones read.
+        // Zero-padded input, wide enough for the whole tiles the last ones read, written in one
+        // pass (zeros around each copied row).
         let pw = (w + 2 * p).max(ow.div_ceil(TILE) * TILE * s - s + 3);
         let plane = (h + 2 * p) * pw;
         pad.clear();
-        pad.resize(c * plane, 0.0);
-        for ci in 0..c {
-            for r in 0..h {
-                let dst = ci * plane + (r + p) * pw + p;
-                pad[dst..dst + w].copy_from_slice(&x[(ci * h + r) * w..(ci * h + r + 1) * w]);
+        pad.reserve(c * plane);
+        for channel in x.chunks_exact(h * w) {
+            pad.resize(pad.len() + p * pw + p, 0.0);
+            for row in channel.chunks_exact(w) {
+                pad.extend_from_slice(row);
+                pad.resize(pad.len() + pw - w, 0.0);
             }
+            pad.resize(pad.len() + p * pw - p, 0.0);
         }
+        debug_assert_eq!(pad.len(), c * plane);
         let pad = &pad[..];
         let block = |(b, (wb, yb)): (usize, (&[[f32; BLOCK]], &mut [f32]))| {
             let geometry = (pad, (plane, pw), (oh, ow), wb);
@@ -94,15 +97,18 @@ pub(super) fn conv3x3(
         if spec.out_channels * c * 9 * ohw >= PARALLEL_MIN_MACS {
             weights
                 .par_chunks_exact(c * 9)
-                .zip(y.par_chunks_exact_mut(BLOCK * ohw))
+                .zip(y.par_chunks_mut(BLOCK * ohw))
                 .enumerate()
                 // One piece per thread: finer pieces cost more in hand-overs than they gain.
-                .with_min_len(spec.out_channels.div_ceil(BLOCK * rayon::current_num_threads()))
+                .with_min_len(
+                    spec.out_channels
+                        .div_ceil(BLOCK * rayon::current_num_threads()),
+                )
                 .for_each(block);
         } else {
             weights
                 .chunks_exact(c * 9)
-                .zip(y.chunks_exact_mut(BLOCK * ohw))
+                .zip(y.chunks_mut(BLOCK * ohw))
                 .enumerate()
                 .for_each(block);
         }
@@ -120,7 +126,8 @@ type Geometry<'a> = (
     &'a [[f32; BLOCK]],
 );
 
-/// One block of 16 output channels: `yb` (`[16][oh][ow]`) from the padded input, [`TILE`] pixels
+/// One block of 16 output channels (fewer in a last, partial block): `yb` (`[16][oh][ow]`) from
+/// the padded input, [`TILE`] pixels
 /// of a row at a time.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
@@ -130,12 +137,13 @@ fn conv_block<const S: usize>(
     yb: &mut [f32],
 ) {
     let ohw = oh * ow;
+    let channels = yb.len() / ohw;
     for oy in 0..oh {
         for ox in (0..ow).step_by(TILE) {
             let acc = tile::<S>(simd, pad, plane, pw, oy * S * pw + ox * S, weights);
             let valid = TILE.min(ow - ox);
             for (px, lanes) in acc.iter().enumerate().take(valid) {
-                for (j, v) in lanes.iter().enumerate() {
+                for (j, v) in lanes.iter().enumerate().take(channels) {
                     yb[j * ohw + oy * ow + ox + px] = *v;
                 }
             }
