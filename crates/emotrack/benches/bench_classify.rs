@@ -38,13 +38,7 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let single = match rayon::ThreadPoolBuilder::new().num_threads(1).build() {
-        Ok(pool) => pool,
-        Err(e) => {
-            eprintln!("cannot build a 1-thread pool: {e}");
-            std::process::exit(1);
-        }
-    };
+    let single = common::single_thread_pool();
     let mut c = Criterion::default()
         .configure_from_args()
         .sample_size(50)

@@ -45,13 +45,7 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let single = match rayon::ThreadPoolBuilder::new().num_threads(1).build() {
-        Ok(pool) => pool,
-        Err(e) => {
-            eprintln!("cannot build a 1-thread pool: {e}");
-            std::process::exit(1);
-        }
-    };
+    let single = common::single_thread_pool();
     println!(
         "{PHOTO} at {WIDTH}x{HEIGHT}: {} faces, {} rayon threads",
         detector.detect_gray(&gray).len(),

@@ -50,13 +50,7 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let single = match rayon::ThreadPoolBuilder::new().num_threads(1).build() {
-        Ok(pool) => pool,
-        Err(e) => {
-            eprintln!("cannot build a 1-thread pool: {e}");
-            std::process::exit(1);
-        }
-    };
+    let single = common::single_thread_pool();
     println!(
         "{PHOTO} at {WIDTH}x{HEIGHT}: {} faces, {} rayon threads, MATMUL_NUM_THREADS={}",
         detector.detect(&rgb).len(),

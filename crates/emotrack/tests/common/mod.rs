@@ -50,3 +50,15 @@ pub fn fer2013_dir() -> Option<PathBuf> {
 pub fn fixture(name: &str) -> PathBuf {
     workspace_root().join("tests/fixtures").join(name)
 }
+
+/// A rayon pool of one thread, for the benches' single-thread figures (exits if it cannot be
+/// built: a bench has nothing to measure without it).
+pub fn single_thread_pool() -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap_or_else(|e| {
+            eprintln!("cannot build a 1-thread pool: {e}");
+            std::process::exit(1);
+        })
+}
