@@ -439,13 +439,6 @@ impl Classifier {
     /// classified on every core.
     pub fn classify(&self, crops: &[GrayImage]) -> Vec<EmotionScores> {
         let per_thread = crops.len().div_ceil(rayon::current_num_threads()).max(1);
-        if per_thread >= crops.len() {
-            // One face: its layers split their channels over the pool (`nn`'s direct
-            // convolution). Entering the pool once here saves a hand-over per layer when the
-            // caller is not a pool thread.
-            let logits = rayon::scope(|_| self.logits(crops));
-            return logits.iter().map(EmotionScores::from_logits).collect();
-        }
         crops
             .par_chunks(per_thread)
             .flat_map_iter(|chunk| self.logits(chunk))

@@ -10,8 +10,7 @@
 //! dozen pyramid sizes per frame, each a different shape. This runtime keeps only what
 //! inference needs:
 //!
-//! * 3x3 convolutions with whole blocks of 16 output channels run a direct kernel on weights
-//!   packed at load time, with AVX2+FMA picked at run time (`direct`, through `pulp`); the
+//! * 3x3 convolutions (stride 1 or 2) run a direct kernel on weights packed at load time, with AVX2+FMA picked at run time (`direct`, through `pulp`); the
 //!   rest, and CPUs without AVX2, use im2col + one sgemm (matrixmultiply, reached through
 //!   ndarray's safe views because `matrixmultiply::sgemm` is an `unsafe fn` and the workspace
 //!   forbids `unsafe`); 1x1 convolutions skip im2col;
