@@ -57,6 +57,10 @@ fn scan(
     step: usize,
     mut hit: impl FnMut(usize),
 ) {
+    // (A parsed cascade always has a stage.)
+    let Some((first, later)) = cascade.stages.split_first() else {
+        return;
+    };
     // The next position to evaluate (OpenCV's walk).
     let mut x = 0;
     for start in (0..cols).step_by(LANES) {
@@ -67,7 +71,6 @@ fn scan(
         let win = &sum[base..base + c.span + LANES];
         let sqw = &sq[base..base + c.span + LANES];
         let (good, inv_norm) = normalise(simd, c, win, sqw);
-        let first = &cascade.stages[0];
         let passed = stage(simd, c.stage_stumps(first), first.threshold, win, inv_norm) & good;
         // Which positions OpenCV evaluates: after a first-stage rejection (not a flat window)
         // it skips the next one.
@@ -87,7 +90,7 @@ fn scan(
         // `cargo bench -p emotrack --bench bench_haar`: stopping after 1, 3, 5, 8 or 12 stages
         // and finishing one by one was slower every time).
         let mut alive = passed & evaluated;
-        for s in &cascade.stages[1..] {
+        for s in later {
             if alive == 0 {
                 break;
             }
