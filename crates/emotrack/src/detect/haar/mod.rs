@@ -20,7 +20,8 @@
 //!
 //! Pyramid levels (and row bands of the large ones) run in parallel with rayon; per-thread
 //! buffers are pooled and reused between calls, and feature offsets are compiled once per
-//! integral-image stride.
+//! integral-image layout. On CPUs with AVX2, stump cascades scan eight windows at once
+//! (`lanes.rs`), with the same results.
 
 mod cascade;
 mod group;
@@ -91,8 +92,8 @@ fn round_f32(v: f32) -> i32 {
 pub struct HaarDetector {
     cascade: HaarCascade,
     params: HaarParams,
-    /// Feature offsets compiled for the last integral-image stride used.
-    compiled: Mutex<Option<Arc<Compiled>>>,
+    /// Feature offsets compiled for the layouts of the last integral-image stride used.
+    compiled: Mutex<Vec<Arc<Compiled>>>,
     /// Per-thread buffers, reused between levels and calls.
     pool: Mutex<Vec<Workspace>>,
     /// Gray frames for [`FaceDetector::detect`], reused between calls.
@@ -129,7 +130,7 @@ impl HaarDetector {
         Ok(Self {
             cascade,
             params,
-            compiled: Mutex::new(None),
+            compiled: Mutex::new(Vec::new()),
             pool: Mutex::new(Vec::new()),
             frames: Mutex::new(Vec::new()),
         })
@@ -254,24 +255,24 @@ impl HaarDetector {
         };
         // One stride for every level (the widest level's), so feature offsets are shared.
         let stride = first.w.max(w) + 1;
-        let compiled = self.compiled_for(stride);
+        let lanes = lane_unit();
         let per_level: Vec<Vec<IRect>> = levels
             .par_iter()
-            .map(|level| self.scan_level(gray, w, h, level, &compiled))
+            .map(|level| self.scan_level(gray, (w, h), level, stride, lanes))
             .collect();
         per_level.concat()
     }
 
-    fn compiled_for(&self, stride: usize) -> Arc<Compiled> {
-        let mut slot = lock(&self.compiled);
-        match slot.as_ref() {
-            Some(c) if c.stride == stride => Arc::clone(c),
-            _ => {
-                let c = Arc::new(Compiled::new(&self.cascade, stride));
-                *slot = Some(Arc::clone(&c));
-                c
-            }
+    /// The cascade compiled for `layout` (cached: a call uses at most two layouts).
+    fn compiled_for(&self, layout: Layout) -> Arc<Compiled> {
+        let mut cache = lock(&self.compiled);
+        if let Some(c) = cache.iter().find(|c| c.layout == layout) {
+            return Arc::clone(c);
         }
+        cache.retain(|c| c.layout.stride == layout.stride);
+        let c = Arc::new(Compiled::new(&self.cascade, layout));
+        cache.push(Arc::clone(&c));
+        c
     }
 
     fn take_workspace(&self) -> Workspace {
@@ -282,14 +283,20 @@ impl HaarDetector {
         lock(&self.pool).push(ws);
     }
 
-    /// Shrinks the image to one level, integrates it and scans every window position.
+    /// Shrinks the image to one level, integrates it and scans every window position, with
+    /// OpenCV's skip after a first-stage rejection: eight windows at a time with `lanes` (stump
+    /// cascades), else one by one.
+    ///
+    /// At step 2 the eight lanes hold every other window: the integral images are laid out
+    /// with each row's even columns first and its odd columns after them ([`Layout::paired`]),
+    /// so windows `x, x + 2, …` read consecutive entries at every corner.
     fn scan_level(
         &self,
         gray: &[u8],
-        w: usize,
-        h: usize,
+        (w, h): (usize, usize),
         level: &Level,
-        c: &Compiled,
+        stride: usize,
+        lanes: Lanes,
     ) -> Vec<IRect> {
         let (ww, wh) = (
             self.cascade.window_w as usize,
@@ -301,6 +308,16 @@ impl HaarDetector {
         if cols == 0 || rows == 0 || level.w == 0 || level.h == 0 {
             return Vec::new();
         }
+        let lanes = lanes.filter(|_| self.cascade.is_stump_based());
+        let paired = lanes.is_some() && level.step == 2;
+        let layout = if paired {
+            Layout::paired(stride)
+        } else {
+            Layout::plain(stride)
+        };
+        let c = self.compiled_for(layout);
+        // Room after the last row for the fixed-size views and the lanes' reads past it.
+        let padding = VIEW_LEN.max(c.span + LANE_OVERREAD);
         let mut ws = self.take_workspace();
         let Workspace {
             img,
@@ -316,16 +333,48 @@ impl HaarDetector {
             resize_bilinear_with(gray, w, h, img, level.w, level.h, resize);
             img
         };
-        integral(pixels, (level.w, level.h), c.stride, VIEW_LEN, sum, sqsum);
+        integral(pixels, (level.w, level.h), layout, padding, sum, sqsum);
 
         let ys: Vec<usize> = (0..rows).step_by(level.step).collect();
-        let (sum, sqsum) = (&sum[..], &sqsum[..]);
+        let integrals = (&sum[..], &sqsum[..]);
+        let row_len = layout.row_len();
         let found: Vec<Vec<IRect>> = ys
             .par_chunks(ROWS_PER_TASK)
             .map(|band| {
                 let mut out = Vec::new();
                 for &y in band {
-                    self.scan_row(c, (sum, sqsum), level, y, cols, &mut out);
+                    let mut hit = |x: usize| {
+                        out.push(IRect {
+                            x: round_f32(x as f32 * level.scale),
+                            y: round_f32(y as f32 * level.scale),
+                            w: level.win_w,
+                            h: level.win_h,
+                        })
+                    };
+                    let row = y * row_len;
+                    #[cfg(target_arch = "x86_64")]
+                    if let Some(simd) = lanes {
+                        // Paired: window k of the row is x = 2k, and OpenCV's step of 2 is a
+                        // step of 1 over k.
+                        let (positions, step) = if paired {
+                            (cols.div_ceil(2), 1)
+                        } else {
+                            (cols, level.step)
+                        };
+                        let window = |k: usize| if paired { 2 * k } else { k };
+                        lanes::scan_row(
+                            simd,
+                            &c,
+                            &self.cascade,
+                            integrals,
+                            row,
+                            positions,
+                            step,
+                            |k| hit(window(k)),
+                        );
+                        continue;
+                    }
+                    self.scan_row_scalar(&c, integrals, row, cols, level.step, &mut hit);
                 }
                 out
             })
@@ -334,47 +383,8 @@ impl HaarDetector {
         found.concat()
     }
 
-    /// Scans one row of window positions, with OpenCV's skip after a first-stage rejection:
-    /// eight windows at a time on CPUs with AVX2 (stump cascades), else one by one.
-    fn scan_row(
-        &self,
-        c: &Compiled,
-        integrals: (&[i32], &[u32]),
-        level: &Level,
-        y: usize,
-        cols: usize,
-        out: &mut Vec<IRect>,
-    ) {
-        let hit = |x: usize| {
-            out.push(IRect {
-                x: round_f32(x as f32 * level.scale),
-                y: round_f32(y as f32 * level.scale),
-                w: level.win_w,
-                h: level.win_h,
-            })
-        };
-        let row = y * c.stride;
-        #[cfg(target_arch = "x86_64")]
-        if let Some(simd) = pulp::x86::V3::try_new()
-            && !c.stumps.is_empty()
-            && (row + cols + lanes::OVERREAD + c.span) <= integrals.0.len().min(integrals.1.len())
-        {
-            lanes::scan_row(
-                simd,
-                c,
-                &self.cascade,
-                integrals,
-                row,
-                cols,
-                level.step,
-                hit,
-            );
-            return;
-        }
-        self.scan_row_scalar(c, integrals, row, cols, level.step, hit);
-    }
-
-    /// [`HaarDetector::scan_row`] one window at a time.
+    /// Scans one row of window positions one at a time, with OpenCV's skip after a
+    /// first-stage rejection.
     fn scan_row_scalar(
         &self,
         c: &Compiled,
@@ -440,6 +450,78 @@ fn clip(r: IRect, w: usize, h: usize) -> Option<IRect> {
     })
 }
 
+/// The vector unit [`lanes`] runs on, when this CPU has one.
+#[cfg(target_arch = "x86_64")]
+type Lanes = Option<pulp::x86::V3>;
+#[cfg(not(target_arch = "x86_64"))]
+type Lanes = Option<std::convert::Infallible>;
+
+/// Integral-image entries past a row's last window that the lanes read.
+#[cfg(target_arch = "x86_64")]
+const LANE_OVERREAD: usize = lanes::OVERREAD;
+#[cfg(not(target_arch = "x86_64"))]
+const LANE_OVERREAD: usize = 0;
+
+/// AVX2 (and FMA) when the CPU has them.
+fn lane_unit() -> Lanes {
+    #[cfg(target_arch = "x86_64")]
+    return pulp::x86::V3::try_new();
+    #[cfg(not(target_arch = "x86_64"))]
+    None
+}
+
+/// Where integral-image entry `(x, y)` lives: `y · row_len + col(x)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Layout {
+    /// Entries per row (at least the widest level's width + 1).
+    stride: usize,
+    /// Each row's even columns first, then its odd ones, so that every other entry of a row
+    /// is contiguous.
+    paired: bool,
+}
+
+impl Layout {
+    fn plain(stride: usize) -> Self {
+        Self {
+            stride,
+            paired: false,
+        }
+    }
+
+    fn paired(stride: usize) -> Self {
+        Self {
+            stride,
+            paired: true,
+        }
+    }
+
+    /// Entries per row in memory.
+    fn row_len(self) -> usize {
+        if self.paired {
+            self.stride.div_ceil(2) * 2
+        } else {
+            self.stride
+        }
+    }
+
+    /// Where column `x` lives within its row.
+    #[inline(always)]
+    fn col(self, x: usize) -> usize {
+        if self.paired {
+            (x & 1) * self.stride.div_ceil(2) + x / 2
+        } else {
+            x
+        }
+    }
+
+    /// The offset of entry `(x, y)` from entry `(0, 0)`. In the paired layout this holds from
+    /// any even column, where that layout's windows are placed.
+    fn offset(self, x: u32, y: u32) -> u32 {
+        // Offsets stay within one window (< 2^32 for any image `image` can hold in memory).
+        y * self.row_len() as u32 + self.col(x as usize) as u32
+    }
+}
+
 /// One pyramid level.
 #[derive(Debug, Clone, Copy)]
 struct Level {
@@ -465,20 +547,21 @@ struct Workspace {
     resize: ResizeScratch,
 }
 
-/// Integral images of `img` and of its squares, `(h + 1)` rows of `stride ≥ w + 1` entries
-/// with a zero first row and column, followed by `padding` spare entries (so that fixed-size
-/// window views never run off the end). Both wrap at 32 bits like OpenCV's `CV_32S` integrals;
-/// a window's sum is still exact because it is far below 2³¹. Entries right of column `w` are
-/// left as they were: no window reads them.
+/// Integral images of `img` and of its squares, `(h + 1)` rows laid out by `layout` (stride
+/// `≥ w + 1`) with a zero first row and column, followed by `padding` spare entries (so that
+/// fixed-size window views never run off the end). Both wrap at 32 bits like OpenCV's `CV_32S`
+/// integrals; a window's sum is still exact because it is far below 2³¹. Entries right of
+/// column `w` are left as they were: no window reads them.
 fn integral(
     img: &[u8],
     (w, h): (usize, usize),
-    stride: usize,
+    layout: Layout,
     padding: usize,
     sum: &mut Vec<i32>,
     sq: &mut Vec<u32>,
 ) {
-    let len = (h + 1) * stride + padding;
+    let row_len = layout.row_len();
+    let len = (h + 1) * row_len + padding;
     // Grow without clearing what is overwritten anyway; only the first row and column must be 0.
     if sum.len() < len {
         sum.resize(len, 0);
@@ -486,25 +569,22 @@ fn integral(
     if sq.len() < len {
         sq.resize(len, 0);
     }
-    sum[..=w].fill(0);
-    sq[..=w].fill(0);
+    sum[..row_len].fill(0);
+    sq[..row_len].fill(0);
     for (y, src) in img.chunks_exact(w).take(h).enumerate() {
-        let (prev_s, cur_s) = sum[y * stride..(y + 2) * stride].split_at_mut(stride);
-        let (prev_q, cur_q) = sq[y * stride..(y + 2) * stride].split_at_mut(stride);
+        let (prev_s, cur_s) = sum[y * row_len..(y + 2) * row_len].split_at_mut(row_len);
+        let (prev_q, cur_q) = sq[y * row_len..(y + 2) * row_len].split_at_mut(row_len);
         cur_s[0] = 0;
         cur_q[0] = 0;
         let mut run_s = 0i32;
         let mut run_q = 0u32;
-        let rows = src
-            .iter()
-            .zip(cur_s[1..=w].iter_mut().zip(&prev_s[1..=w]))
-            .zip(cur_q[1..=w].iter_mut().zip(&prev_q[1..=w]));
-        for ((&v, (s, &ps)), (q, &pq)) in rows {
+        for (x, &v) in src.iter().enumerate() {
+            let i = layout.col(x + 1);
             let v = u32::from(v);
             run_s = run_s.wrapping_add(v as i32);
             run_q = run_q.wrapping_add(v * v);
-            *s = ps.wrapping_add(run_s);
-            *q = pq.wrapping_add(run_q);
+            cur_s[i] = prev_s[i].wrapping_add(run_s);
+            cur_q[i] = prev_q[i].wrapping_add(run_q);
         }
     }
 }
@@ -548,7 +628,7 @@ fn rect_sum<V: IntegralView>(win: V, o: &Corners) -> i32 {
         .wrapping_add(win.at(o[3]))
 }
 
-/// A Haar feature with its corner offsets for one stride.
+/// A Haar feature with its corner offsets for one layout.
 #[derive(Debug, Clone, Copy)]
 struct CompiledFeature {
     corners: [Corners; 3],
@@ -578,10 +658,10 @@ struct CompiledStump {
     leaves: [f64; 2],
 }
 
-/// The cascade's features turned into integral-image offsets for one stride.
+/// The cascade's features turned into integral-image offsets for one layout.
 #[derive(Debug)]
 struct Compiled {
-    stride: usize,
+    layout: Layout,
     /// Corners of the inner (variance) rectangle and its area.
     norm: Corners,
     norm_area: f64,
@@ -593,26 +673,24 @@ struct Compiled {
     features: Vec<CompiledFeature>,
 }
 
-fn corners(x: u32, y: u32, w: u32, h: u32, stride: usize) -> Corners {
-    // `stride` is at most the image width + 1, and offsets stay within one window (< 2^32 for
-    // any image `image` can hold in memory).
-    let s = stride as u32;
+/// The corner offsets of the rectangle `(x, y, w, h)` of a window.
+fn corners(x: u32, y: u32, w: u32, h: u32, layout: Layout) -> Corners {
     [
-        y * s + x,
-        y * s + x + w,
-        (y + h) * s + x,
-        (y + h) * s + x + w,
+        layout.offset(x, y),
+        layout.offset(x + w, y),
+        layout.offset(x, y + h),
+        layout.offset(x + w, y + h),
     ]
 }
 
 impl Compiled {
-    fn new(cascade: &HaarCascade, stride: usize) -> Self {
+    fn new(cascade: &HaarCascade, layout: Layout) -> Self {
         let (ww, wh) = (cascade.window_w, cascade.window_h);
         let features: Vec<CompiledFeature> = cascade
             .features
             .iter()
             .map(|f| CompiledFeature {
-                corners: f.rects.map(|r| corners(r.x, r.y, r.w, r.h, stride)),
+                corners: f.rects.map(|r| corners(r.x, r.y, r.w, r.h, layout)),
                 weights: f.rects.map(|r| r.weight),
             })
             .collect();
@@ -635,11 +713,13 @@ impl Compiled {
         } else {
             Vec::new()
         };
+        // The farthest entry a window reads is in its last row, at most `ww` columns right.
+        let span = (0..=ww).map(|x| layout.offset(x, wh)).max().unwrap_or(0) as usize + 1;
         Self {
-            stride,
-            norm: corners(1, 1, ww.saturating_sub(2), wh.saturating_sub(2), stride),
+            layout,
+            norm: corners(1, 1, ww.saturating_sub(2), wh.saturating_sub(2), layout),
             norm_area: f64::from(ww.saturating_sub(2) * wh.saturating_sub(2)),
-            span: wh as usize * stride + ww as usize + 1,
+            span,
             stumps,
             features,
         }
@@ -770,9 +850,16 @@ mod tests {
     fn integral_of_a_small_image() {
         let img = [1u8, 2, 3, 4, 5, 6];
         let (mut s, mut q) = (Vec::new(), Vec::new());
-        integral(&img, (3, 2), 5, 0, &mut s, &mut q);
+        integral(&img, (3, 2), Layout::plain(5), 0, &mut s, &mut q);
         assert_eq!(&s[..14], &[0, 0, 0, 0, 0, 0, 1, 3, 6, 0, 0, 5, 12, 21]);
         assert_eq!(q[13], 1 + 4 + 9 + 16 + 25 + 36);
+        // Paired: each row's even columns (0, 2, 4), then its odd ones (1, 3, 5).
+        let paired = Layout::paired(5);
+        let (mut s, mut q) = (Vec::new(), Vec::new());
+        integral(&img, (3, 2), paired, 0, &mut s, &mut q);
+        assert_eq!(&s[6..12], &[0, 3, 0, 1, 6, 0]);
+        assert_eq!(&s[12..17], &[0, 12, 0, 5, 21]);
+        assert_eq!(paired.offset(3, 2) as usize, 12 + 3 + 1);
     }
 
     #[test]
@@ -806,9 +893,14 @@ mod tests {
         assert_eq!(f32_as_decimal_f64(1.05), 1.05f64);
     }
 
-    /// Every raw window of every level of a real photo, eight lanes at a time and one by one.
+    /// Every raw window of every level of a real photo, eight lanes at a time (plain layout at
+    /// step 1, paired at step 2) and one by one.
     #[test]
     fn lane_scan_equals_the_scalar_scan() {
+        let Some(lanes) = lane_unit() else {
+            eprintln!("SKIPPED: this CPU has no AVX2, so only the scalar scan runs");
+            return;
+        };
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../../tests/fixtures/photos/linzaer_imgs_2.jpg"
@@ -820,52 +912,18 @@ mod tests {
         let d = detector(0);
         let (w, h) = (gray.width() as usize, gray.height() as usize);
         let levels = d.pyramid(w, h, d.sizes());
-        let c = d.compiled_for(w + 1);
-        let mut ws = Workspace::default();
-        let (mut lane_hits, mut total) = (0, 0);
+        let (mut hits, mut steps) = (0, [0, 0]);
         for level in &levels {
-            let mut img = vec![0; level.w * level.h];
-            resize_bilinear_with(
-                gray.as_raw(),
-                w,
-                h,
-                &mut img,
-                level.w,
-                level.h,
-                &mut ws.resize,
-            );
-            integral(
-                &img,
-                (level.w, level.h),
-                c.stride,
-                VIEW_LEN,
-                &mut ws.sum,
-                &mut ws.sqsum,
-            );
-            let cols = level.w + 1 - 24;
-            for y in (0..=level.h - 24).step_by(level.step) {
-                let (mut lanes, mut scalar) = (Vec::new(), Vec::new());
-                d.scan_row(&c, (&ws.sum, &ws.sqsum), level, y, cols, &mut lanes);
-                d.scan_row_scalar(
-                    &c,
-                    (&ws.sum, &ws.sqsum),
-                    y * c.stride,
-                    cols,
-                    level.step,
-                    |x| scalar.push(x),
-                );
-                let lanes: Vec<i32> = lanes.iter().map(|r| r.x).collect();
-                let scalar: Vec<i32> = scalar
-                    .iter()
-                    .map(|&x| round_f32(x as f32 * level.scale))
-                    .collect();
-                assert_eq!(lanes, scalar, "level {level:?}, row {y}");
-                lane_hits += lanes.len();
-                total += 1;
-            }
+            let vector = d.scan_level(gray.as_raw(), (w, h), level, w + 1, Some(lanes));
+            let scalar = d.scan_level(gray.as_raw(), (w, h), level, w + 1, None);
+            assert_eq!(vector, scalar, "level {level:?}");
+            hits += vector.len();
+            steps[level.step - 1] += 1;
         }
-        // The photo has faces: the comparison covered windows passing the whole cascade.
-        assert!(lane_hits > 20, "{lane_hits} raw windows in {total} rows");
+        // The photo has faces: the comparison covered windows passing the whole cascade, on
+        // levels of both steps.
+        assert!(hits > 20, "{hits} raw windows");
+        assert!(steps[0] > 0 && steps[1] > 0, "levels by step: {steps:?}");
     }
 
     #[test]
