@@ -1,13 +1,14 @@
-//! A stump cascade on eight neighbouring windows at once (AVX2, chosen at
-//! run time through `pulp`, with no `unsafe` here), giving exactly the scalar scan's windows.
+//! A stump cascade on eight neighbouring windows at once (AVX2, chosen at run time through
+//! `pulp`, with no `unsafe` here), giving exactly the scalar scan's windows.
 //!
-//! Most windows are rejected within the first few stages, where the scalar scan spends most of
-//! its time. Eight horizontally adjacent windows read eight adjacent integral-image entries at
-//! every corner, so each corner is one unaligned load. Every lane does OpenCV's arithmetic in
-//! the scalar code's order and precision (`f64` normalisation and stage sums, `f32` features,
-//! no fused multiply-add), so every lane's verdict is the scalar one. The scan still walks the
-//! positions in order, applying OpenCV's skip after a first-stage rejection to decide which
-//! positions are evaluated at all; windows that pass the vector stages finish in scalar code.
+//! Eight neighbouring windows read eight consecutive integral-image entries at every corner, so
+//! each corner is one unaligned load. (At OpenCV's step of 2 the caller lays the integral
+//! images out with each row's even columns first, so every other window is consecutive too.)
+//! Every lane does OpenCV's arithmetic in the scalar code's order and precision (`f64`
+//! normalisation and stage sums, `f32` features, no fused multiply-add), so every lane's
+//! verdict is the scalar one. The scan still walks the positions in order, applying OpenCV's
+//! skip after a first-stage rejection to decide which positions are evaluated at all; only
+//! those lanes are carried into the later stages.
 
 use pulp::x86::V3;
 use pulp::{f32x4, f32x8, f64x4, i32x4, i32x8, m64x4};
@@ -20,14 +21,11 @@ const LANES: usize = 8;
 /// Integral-image entries past a row's last window position that [`scan_row`] reads.
 pub(super) const OVERREAD: usize = LANES;
 
-/// Scans one row of window positions (integral entries `row..row + cols`, moving by `step`),
-/// calling `hit(x)` for each window that passes the whole cascade, in order. The integral
-/// images must hold `row + cols + OVERREAD + c.span` entries, and the cascade must be stump
-/// based (`c.stumps` non-empty).
-///
-/// At step 2 half the lanes hold windows OpenCV never evaluates. Gathering every other window
-/// instead (two loads and a shuffle per corner) measured no faster: the scan is bound by loads.
-#[allow(clippy::too_many_arguments)]
+/// Scans the window positions `0..cols` of one row (window `k` at integral entry `row + k`),
+/// calling `hit(k)` for each window that passes the whole cascade, in order; after a
+/// first-stage rejection the next position is skipped, like OpenCV. The integral images must
+/// hold `row + cols + OVERREAD + c.span` entries, and the cascade must be stump based
+/// (`c.stumps` non-empty).
 pub(super) fn scan_row(
     simd: V3,
     c: &Compiled,
@@ -35,17 +33,15 @@ pub(super) fn scan_row(
     integrals: (&[i32], &[u32]),
     row: usize,
     cols: usize,
-    step: usize,
     hit: impl FnMut(usize),
 ) {
     simd.vectorize(
         #[inline(always)]
-        || scan(simd, c, cascade, integrals, row, cols, step, hit),
+        || scan(simd, c, cascade, integrals, row, cols, hit),
     );
 }
 
 /// [`scan_row`] inside the AVX2 context (everything below is inlined into it).
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn scan(
     simd: V3,
@@ -54,7 +50,6 @@ fn scan(
     (sum, sq): (&[i32], &[u32]),
     row: usize,
     cols: usize,
-    step: usize,
     mut hit: impl FnMut(usize),
 ) {
     // (A parsed cascade always has a stage.)
@@ -80,9 +75,9 @@ fn scan(
             let lane = 1u8 << (x - start);
             evaluated |= lane;
             x += if good & lane != 0 && passed & lane == 0 {
-                2 * step
+                2
             } else {
-                step
+                1
             };
         }
         // The evaluated windows go through every later stage together: neighbouring windows

@@ -309,8 +309,7 @@ impl HaarDetector {
             return Vec::new();
         }
         let lanes = lanes.filter(|_| self.cascade.is_stump_based());
-        let paired = lanes.is_some() && level.step == 2;
-        let layout = if paired {
+        let layout = if lanes.is_some() && level.step == 2 {
             Layout::paired(stride)
         } else {
             Layout::plain(stride)
@@ -354,24 +353,12 @@ impl HaarDetector {
                     let row = y * row_len;
                     #[cfg(target_arch = "x86_64")]
                     if let Some(simd) = lanes {
-                        // Paired: window k of the row is x = 2k, and OpenCV's step of 2 is a
-                        // step of 1 over k.
-                        let (positions, step) = if paired {
-                            (cols.div_ceil(2), 1)
-                        } else {
-                            (cols, level.step)
-                        };
-                        let window = |k: usize| if paired { 2 * k } else { k };
-                        lanes::scan_row(
-                            simd,
-                            &c,
-                            &self.cascade,
-                            integrals,
-                            row,
-                            positions,
-                            step,
-                            |k| hit(window(k)),
-                        );
+                        // Window k is x = k · step: at step 2 the paired layout puts every
+                        // other window side by side, so OpenCV's step is a step of 1 over k.
+                        let positions = cols.div_ceil(level.step);
+                        lanes::scan_row(simd, &c, &self.cascade, integrals, row, positions, |k| {
+                            hit(k * level.step)
+                        });
                         continue;
                     }
                     self.scan_row_scalar(&c, integrals, row, cols, level.step, &mut hit);
