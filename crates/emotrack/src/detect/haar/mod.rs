@@ -913,6 +913,33 @@ mod tests {
         assert!(steps[0] > 0 && steps[1] > 0, "levels by step: {steps:?}");
     }
 
+    /// A frame so wide that a window's offsets outgrow the fixed-size view: both scans fall
+    /// back to checked slices and still agree.
+    #[test]
+    fn wide_frame_beyond_the_fixed_view_scans_the_same_both_ways() {
+        let Some(lanes) = lane_unit() else {
+            eprintln!("SKIPPED: this CPU has no AVX2, so only the scalar scan runs");
+            return;
+        };
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/photos/ageitgey_kit_with_rose.jpg"
+        );
+        let gray = match image::open(path) {
+            Ok(img) => crate::imgproc::resize::resize_gray(&img.to_luma8(), 3000, 80),
+            Err(e) => panic!("{path}: {e}"),
+        };
+        let d = detector(0);
+        let (w, h) = (gray.width() as usize, gray.height() as usize);
+        let levels = d.pyramid(w, h, d.sizes());
+        assert!(!d.compiled_for(Layout::plain(w + 1)).fits_view());
+        for level in levels.iter().take(2) {
+            let vector = d.scan_level(gray.as_raw(), (w, h), level, w + 1, Some(lanes));
+            let scalar = d.scan_level(gray.as_raw(), (w, h), level, w + 1, None);
+            assert_eq!(vector, scalar, "level {level:?}");
+        }
+    }
+
     #[test]
     fn flat_image_has_no_faces() {
         let d = detector(3);
