@@ -1,5 +1,7 @@
 //! Every training setting in one serde struct, saved into the run folder.
 
+use std::path::PathBuf;
+
 use emotrack::classify::Normalization;
 use serde::{Deserialize, Serialize};
 
@@ -47,6 +49,8 @@ pub struct TrainConfig {
     /// Exponential moving average of the weights; `None` disables it. The exported and
     /// best-selected model is the EMA one when on (default 0.999, half-life ~3 epochs).
     pub ema_decay: Option<f64>,
+    /// Knowledge distillation from trained models; `None` trains on the labels alone (default).
+    pub distill: Option<DistillConfig>,
     /// The network layout.
     pub model: NetConfig,
     /// Training augmentation.
@@ -84,6 +88,7 @@ impl Default for TrainConfig {
             mix_prob: 1.0,
             class_weight_power: 0.0,
             ema_decay: Some(0.999),
+            distill: None,
             model: NetConfig::default(),
             augment: AugmentConfig::default(),
             normalization: Normalization::default(),
@@ -133,7 +138,39 @@ impl TrainConfig {
         if self.prefetch == 0 {
             return bad("prefetch must be at least 1");
         }
+        if let Some(d) = &self.distill {
+            if d.teachers.is_empty() {
+                return bad("distill.teachers is empty: name at least one trained model");
+            }
+            if !(d.weight > 0.0 && d.weight <= 1.0) {
+                return bad("distill.weight must be in (0, 1]");
+            }
+        }
         self.model.validate()?;
         self.augment.validate()
+    }
+}
+
+/// Knowledge distillation: each training image's target mixes its (label-smoothed) label with
+/// the teachers' probabilities for it.
+///
+/// The teachers see each training image once, un-augmented, with its mirror image averaged in
+/// (flip test-time augmentation), before the first epoch; their probabilities are averaged.
+/// Mixed (mixup/CutMix) images mix these targets like the labels.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DistillConfig {
+    /// Trained models, as `emotrack eval --model` takes them (a run folder or a
+    /// `.safetensors` file beside its `.json`); relative paths are from where `emotrack train`
+    /// runs.
+    pub teachers: Vec<PathBuf>,
+    /// The teachers' share of each target, in (0, 1] (default 0.5).
+    #[serde(default = "DistillConfig::default_weight")]
+    pub weight: f32,
+}
+
+impl DistillConfig {
+    fn default_weight() -> f32 {
+        0.5
     }
 }

@@ -23,10 +23,11 @@ use rand_distr::{Beta, Distribution};
 
 use crate::augment::{augment_into, normalize_into};
 use crate::checkpoint::{self, BestInfo, LoopState, METRICS_FILE, METRICS_HEADER, RunInfo};
-use crate::config::TrainConfig;
+use crate::config::{DistillConfig, TrainConfig};
 use crate::data::{Dataset, IMAGE_PIXELS, IMAGE_SIDE};
 use crate::error::TrainError;
-use crate::metrics::{Metrics, MetricsBuilder};
+use crate::evaluate::{Backend, load_model};
+use crate::metrics::{Metrics, MetricsBuilder, Predictor};
 use crate::model::Net;
 use crate::params;
 
@@ -195,6 +196,68 @@ struct Batch {
     labels: Vec<i64>,
 }
 
+/// The teachers' probabilities for every training image (see [`DistillConfig`]).
+pub type TeacherTargets = Vec<[f32; Emotion::COUNT]>;
+
+/// How a training image's target is made: its label, smoothed, mixed with the teachers'
+/// probabilities when distilling.
+#[derive(Debug, Clone, Copy)]
+struct Targets<'a> {
+    smoothing: f32,
+    teachers: Option<&'a TeacherTargets>,
+    /// The teachers' share (0 without teachers).
+    weight: f32,
+}
+
+impl Targets<'_> {
+    /// Adds `w` times the target of image `i` (labelled `label`) to `t`.
+    fn add(&self, i: usize, label: usize, t: &mut [f32], w: f32) {
+        let k = t.len() as f32;
+        let soft = self.teachers.and_then(|p| p.get(i));
+        for (m, v) in t.iter_mut().enumerate() {
+            let hard = if m == label {
+                1.0 - self.smoothing
+            } else {
+                0.0
+            } + self.smoothing / k;
+            let mixed = match soft {
+                Some(p) => (1.0 - self.weight) * hard + self.weight * p[m],
+                None => hard,
+            };
+            *v += w * mixed;
+        }
+    }
+}
+
+/// Runs the teachers of `distill` over every image of `data` (flip-averaged) and averages
+/// their probabilities.
+pub fn teacher_targets(
+    distill: &DistillConfig,
+    data: &Dataset,
+) -> Result<TeacherTargets, TrainError> {
+    const BATCH: usize = 256;
+    let mut sum = vec![[0f32; Emotion::COUNT]; data.len()];
+    for path in &distill.teachers {
+        let mut teacher = load_model(path, Backend::Runtime, true)?;
+        let indices: Vec<usize> = (0..data.len()).collect();
+        for chunk in indices.chunks(BATCH) {
+            let crops: Vec<&[u8]> = chunk.iter().map(|&i| data.image(i)).collect();
+            for (&i, scores) in chunk.iter().zip(teacher.predict(&crops)) {
+                for (s, p) in sum[i].iter_mut().zip(scores.0) {
+                    *s += p;
+                }
+            }
+        }
+    }
+    let n = distill.teachers.len() as f32;
+    for p in &mut sum {
+        for v in p.iter_mut() {
+            *v /= n;
+        }
+    }
+    Ok(sum)
+}
+
 /// Starts the loader thread for one epoch: it augments batches `from..` ahead of the model.
 /// Everything random is seeded from `(seed, epoch, position)`, so the batches do not depend on
 /// timing or on where a resumed run picks up.
@@ -202,6 +265,7 @@ fn spawn_loader(
     data: Arc<Dataset>,
     cfg: Arc<TrainConfig>,
     class_weights: [f32; Emotion::COUNT],
+    teachers: Option<Arc<TeacherTargets>>,
     epoch: usize,
     from: usize,
 ) -> Receiver<Batch> {
@@ -217,7 +281,11 @@ fn spawn_loader(
             epoch as u64,
         ])));
         let k = Emotion::COUNT;
-        let eps = cfg.label_smoothing;
+        let target = Targets {
+            smoothing: cfg.label_smoothing,
+            teachers: teachers.as_deref(),
+            weight: cfg.distill.as_ref().map_or(0.0, |d| d.weight),
+        };
         for b in from..batches {
             let idx = &order[b * bs..(b + 1) * bs];
             let mut x = vec![0f32; bs * IMAGE_PIXELS];
@@ -237,11 +305,6 @@ fn spawn_loader(
                 );
             }
             let labels: Vec<usize> = idx.iter().map(|&i| data.label(i)).collect();
-            let smooth = |c: usize, t: &mut [f32], w: f32| {
-                for (m, v) in t.iter_mut().enumerate() {
-                    *v += w * (if m == c { 1.0 - eps } else { 0.0 } + eps / k as f32);
-                }
-            };
             let mut targets = vec![0f32; bs * k];
             let mut weights = vec![0f32; bs];
             let mut hard = labels.clone();
@@ -253,15 +316,15 @@ fn spawn_loader(
                 match &mixing {
                     Some((lam, perm)) => {
                         let (a, o) = (labels[j], labels[perm[j]]);
-                        smooth(a, t, *lam);
-                        smooth(o, t, 1.0 - *lam);
+                        target.add(idx[j], a, t, *lam);
+                        target.add(idx[perm[j]], o, t, 1.0 - *lam);
                         weights[j] = lam * class_weights[a] + (1.0 - lam) * class_weights[o];
                         if *lam < 0.5 {
                             hard[j] = o;
                         }
                     }
                     None => {
-                        smooth(labels[j], t, 1.0);
+                        target.add(idx[j], labels[j], t, 1.0);
                         weights[j] = class_weights[labels[j]];
                     }
                 }
@@ -581,6 +644,10 @@ pub fn train(
     let batches = batches_per_epoch(n, bs);
     let total_steps = (batches * cfg.epochs) as u64;
     let weights = class_weights(train_data.class_counts(), cfg.class_weight_power);
+    let teachers = match &cfg.distill {
+        Some(d) => Some(Arc::new(teacher_targets(d, &train_data)?)),
+        None => None,
+    };
     observer.on_start(&cfg, &s.state, batches);
     let session_start = Instant::now();
     let mut session_images = 0u64;
@@ -594,6 +661,7 @@ pub fn train(
             train_data.clone(),
             cfg.clone(),
             weights,
+            teachers.clone(),
             epoch,
             s.state.batch,
         );
@@ -752,4 +820,71 @@ pub fn train(
     Ok(TrainOutcome::Finished {
         best_val_accuracy: s.state.best_val_accuracy,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(t: &Targets<'_>, i: usize, label: usize) -> [f32; Emotion::COUNT] {
+        let mut out = [0.0; Emotion::COUNT];
+        t.add(i, label, &mut out, 1.0);
+        out
+    }
+
+    fn close(a: &[f32], b: &[f32]) -> bool {
+        a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-6)
+    }
+
+    #[test]
+    fn targets_mix_the_smoothed_label_with_the_teachers() {
+        let teachers: TeacherTargets = vec![
+            [0.7, 0.0, 0.1, 0.0, 0.2, 0.0, 0.0],
+            [0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0],
+        ];
+        let labels_only = Targets {
+            smoothing: 0.07,
+            teachers: None,
+            weight: 0.0,
+        };
+        // 0.07 spread over seven classes: 0.01 each, and the label keeps 0.93 + 0.01.
+        let hard = [0.01, 0.01, 0.01, 0.01, 0.01, 0.94, 0.01];
+        assert!(close(&target(&labels_only, 0, 5), &hard));
+
+        let half = Targets {
+            teachers: Some(&teachers),
+            weight: 0.5,
+            ..labels_only
+        };
+        let t = target(&half, 0, 5);
+        let expected: Vec<f32> = hard
+            .iter()
+            .zip(teachers[0])
+            .map(|(h, p)| 0.5 * h + 0.5 * p)
+            .collect();
+        assert!(close(&t, &expected), "{t:?}");
+        assert!((t.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+
+        let all = Targets {
+            weight: 1.0,
+            ..half
+        };
+        assert!(close(&target(&all, 1, 5), &teachers[1]));
+    }
+
+    #[test]
+    fn mixed_images_mix_their_targets() {
+        let teachers: TeacherTargets = vec![[1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]; 2];
+        let t = Targets {
+            smoothing: 0.0,
+            teachers: Some(&teachers),
+            weight: 0.5,
+        };
+        let mut out = [0.0; Emotion::COUNT];
+        t.add(0, 3, &mut out, 0.25);
+        t.add(1, 6, &mut out, 0.75);
+        // Teachers: all angry (0.5 of the target); labels: happy 0.25, surprise 0.75 (0.5 of it).
+        let expected = [0.5, 0.0, 0.0, 0.125, 0.0, 0.0, 0.375];
+        assert!(close(&out, &expected), "{out:?}");
+    }
 }

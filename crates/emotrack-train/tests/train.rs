@@ -12,9 +12,12 @@ use std::sync::atomic::AtomicBool;
 
 use emotrack::classify::Classifier;
 use emotrack_train::checkpoint::RunInfo;
+use emotrack_train::config::DistillConfig;
 use emotrack_train::evaluate::{Backend, load_model};
 use emotrack_train::metrics::{Predictor, evaluate};
-use emotrack_train::train::{Silent, TrainOutcome, TrainRequest, prepare_run, train};
+use emotrack_train::train::{
+    Silent, TrainOutcome, TrainRequest, prepare_run, teacher_targets, train,
+};
 use emotrack_train::{Dataset, TrainConfig, load_split};
 
 /// The tests in this file run one at a time: burn's CPU kernels split work across the shared
@@ -184,4 +187,54 @@ fn eval_on_a_real_subset_counts_every_image() {
     emotrack_train::plot::confusion_png(&m, "test", &png).unwrap();
     let img = image::open(&png).unwrap();
     assert_eq!((img.width(), img.height()), (760, 740));
+}
+
+/// The built-in model as a teacher: its probabilities line up with the images they belong to,
+/// and a run distilling from it trains.
+#[test]
+fn distilling_from_the_built_in_model() {
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let Some(fer) = common::fer2013_dir() else {
+        return;
+    };
+    let (train_data, val) = splits(&fer);
+    let teacher = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/emotion.safetensors");
+    let distill = DistillConfig {
+        teachers: vec![teacher],
+        weight: 0.5,
+    };
+
+    // On val, the teacher's targets are its predictions: about its accuracy, far above the 1 in
+    // 7 that misaligned rows would give.
+    let probs = teacher_targets(&distill, &val).unwrap();
+    assert_eq!(probs.len(), val.len());
+    let right = probs
+        .iter()
+        .enumerate()
+        .filter(|(i, p)| {
+            let best = (0..7).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap();
+            best == val.label(*i)
+        })
+        .count();
+    assert!(right * 2 > val.len(), "{right} of {} right", val.len());
+    assert!(
+        probs
+            .iter()
+            .all(|p| (p.iter().sum::<f32>() - 1.0).abs() < 1e-4)
+    );
+
+    let cfg = TrainConfig {
+        epochs: 2,
+        distill: Some(distill),
+        ..tiny_config()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &cfg, &train_data, &val, false, None);
+    assert!(matches!(out, TrainOutcome::Finished { .. }), "{out:?}");
+    let rows = metrics_rows(dir.path());
+    assert_eq!(rows.len(), 2);
+    let loss = |r: &Vec<String>| r[2].parse::<f64>().unwrap();
+    assert!(loss(&rows[1]) < loss(&rows[0]), "{rows:?}");
 }
