@@ -74,6 +74,13 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         val.len(),
         args.out.display()
     );
+    if let Some(d) = &cfg.distill {
+        eprintln!(
+            "distilling from {} teacher(s): they classify the training images first \
+             (about a minute each)",
+            d.teachers.len()
+        );
+    }
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
