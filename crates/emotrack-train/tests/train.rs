@@ -6,7 +6,7 @@
 #[path = "../../emotrack/tests/common/mod.rs"]
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
@@ -43,6 +43,31 @@ fn splits(fer: &Path) -> (Dataset, Dataset) {
         .stratified_subset(320);
     let val = load_split(&fer.join("val")).unwrap().stratified_subset(128);
     (train, val)
+}
+
+/// What every test here starts from.
+struct Setup {
+    /// Held for the whole test: these tests run one at a time.
+    _serial: std::sync::MutexGuard<'static, ()>,
+    fer: PathBuf,
+    train: Dataset,
+    val: Dataset,
+}
+
+/// The serial lock, the FER-2013 folder and its small splits; `None` (the test is skipped, or
+/// fails with `EMOTRACK_REQUIRE_DATA=1`) without the folder.
+fn setup() -> Option<Setup> {
+    let serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let fer = common::fer2013_dir()?;
+    let (train, val) = splits(&fer);
+    Some(Setup {
+        _serial: serial,
+        fer,
+        train,
+        val,
+    })
 }
 
 fn run(
@@ -84,13 +109,15 @@ fn metrics_rows(dir: &Path) -> Vec<Vec<String>> {
 
 #[test]
 fn tiny_run_lowers_the_loss_resumes_exactly_and_exports() {
-    let _serial = SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let Some(fer) = common::fer2013_dir() else {
+    let Some(Setup {
+        _serial,
+        train: train_data,
+        val,
+        ..
+    }) = setup()
+    else {
         return;
     };
-    let (train_data, val) = splits(&fer);
     let cfg = tiny_config();
 
     // Uninterrupted.
@@ -155,13 +182,15 @@ fn tiny_run_lowers_the_loss_resumes_exactly_and_exports() {
 
 #[test]
 fn eval_on_a_real_subset_counts_every_image() {
-    let _serial = SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let Some(fer) = common::fer2013_dir() else {
+    let Some(Setup {
+        _serial,
+        fer,
+        train: train_data,
+        val,
+    }) = setup()
+    else {
         return;
     };
-    let (train_data, val) = splits(&fer);
     let cfg = TrainConfig {
         epochs: 1,
         ..tiny_config()
@@ -193,13 +222,15 @@ fn eval_on_a_real_subset_counts_every_image() {
 /// and a run distilling from it trains.
 #[test]
 fn distilling_from_the_built_in_model() {
-    let _serial = SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let Some(fer) = common::fer2013_dir() else {
+    let Some(Setup {
+        _serial,
+        train: train_data,
+        val,
+        ..
+    }) = setup()
+    else {
         return;
     };
-    let (train_data, val) = splits(&fer);
     let teacher = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/emotion.safetensors");
     let distill = DistillConfig {
         teachers: vec![teacher],
