@@ -204,16 +204,17 @@ pub type TeacherTargets = Vec<[f32; Emotion::COUNT]>;
 #[derive(Debug, Clone, Copy)]
 struct Targets<'a> {
     smoothing: f32,
-    teachers: Option<&'a TeacherTargets>,
-    /// The teachers' share (0 without teachers).
-    weight: f32,
+    /// The teachers' probabilities and their share of each target, when distilling.
+    teachers: Option<(&'a TeacherTargets, f32)>,
 }
 
 impl Targets<'_> {
     /// Adds `w` times the target of image `i` (labelled `label`) to `t`.
     fn add(&self, i: usize, label: usize, t: &mut [f32], w: f32) {
         let k = t.len() as f32;
-        let soft = self.teachers.and_then(|p| p.get(i));
+        let soft = self
+            .teachers
+            .and_then(|(p, weight)| p.get(i).map(|p| (p, weight)));
         for (m, v) in t.iter_mut().enumerate() {
             let hard = if m == label {
                 1.0 - self.smoothing
@@ -221,7 +222,7 @@ impl Targets<'_> {
                 0.0
             } + self.smoothing / k;
             let mixed = match soft {
-                Some(p) => (1.0 - self.weight) * hard + self.weight * p[m],
+                Some((p, weight)) => (1.0 - weight) * hard + weight * p[m],
                 None => hard,
             };
             *v += w * mixed;
@@ -239,11 +240,10 @@ pub fn teacher_targets(
     let mut sum = vec![[0f32; Emotion::COUNT]; data.len()];
     for path in &distill.teachers {
         let mut teacher = load_model(path, Backend::Runtime, true)?;
-        let indices: Vec<usize> = (0..data.len()).collect();
-        for chunk in indices.chunks(BATCH) {
-            let crops: Vec<&[u8]> = chunk.iter().map(|&i| data.image(i)).collect();
-            for (&i, scores) in chunk.iter().zip(teacher.predict(&crops)) {
-                for (s, p) in sum[i].iter_mut().zip(scores.0) {
+        for (start, rows) in (0..data.len()).step_by(BATCH).zip(sum.chunks_mut(BATCH)) {
+            let crops: Vec<&[u8]> = (start..start + rows.len()).map(|i| data.image(i)).collect();
+            for (row, scores) in rows.iter_mut().zip(teacher.predict(&crops)) {
+                for (s, p) in row.iter_mut().zip(scores.0) {
                     *s += p;
                 }
             }
@@ -283,8 +283,9 @@ fn spawn_loader(
         let k = Emotion::COUNT;
         let target = Targets {
             smoothing: cfg.label_smoothing,
-            teachers: teachers.as_deref(),
-            weight: cfg.distill.as_ref().map_or(0.0, |d| d.weight),
+            teachers: teachers
+                .as_deref()
+                .zip(cfg.distill.as_ref().map(|d| d.weight)),
         };
         for b in from..batches {
             let idx = &order[b * bs..(b + 1) * bs];
@@ -845,15 +846,13 @@ mod tests {
         let labels_only = Targets {
             smoothing: 0.07,
             teachers: None,
-            weight: 0.0,
         };
         // 0.07 spread over seven classes: 0.01 each, and the label keeps 0.93 + 0.01.
         let hard = [0.01, 0.01, 0.01, 0.01, 0.01, 0.94, 0.01];
         assert!(close(&target(&labels_only, 0, 5), &hard));
 
         let half = Targets {
-            teachers: Some(&teachers),
-            weight: 0.5,
+            teachers: Some((&teachers, 0.5)),
             ..labels_only
         };
         let t = target(&half, 0, 5);
@@ -866,7 +865,7 @@ mod tests {
         assert!((t.iter().sum::<f32>() - 1.0).abs() < 1e-6);
 
         let all = Targets {
-            weight: 1.0,
+            teachers: Some((&teachers, 1.0)),
             ..half
         };
         assert!(close(&target(&all, 1, 5), &teachers[1]));
@@ -877,8 +876,7 @@ mod tests {
         let teachers: TeacherTargets = vec![[1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]; 2];
         let t = Targets {
             smoothing: 0.0,
-            teachers: Some(&teachers),
-            weight: 0.5,
+            teachers: Some((&teachers, 0.5)),
         };
         let mut out = [0.0; Emotion::COUNT];
         t.add(0, 3, &mut out, 0.25);

@@ -47,7 +47,7 @@ fn splits(fer: &Path) -> (Dataset, Dataset) {
 
 /// What every test here starts from.
 struct Setup {
-    /// Held for the whole test: these tests run one at a time.
+    /// Held for the whole test (while the `Setup` lives): these tests run one at a time.
     _serial: std::sync::MutexGuard<'static, ()>,
     fer: PathBuf,
     train: Dataset,
@@ -109,20 +109,15 @@ fn metrics_rows(dir: &Path) -> Vec<Vec<String>> {
 
 #[test]
 fn tiny_run_lowers_the_loss_resumes_exactly_and_exports() {
-    let Some(Setup {
-        _serial,
-        train: train_data,
-        val,
-        ..
-    }) = setup()
-    else {
+    let Some(s) = setup() else {
         return;
     };
+    let (train_data, val) = (&s.train, &s.val);
     let cfg = tiny_config();
 
     // Uninterrupted.
     let a = tempfile::tempdir().unwrap();
-    let out = run(a.path(), &cfg, &train_data, &val, false, None);
+    let out = run(a.path(), &cfg, train_data, val, false, None);
     assert!(matches!(out, TrainOutcome::Finished { .. }), "{out:?}");
     let rows = metrics_rows(a.path());
     assert_eq!(rows.len(), 3);
@@ -134,12 +129,12 @@ fn tiny_run_lowers_the_loss_resumes_exactly_and_exports() {
 
     // Stopped after one epoch, then resumed: the same numbers (elapsed time aside).
     let b = tempfile::tempdir().unwrap();
-    let out = run(b.path(), &cfg, &train_data, &val, false, Some(1));
+    let out = run(b.path(), &cfg, train_data, val, false, Some(1));
     assert!(
         matches!(out, TrainOutcome::Stopped { epoch: 1, batch: 0 }),
         "{out:?}"
     );
-    run(b.path(), &cfg, &train_data, &val, true, None);
+    run(b.path(), &cfg, train_data, val, true, None);
     let resumed = metrics_rows(b.path());
     let strip = |rows: Vec<Vec<String>>| {
         rows.into_iter()
@@ -182,22 +177,19 @@ fn tiny_run_lowers_the_loss_resumes_exactly_and_exports() {
 
 #[test]
 fn eval_on_a_real_subset_counts_every_image() {
-    let Some(Setup {
-        _serial,
-        fer,
-        train: train_data,
-        val,
-    }) = setup()
-    else {
+    let Some(s) = setup() else {
         return;
     };
+    let (train_data, val) = (&s.train, &s.val);
     let cfg = TrainConfig {
         epochs: 1,
         ..tiny_config()
     };
     let dir = tempfile::tempdir().unwrap();
-    run(dir.path(), &cfg, &train_data, &val, false, None);
-    let subset = load_split(&fer.join("val")).unwrap().stratified_subset(200);
+    run(dir.path(), &cfg, train_data, val, false, None);
+    let subset = load_split(&s.fer.join("val"))
+        .unwrap()
+        .stratified_subset(200);
     let mut model = load_model(
         &dir.path().join("model.safetensors"),
         Backend::Runtime,
@@ -222,15 +214,10 @@ fn eval_on_a_real_subset_counts_every_image() {
 /// and a run distilling from it trains.
 #[test]
 fn distilling_from_the_built_in_model() {
-    let Some(Setup {
-        _serial,
-        train: train_data,
-        val,
-        ..
-    }) = setup()
-    else {
+    let Some(s) = setup() else {
         return;
     };
+    let (train_data, val) = (&s.train, &s.val);
     let teacher = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/emotion.safetensors");
     let distill = DistillConfig {
         teachers: vec![teacher],
@@ -239,7 +226,7 @@ fn distilling_from_the_built_in_model() {
 
     // On val, the teacher's targets are its predictions: about its accuracy, far above the 1 in
     // 7 that misaligned rows would give.
-    let probs = teacher_targets(&distill, &val).unwrap();
+    let probs = teacher_targets(&distill, val).unwrap();
     assert_eq!(probs.len(), val.len());
     let right = probs
         .iter()
@@ -262,7 +249,7 @@ fn distilling_from_the_built_in_model() {
         ..tiny_config()
     };
     let dir = tempfile::tempdir().unwrap();
-    let out = run(dir.path(), &cfg, &train_data, &val, false, None);
+    let out = run(dir.path(), &cfg, train_data, val, false, None);
     assert!(matches!(out, TrainOutcome::Finished { .. }), "{out:?}");
     let rows = metrics_rows(dir.path());
     assert_eq!(rows.len(), 2);

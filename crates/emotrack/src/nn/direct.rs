@@ -5,8 +5,8 @@
 //! blocks of 16 output channels (`[block][in][ky][kx][16]`). Each tile of 4 output pixels of a
 //! row by 16 channels is accumulated in 8 of the 16 AVX2 registers straight from a zero-padded
 //! copy of the input. Blocks of output channels are independent and are spread over the rayon
-//! pool, which is what lets one face use both cores. Written here because no crate offers a safe convolution kernel of this kind;
-//! `pulp` gives the SIMD without `unsafe` in this crate. On a CPU without AVX2+FMA, [`conv3x3`]
+//! pool, which is what lets one face use both cores. Written here because no crate offers a
+//! safe convolution kernel of this kind; `pulp` gives the SIMD without `unsafe` in this crate. On a CPU without AVX2+FMA, [`conv3x3`]
 //! returns `false` and the caller uses the GEMM path.
 
 use pulp::f32x8;
