@@ -29,7 +29,7 @@ use rayon::prelude::*;
 
 use super::{DetectorConfig, FaceDetector, FaceSizes, near};
 use crate::error::Result;
-use crate::imgproc::area::{AreaScratch, Region, area_resize_planar};
+use crate::imgproc::area::{AreaSums, Region};
 use crate::nn::{Activation, Conv2d, ConvSpec, Linear, MaxPool2d, PRelu, Scratch, Tensor, Weights};
 use crate::types::{BBox, Detection, Landmarks};
 
@@ -70,7 +70,9 @@ pub struct Mtcnn {
     max_face: Option<u32>,
     thresholds: [f32; 3],
     factor: f64,
-    workspaces: WorkspacePool,
+    workspaces: Pool<Workspace>,
+    /// One summed-area table per concurrent call, the frame's or the crops' surroundings.
+    tables: Pool<AreaSums>,
 }
 
 impl Mtcnn {
@@ -93,7 +95,8 @@ impl Mtcnn {
             max_face: config.max_face,
             thresholds: config.mtcnn_thresholds,
             factor: f64::from(config.mtcnn_factor),
-            workspaces: WorkspacePool::default(),
+            workspaces: Pool::default(),
+            tables: Pool::default(),
         })
     }
 
@@ -113,19 +116,18 @@ impl Mtcnn {
     }
 
     /// Stage 1 on one pyramid level: P-Net's proposals, after NMS within the level.
-    fn propose(&self, image: &RgbImage, scale: f64, ws: &mut Workspace) -> Vec<Candidate> {
-        let hs = (f64::from(image.height()) * scale + 1.0) as usize;
-        let wsz = (f64::from(image.width()) * scale + 1.0) as usize;
+    fn propose(&self, table: &AreaSums, scale: f64, ws: &mut Workspace) -> Vec<Candidate> {
+        let full = table.region();
+        let hs = (f64::from(full.h) * scale + 1.0) as usize;
+        let wsz = (f64::from(full.w) * scale + 1.0) as usize;
         ws.input.resize([1, 3, hs, wsz]);
-        area_resize_planar(
-            image,
-            Region::full(image),
+        table.resize_planar(
+            full,
             wsz,
             hs,
             PIXEL_OFFSET,
             PIXEL_SCALE,
             ws.input.data_mut(),
-            &mut ws.area,
         );
         let out = self.pnet.forward(ws);
         let (oh, ow) = (out.h(), out.w());
@@ -163,16 +165,17 @@ impl Mtcnn {
         keep.into_iter().map(|k| candidates[k]).collect()
     }
 
-    /// Runs R-Net (`size` 24) or O-Net (48) on crops of `boxes`, in parallel batches. Returns
-    /// the boxes whose crop is not empty, each with the net's raw output row.
+    /// Runs R-Net (`size` 24) or O-Net (48) on crops of `boxes` (clipped to the `w x h` image,
+    /// resampled from `table`, which must cover them), in parallel batches. Returns the boxes
+    /// whose crop is not empty, each with the net's raw output row.
     fn refine<const OUT: usize>(
         &self,
-        image: &RgbImage,
+        table: &AreaSums,
+        (w, h): (u32, u32),
         boxes: &[Candidate],
         size: usize,
         net: &(impl CropNet<OUT> + Sync),
     ) -> Vec<(Candidate, [f32; OUT])> {
-        let (w, h) = (image.width(), image.height());
         let crops: Vec<(Candidate, Region)> = boxes
             .iter()
             .filter_map(|c| crop_region(&c.bbox, w, h).map(|r| (*c, r)))
@@ -185,15 +188,13 @@ impl Mtcnn {
                     ws.input.resize([n, 3, size, size]);
                     let item = 3 * size * size;
                     for (k, (_, region)) in chunk.iter().enumerate() {
-                        area_resize_planar(
-                            image,
+                        table.resize_planar(
                             *region,
                             size,
                             size,
                             PIXEL_OFFSET,
                             PIXEL_SCALE,
                             &mut ws.input.data_mut()[k * item..(k + 1) * item],
-                            &mut ws.area,
                         );
                     }
                     let out = net.forward(ws);
@@ -217,11 +218,19 @@ impl Mtcnn {
         if scales.is_empty() {
             return Vec::new();
         }
+        self.tables.with(|table| {
+            table.fill(image, Region::full(image));
+            self.cascade(table, &scales)
+        })
+    }
 
+    /// [`Mtcnn::run`] on the table of a whole image.
+    fn cascade(&self, table: &AreaSums, scales: &[f64]) -> Vec<Candidate> {
+        let dims = (table.region().w, table.region().h);
         // Stage 1: P-Net on every pyramid level, levels in parallel, results in level order.
         let per_scale: Vec<Vec<Candidate>> = scales
             .par_iter()
-            .map(|&s| self.workspaces.with(|ws| self.propose(image, s, ws)))
+            .map(|&s| self.workspaces.with(|ws| self.propose(table, s, ws)))
             .collect();
         let proposals: Vec<Candidate> = per_scale.into_iter().flatten().collect();
         let keep = nms(&proposals, NMS_ACROSS_SCALES, Overlap::Union);
@@ -248,7 +257,7 @@ impl Mtcnn {
 
         // Stage 2: R-Net.
         let scored: Vec<Candidate> = self
-            .refine(image, &boxes, RNET_SIZE, &self.rnet)
+            .refine(table, dims, &boxes, RNET_SIZE, &self.rnet)
             .into_iter()
             .filter_map(|(c, out)| {
                 let score = face_probability(out[0], out[1]);
@@ -274,7 +283,7 @@ impl Mtcnn {
         }
 
         // Stage 3: O-Net, landmarks.
-        let scored = self.output_stage(image, &boxes);
+        let scored = self.output_stage(table, dims, &boxes);
         nms(&scored, NMS_ONET_MIN, Overlap::Min)
             .into_iter()
             .map(|k| scored[k])
@@ -282,8 +291,13 @@ impl Mtcnn {
     }
 
     /// Stage 3, O-Net on `boxes`: the faces above the third threshold, regressed, with landmarks.
-    fn output_stage(&self, image: &RgbImage, boxes: &[Candidate]) -> Vec<Candidate> {
-        self.refine(image, boxes, ONET_SIZE, &self.onet)
+    fn output_stage(
+        &self,
+        table: &AreaSums,
+        dims: (u32, u32),
+        boxes: &[Candidate],
+    ) -> Vec<Candidate> {
+        self.refine(table, dims, boxes, ONET_SIZE, &self.onet)
             .into_iter()
             .filter_map(|(c, out)| {
                 let score = face_probability(out[0], out[1]);
@@ -353,11 +367,21 @@ impl FaceDetector for Mtcnn {
                 landmarks: [0.0; 10],
             })
             .collect();
-        let mut found: Vec<Detection> = self
-            .output_stage(image, &candidates)
+        let (w, h) = (image.width(), image.height());
+        let around = candidates
             .iter()
-            .map(detection)
-            .collect();
+            .filter_map(|c| crop_region(&c.bbox, w, h))
+            .reduce(Region::union);
+        let mut found: Vec<Detection> = match around {
+            Some(region) => self.tables.with(|table| {
+                table.fill(image, region);
+                self.output_stage(table, (w, h), &candidates)
+                    .iter()
+                    .map(detection)
+                    .collect()
+            }),
+            None => Vec::new(),
+        };
         let missing: Vec<BBox> = boxes
             .iter()
             .filter(|b| found.iter().all(|d| d.bbox.iou(b) < near::SAME_FACE_IOU))
@@ -488,30 +512,36 @@ fn nms(boxes: &[Candidate], threshold: f32, overlap: Overlap) -> Vec<usize> {
     keep
 }
 
-/// Buffers one worker reuses across calls: the net input, two ping-pong activations, the
-/// im2col scratch and the resampler's sums.
+/// Buffers one worker reuses across calls: the net input, two ping-pong activations and the
+/// im2col scratch.
 #[derive(Debug, Default)]
 struct Workspace {
     input: Tensor,
     a: Tensor,
     b: Tensor,
     scratch: Scratch,
-    area: AreaScratch,
 }
 
-/// Workspaces shared by the rayon tasks of all calls: a task takes one (or makes one when all
-/// are busy) and puts it back, so steady-state detection allocates only its result lists.
-#[derive(Debug, Default)]
-struct WorkspacePool(Mutex<Vec<Workspace>>);
+/// Buffers shared by the rayon tasks of all calls (workspaces, summed-area tables): a task
+/// takes one (or makes one when all are busy) and puts it back, so steady-state detection
+/// allocates only its result lists.
+#[derive(Debug)]
+struct Pool<T>(Mutex<Vec<T>>);
 
-impl WorkspacePool {
-    fn with<R>(&self, f: impl FnOnce(&mut Workspace) -> R) -> R {
+impl<T> Default for Pool<T> {
+    fn default() -> Self {
+        Self(Mutex::new(Vec::new()))
+    }
+}
+
+impl<T: Default> Pool<T> {
+    fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         // A poisoned lock only means another task panicked while pushing or popping; the
         // vector itself is still valid.
         let taken = self.0.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let mut ws = taken.unwrap_or_default();
-        let result = f(&mut ws);
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(ws);
+        let mut item = taken.unwrap_or_default();
+        let result = f(&mut item);
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(item);
         result
     }
 }

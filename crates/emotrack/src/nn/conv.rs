@@ -589,7 +589,7 @@ mod tests {
 
     #[test]
     fn direct_3x3_conv_equals_the_definition() {
-        // 3x3 layers take the direct path on AVX2 CPUs: sizes that leave partial tiles of 4
+        // 3x3 layers take the direct path on AVX2 CPUs: sizes that leave partial tiles of 6
         // pixels, partial blocks of 16 channels (MTCNN's 10 and 28), both strides, with and
         // without padding, the emotion ResNet's own shapes, and a batch.
         let mut scratch = Scratch::new();

@@ -182,6 +182,13 @@ impl MaxPool2d {
                     }
                 }
                 let v = &vmax;
+                // Stride 2, windows of 2 or 3 (MTCNN's pools): eight outputs per vector step.
+                let done = if s == 2 && p == 0 && (k == 2 || k == 3) {
+                    pool_stride2(v, k, &mut out[full.clone()])
+                } else {
+                    0
+                };
+                let full = full.start + done..full.end;
                 match k {
                     2 => {
                         for ox in full.clone() {
@@ -208,6 +215,47 @@ impl MaxPool2d {
             }
         }
     }
+}
+
+/// The horizontal pass of a stride-2 max pool without padding, window `k` of 2 or 3:
+/// `out[o] = max(v[2o], v[2o + 1] (, v[2o + 2]))`, eight outputs at a time with AVX2 (even and
+/// odd lanes split by shuffles, the same `max` order as the scalar pass). Returns how many
+/// leading outputs it wrote; the caller finishes the rest.
+fn pool_stride2(v: &[f32], k: usize, out: &mut [f32]) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(simd) = pulp::x86::V3::try_new() {
+        use core::arch::x86_64::__m256;
+        // Step n writes outputs 8n..8n+8, reading v[16n..16n + 16] (up to 16n + 18 for k = 3).
+        let extra = if k == 3 { 2 } else { 0 };
+        let steps = (out.len() / 8).min(v.len().saturating_sub(extra) / 16);
+        simd.vectorize(
+            #[inline(always)]
+            || {
+                let (avx, avx2) = (simd.avx, simd.avx2);
+                let load = |i: usize| -> __m256 {
+                    pulp::cast(*v[i..].first_chunk::<8>().expect("within the checked steps"))
+                };
+                for (step, dst) in out.chunks_exact_mut(8).take(steps).enumerate() {
+                    let i = 16 * step;
+                    let (a, b) = (load(i), load(i + 8));
+                    let even = avx._mm256_shuffle_ps::<0x88>(a, b);
+                    let odd = avx._mm256_shuffle_ps::<0xDD>(a, b);
+                    let mut m = avx._mm256_max_ps(even, odd);
+                    if k == 3 {
+                        let next = avx._mm256_shuffle_ps::<0x88>(load(i + 2), load(i + 10));
+                        m = avx._mm256_max_ps(m, next);
+                    }
+                    // The shuffles work per 128-bit half: put the four 64-bit pairs in order.
+                    let m = avx2._mm256_permute4x64_pd::<0xD8>(avx._mm256_castps_pd(m));
+                    let m: [f32; 8] = pulp::cast(m);
+                    dst.copy_from_slice(&m);
+                }
+            },
+        );
+        return 8 * steps;
+    }
+    let _ = (v, k, out);
+    0
 }
 
 /// The larger of two values, as one `maxss`/`vmaxps` (unlike `f32::max`, no NaN handling; the
@@ -449,7 +497,17 @@ mod tests {
                 padding: p,
                 ceil_mode: ceil,
             };
-            for (h, w) in [(5, 7), (6, 6), (9, 4), (11, 13)] {
+            // Rows of 16 and more take the vector pass for stride 2, with a scalar tail.
+            for (h, w) in [
+                (5, 7),
+                (6, 6),
+                (9, 4),
+                (11, 13),
+                (3, 16),
+                (4, 18),
+                (7, 37),
+                (5, 50),
+            ] {
                 let data = (0..2 * h * w)
                     .map(|i| ((i * 37) % 23) as f32 - 11.0)
                     .collect();
