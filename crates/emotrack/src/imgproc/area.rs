@@ -147,40 +147,47 @@ impl AreaSums {
         assert!(out.len() >= 3 * plane, "output buffer too small");
         let line = (table.w as usize + 1) * 3;
         let (dx, dy) = ((region.x - table.x) as usize, (region.y - table.y) as usize);
-        // Each output column's window, as offsets of its first and one-past-last column.
-        let columns: Vec<(usize, usize, f32)> = (0..out_w)
+        // Each output column's window, as offsets of its first and one-past-last column, and
+        // its width.
+        let (columns, widths): (Vec<(usize, usize)>, Vec<f32>) = (0..out_w)
             .map(|ox| {
                 let (x0, x1) = window(ox, rw, out_w);
-                ((dx + x0) * 3, (dx + x1) * 3, (x1 - x0) as f32)
+                (((dx + x0) * 3, (dx + x1) * 3), (x1 - x0) as f32)
             })
-            .collect();
+            .unzip();
+        // One output row's window sums, planar. They are exact integers below 2^24 (a window
+        // of 255s would need 65 793 pixels to pass it), so exact as `i32` and as `f32`.
+        let mut sums = vec![0i32; 3 * out_w];
         let (out_r, rest) = out.split_at_mut(plane);
         let (out_g, out_b) = rest.split_at_mut(plane);
         for oy in 0..out_h {
             let (y0, y1) = window(oy, rh, out_h);
             let top = &self.sums[(dy + y0) * line..][..line];
             let bottom = &self.sums[(dy + y1) * line..][..line];
-            let kh = (y1 - y0) as f32;
-            let row = oy * out_w..(oy + 1) * out_w;
-            for (((&(x0, x1, kw), r), g), b) in columns
-                .iter()
-                .zip(&mut out_r[row.clone()])
-                .zip(&mut out_g[row.clone()])
-                .zip(&mut out_b[row])
-            {
-                // The window sum is an exact integer (a window of 255s would need 65 793
-                // pixels to pass 2^24, where f32 stops being exact), and the mean is
-                // `sum / kh / kw` in f32, PyTorch's order of operations.
-                let mean = |c: usize| {
+            for (ox, &(x0, x1)) in columns.iter().enumerate() {
+                for c in 0..3 {
                     let sum = bottom[x1 + c]
                         .wrapping_sub(bottom[x0 + c])
                         .wrapping_sub(top[x1 + c])
                         .wrapping_add(top[x0 + c]);
-                    sum as f32 / kh / kw
-                };
-                *r = (mean(0) - offset) * scale;
-                *g = (mean(1) - offset) * scale;
-                *b = (mean(2) - offset) * scale;
+                    sums[c * out_w + ox] = sum as i32;
+                }
+            }
+            // The mean is `sum / kh / kw` in f32, PyTorch's order of operations; this pass
+            // vectorises.
+            let kh = (y1 - y0) as f32;
+            let row = oy * out_w..(oy + 1) * out_w;
+            for (channel, sums) in [
+                &mut out_r[row.clone()],
+                &mut out_g[row.clone()],
+                &mut out_b[row],
+            ]
+            .into_iter()
+            .zip(sums.chunks_exact(out_w))
+            {
+                for ((o, &sum), &kw) in channel.iter_mut().zip(sums).zip(&widths) {
+                    *o = (sum as f32 / kh / kw - offset) * scale;
+                }
             }
         }
     }

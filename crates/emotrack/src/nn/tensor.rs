@@ -5,10 +5,19 @@
 /// Vectors (a [`super::Linear`] layer's input or output) are `[N, F, 1, 1]`. The storage is
 /// reused: [`Tensor::resize`] keeps the allocation, so a net that writes into the same output
 /// tensors on every call allocates only on its first call (or when the input grows).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 pub struct Tensor {
     shape: [usize; 4],
+    /// At least the shape's element count: a tensor that shrinks keeps its longer storage, so
+    /// growing back (MTCNN's workers alternate between pyramid levels of every size) neither
+    /// reallocates nor zero-fills. Elements past the count are stale and never read.
     data: Vec<f32>,
+}
+
+impl PartialEq for Tensor {
+    fn eq(&self, other: &Self) -> bool {
+        self.shape == other.shape && self.data() == other.data()
+    }
 }
 
 impl Tensor {
@@ -65,12 +74,12 @@ impl Tensor {
 
     /// Number of elements.
     pub fn len(&self) -> usize {
-        self.data.len()
+        self.shape.iter().product()
     }
 
     /// True when the tensor holds no element.
     pub fn is_empty(&self) -> bool {
-        self.data.is_empty()
+        self.len() == 0
     }
 
     /// Elements of one batch item: `C * H * W` values.
@@ -80,47 +89,52 @@ impl Tensor {
 
     /// All elements, NCHW order.
     pub fn data(&self) -> &[f32] {
-        &self.data
+        &self.data[..self.len()]
     }
 
     /// All elements, NCHW order, writable.
     pub fn data_mut(&mut self) -> &mut [f32] {
-        &mut self.data
+        let len = self.len();
+        &mut self.data[..len]
     }
 
     /// The elements of batch item `n` (`C * H * W` values, CHW order).
     pub fn item(&self, n: usize) -> &[f32] {
         let len = self.item_len();
-        &self.data[n * len..(n + 1) * len]
+        &self.data()[n * len..(n + 1) * len]
     }
 
     /// The elements of batch item `n`, writable.
     pub fn item_mut(&mut self, n: usize) -> &mut [f32] {
         let len = self.item_len();
-        &mut self.data[n * len..(n + 1) * len]
+        &mut self.data_mut()[n * len..(n + 1) * len]
     }
 
     /// One `H * W` plane: channel `c` of batch item `n`.
     pub fn plane(&self, n: usize, c: usize) -> &[f32] {
         let hw = self.shape[2] * self.shape[3];
         let start = (n * self.shape[1] + c) * hw;
-        &self.data[start..start + hw]
+        &self.data()[start..start + hw]
     }
 
     /// Gives the tensor a new shape, keeping its allocation. The contents are unspecified
     /// afterwards (layers overwrite every element); use [`Tensor::fill`] if you need zeros.
     pub fn resize(&mut self, shape: [usize; 4]) {
         self.shape = shape;
-        self.data.resize(shape.iter().product(), 0.0);
+        let len = self.len();
+        if self.data.len() < len {
+            self.data.resize(len, 0.0);
+        }
     }
 
     /// Sets every element to `value`.
     pub fn fill(&mut self, value: f32) {
-        self.data.fill(value);
+        self.data_mut().fill(value);
     }
 
     /// The storage, NCHW order.
-    pub fn into_vec(self) -> Vec<f32> {
+    pub fn into_vec(mut self) -> Vec<f32> {
+        self.data.truncate(self.len());
         self.data
     }
 }
@@ -165,5 +179,26 @@ impl Scratch {
             self.out.resize(out_len, 0.0);
         }
         (&mut self.col[..col_len], &mut self.out[..out_len])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tensor_that_shrinks_and_grows_shows_only_its_shape() {
+        let mut t = Tensor::new();
+        t.resize([1, 2, 3, 4]);
+        t.fill(7.0);
+        t.resize([1, 1, 2, 2]);
+        assert_eq!((t.len(), t.data().len(), t.item(0).len()), (4, 4, 4));
+        t.data_mut().copy_from_slice(&[1.0, 2.0, 3.0, 4.0]);
+        // Equal to a fresh tensor of the same shape and values, whatever is stored past them.
+        assert_eq!(t, Tensor::from_vec([1, 1, 2, 2], vec![1.0, 2.0, 3.0, 4.0]));
+        assert_eq!(t.clone().into_vec(), vec![1.0, 2.0, 3.0, 4.0]);
+        t.resize([2, 1, 2, 2]);
+        assert_eq!(t.data().len(), 8);
+        assert_eq!(t.plane(1, 0).len(), 4);
     }
 }
