@@ -23,8 +23,22 @@ pub(super) const BLOCK: usize = 16;
 /// Output pixels per tile, along a row: 6 x 2 accumulators leave room in the 16 AVX2 registers
 /// for a tap's two weight vectors and a broadcast. (With the nine taps unrolled, the compiler
 /// hoisted every weight load and spilled; walking the taps as a loop over their offsets keeps
-/// the tile in registers, 1.5-2x faster than 4 x 2 was.)
+/// the tile in registers, 1.5-2x faster than the unrolled 4 x 2 tiles were.)
 const TILE: usize = 6;
+/// The tile for rows that 6 would pad more: 8 (two tiles of 4, not 12) or 3 (one of 4, not 6) —
+/// O-Net's last 3x3 layer and the emotion net's last stage.
+const NARROW_TILE: usize = 4;
+
+/// The tile width for output rows of `ow` pixels: the one that computes fewer padding pixels,
+/// [`TILE`] on a tie.
+fn tile_for(ow: usize) -> usize {
+    if ow.div_ceil(NARROW_TILE) * NARROW_TILE < ow.div_ceil(TILE) * TILE {
+        NARROW_TILE
+    } else {
+        TILE
+    }
+}
+
 /// Multiply-adds below which a layer's blocks are not worth handing to other threads.
 const PARALLEL_MIN_MACS: usize = 200_000;
 
@@ -69,9 +83,10 @@ pub(super) fn conv3x3(
         let (c, p, s) = (spec.in_channels, spec.padding[0], spec.stride[0]);
         let (oh, ow) = spec.output_size(h, w);
         let ohw = oh * ow;
+        let t = tile_for(ow);
         // Zero-padded input, wide enough for the whole tiles the last ones read, written in one
         // pass (zeros around each copied row).
-        let pw = (w + 2 * p).max(ow.div_ceil(TILE) * TILE * s - s + 3);
+        let pw = (w + 2 * p).max(ow.div_ceil(t) * t * s - s + 3);
         let plane = (h + 2 * p) * pw;
         pad.clear();
         pad.reserve(c * plane);
@@ -87,13 +102,26 @@ pub(super) fn conv3x3(
         let pad = &pad[..];
         let block = |(b, (wb, yb)): (usize, (&[[f32; BLOCK]], &mut [f32]))| {
             let geometry = (pad, (plane, pw), (oh, ow), wb);
-            simd.vectorize(
-                #[inline(always)]
-                || match s {
-                    1 => conv_block::<1>(simd, geometry, yb),
-                    _ => conv_block::<2>(simd, geometry, yb),
-                },
-            );
+            // One `vectorize` per instance: a closure choosing among all four was not inlined
+            // into the AVX2 context, and every intrinsic became a call (50x slower).
+            match (s, t) {
+                (1, TILE) => simd.vectorize(
+                    #[inline(always)]
+                    || conv_block::<1, TILE>(simd, geometry, yb),
+                ),
+                (1, _) => simd.vectorize(
+                    #[inline(always)]
+                    || conv_block::<1, NARROW_TILE>(simd, geometry, yb),
+                ),
+                (_, TILE) => simd.vectorize(
+                    #[inline(always)]
+                    || conv_block::<2, TILE>(simd, geometry, yb),
+                ),
+                _ => simd.vectorize(
+                    #[inline(always)]
+                    || conv_block::<2, NARROW_TILE>(simd, geometry, yb),
+                ),
+            }
             for (j, out) in yb.chunks_exact_mut(ohw).enumerate() {
                 finish(b * BLOCK + j, out);
             }
@@ -132,10 +160,10 @@ type Geometry<'a> = (
 );
 
 /// One block of 16 output channels (fewer in a last, partial block): `yb` (`[16][oh][ow]`) from
-/// the padded input, [`TILE`] pixels of a row at a time.
+/// the padded input, `T` pixels of a row at a time.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn conv_block<const S: usize>(
+fn conv_block<const S: usize, const T: usize>(
     simd: pulp::x86::V3,
     (pad, (plane, pw), (oh, ow), weights): Geometry<'_>,
     yb: &mut [f32],
@@ -143,22 +171,22 @@ fn conv_block<const S: usize>(
     let ohw = oh * ow;
     let channels = yb.len() / ohw;
     for oy in 0..oh {
-        for ox in (0..ow).step_by(TILE) {
-            let acc = tile::<S>(simd, pad, plane, pw, oy * S * pw + ox * S, weights);
-            let valid = TILE.min(ow - ox);
+        for ox in (0..ow).step_by(T) {
+            let acc = tile::<S, T>(simd, pad, plane, pw, oy * S * pw + ox * S, weights);
+            let valid = T.min(ow - ox);
             let at = oy * ow + ox;
             for half in 0..2 {
                 let lanes = channels.saturating_sub(half * 8).min(8);
                 let out = &mut yb[(half * 8).min(channels) * ohw..];
-                let mut v = [acc[0][0]; TILE];
+                let mut v = [acc[0][0]; T];
                 for (v, a) in v.iter_mut().zip(&acc) {
                     *v = a[half];
                 }
-                if valid == TILE && lanes == 8 {
+                if valid == T && lanes == 8 {
                     store_transposed(simd, v, out, ohw, at);
                 } else {
-                    let v: [[f32; 8]; TILE] = pulp::cast(v);
                     for (px, lane) in v.iter().enumerate().take(valid) {
+                        let lane: [f32; 8] = pulp::cast(*lane);
                         for (j, x) in lane.iter().enumerate().take(lanes) {
                             out[j * ohw + at + px] = *x;
                         }
@@ -170,11 +198,17 @@ fn conv_block<const S: usize>(
 }
 
 /// Writes one tile's eight channels, `v[px]` holding channels 0..8 of pixel `px`, as runs of
-/// [`TILE`] pixels into eight planes: channel `j` to `out[j * ohw + at..][..TILE]`. A
-/// transpose in registers (unpack, shuffle) replaces 48 scalar stores with 16 short ones.
+/// `T` (4 or 6) pixels into eight planes: channel `j` to `out[j * ohw + at..][..T]`. A
+/// transpose in registers (unpack, shuffle) replaces 8T scalar stores with 8 or 16 short ones.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn store_transposed(simd: pulp::x86::V3, v: [f32x8; TILE], out: &mut [f32], ohw: usize, at: usize) {
+fn store_transposed<const T: usize>(
+    simd: pulp::x86::V3,
+    v: [f32x8; T],
+    out: &mut [f32],
+    ohw: usize,
+    at: usize,
+) {
     use core::arch::x86_64::{__m128, __m256};
     let avx = simd.avx;
     let m = |x: f32x8| -> __m256 { pulp::cast(x) };
@@ -183,8 +217,6 @@ fn store_transposed(simd: pulp::x86::V3, v: [f32x8; TILE], out: &mut [f32], ohw:
     let ab_hi = avx._mm256_unpackhi_ps(m(v[0]), m(v[1])); // a2 b2 a3 b3 | a6 b6 a7 b7
     let cd_lo = avx._mm256_unpacklo_ps(m(v[2]), m(v[3]));
     let cd_hi = avx._mm256_unpackhi_ps(m(v[2]), m(v[3]));
-    let ef_lo = avx._mm256_unpacklo_ps(m(v[4]), m(v[5])); // e0 f0 e1 f1 | e4 f4 e5 f5
-    let ef_hi = avx._mm256_unpackhi_ps(m(v[4]), m(v[5])); // e2 f2 e3 f3 | e6 f6 e7 f7
     // Pixels a..d of channels (j, j + 4), j = 0..4.
     let quads = [
         avx._mm256_shuffle_ps::<0x44>(ab_lo, cd_lo),
@@ -198,31 +230,36 @@ fn store_transposed(simd: pulp::x86::V3, v: [f32x8; TILE], out: &mut [f32], ohw:
         out[j * ohw + at..][..4].copy_from_slice(&lo);
         out[(j + 4) * ohw + at..][..4].copy_from_slice(&hi);
     }
-    // Pixels e, f: pairs for channels 0, 1, 4, 5 and 2, 3, 6, 7.
-    let pairs: [[[f32; 2]; 4]; 2] = [pulp::cast(ef_lo), pulp::cast(ef_hi)];
-    for (k, pair) in pairs.iter().enumerate() {
-        for (i, p) in pair.iter().enumerate() {
-            let j = 2 * k + (i & 1) + 4 * (i >> 1);
-            out[j * ohw + at + 4..][..2].copy_from_slice(p);
+    if T == 6 {
+        // Pixels e, f: pairs for channels 0, 1, 4, 5 and 2, 3, 6, 7.
+        let (e, f) = (m(v[T - 2]), m(v[T - 1]));
+        let ef_lo = avx._mm256_unpacklo_ps(e, f); // e0 f0 e1 f1 | e4 f4 e5 f5
+        let ef_hi = avx._mm256_unpackhi_ps(e, f); // e2 f2 e3 f3 | e6 f6 e7 f7
+        let pairs: [[[f32; 2]; 4]; 2] = [pulp::cast(ef_lo), pulp::cast(ef_hi)];
+        for (k, pair) in pairs.iter().enumerate() {
+            for (i, p) in pair.iter().enumerate() {
+                let j = 2 * k + (i & 1) + 4 * (i >> 1);
+                out[j * ohw + at + 4..][..2].copy_from_slice(p);
+            }
         }
     }
 }
 
-/// One tile: [`TILE`] output pixels of a row (input columns `start + p*S + kx` of each padded
+/// One tile: `T` output pixels of a row (input columns `start + p*S + kx` of each padded
 /// plane) by 16 output channels.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn tile<const S: usize>(
+fn tile<const S: usize, const T: usize>(
     simd: pulp::x86::V3,
     pad: &[f32],
     plane: usize,
     pw: usize,
     start: usize,
     weights: &[[f32; BLOCK]],
-) -> [[f32x8; 2]; TILE] {
+) -> [[f32x8; 2]; T] {
     let zero = simd.splat_f32x8(0.0);
-    let mut acc = [[zero; 2]; TILE];
-    let span = (TILE - 1) * S + 1;
+    let mut acc = [[zero; 2]; T];
+    let span = (T - 1) * S + 1;
     let taps = [0, 1, 2, pw, pw + 1, pw + 2, 2 * pw, 2 * pw + 1, 2 * pw + 2];
     for (ci, wc) in weights.chunks_exact(9).enumerate() {
         let base = ci * plane + start;
