@@ -19,8 +19,10 @@
 //! facenet-pytorch would crash (a box wholly outside the image leaves its batch misaligned) this
 //! port drops the box.
 //!
-//! Speed: pyramid levels run in parallel (rayon), crops are batched per net, and each worker
-//! reuses its buffers across calls ([`crate::nn`] allocates nothing once warm).
+//! Speed: the frame is summed once into a summed-area table, from which every pyramid level and
+//! crop is resampled at four look-ups per value; pyramid levels run in parallel (rayon), crops
+//! are batched per net, and each worker reuses its buffers across calls ([`crate::nn`]
+//! allocates nothing once warm).
 
 use std::sync::Mutex;
 
@@ -524,7 +526,7 @@ struct Workspace {
 
 /// Buffers shared by the rayon tasks of all calls (workspaces, summed-area tables): a task
 /// takes one (or makes one when all are busy) and puts it back, so steady-state detection
-/// allocates only its result lists.
+/// allocates only its result lists and a few per-call index lists.
 #[derive(Debug)]
 struct Pool<T>(Mutex<Vec<T>>);
 
