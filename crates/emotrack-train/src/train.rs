@@ -212,9 +212,8 @@ impl Targets<'_> {
     /// Adds `w` times the target of image `i` (labelled `label`) to `t`.
     fn add(&self, i: usize, label: usize, t: &mut [f32], w: f32) {
         let k = t.len() as f32;
-        let soft = self
-            .teachers
-            .and_then(|(p, weight)| p.get(i).map(|p| (p, weight)));
+        // Teachers classified every training image, so `i` always has its row.
+        let soft = self.teachers.map(|(p, weight)| (&p[i], weight));
         for (m, v) in t.iter_mut().enumerate() {
             let hard = if m == label {
                 1.0 - self.smoothing

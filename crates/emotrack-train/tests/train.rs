@@ -107,6 +107,24 @@ fn metrics_rows(dir: &Path) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// Asserts that the run in `dir` finished all `epochs` and that its train loss fell from the
+/// first epoch to the last; returns its metrics rows.
+fn assert_finished_with_falling_loss(
+    dir: &Path,
+    out: &TrainOutcome,
+    epochs: usize,
+) -> Vec<Vec<String>> {
+    assert!(matches!(out, TrainOutcome::Finished { .. }), "{out:?}");
+    let rows = metrics_rows(dir);
+    assert_eq!(rows.len(), epochs);
+    let loss = |r: &Vec<String>| r[2].parse::<f64>().unwrap();
+    assert!(
+        loss(&rows[epochs - 1]) < loss(&rows[0]),
+        "train loss did not go down: {rows:?}"
+    );
+    rows
+}
+
 #[test]
 fn tiny_run_lowers_the_loss_resumes_exactly_and_exports() {
     let Some(s) = setup() else {
@@ -118,14 +136,7 @@ fn tiny_run_lowers_the_loss_resumes_exactly_and_exports() {
     // Uninterrupted.
     let a = tempfile::tempdir().unwrap();
     let out = run(a.path(), &cfg, train_data, val, false, None);
-    assert!(matches!(out, TrainOutcome::Finished { .. }), "{out:?}");
-    let rows = metrics_rows(a.path());
-    assert_eq!(rows.len(), 3);
-    let loss = |r: &Vec<String>| r[2].parse::<f64>().unwrap();
-    assert!(
-        loss(&rows[2]) < loss(&rows[0]),
-        "train loss did not go down: {rows:?}"
-    );
+    let rows = assert_finished_with_falling_loss(a.path(), &out, 3);
 
     // Stopped after one epoch, then resumed: the same numbers (elapsed time aside).
     let b = tempfile::tempdir().unwrap();
@@ -250,9 +261,5 @@ fn distilling_from_the_built_in_model() {
     };
     let dir = tempfile::tempdir().unwrap();
     let out = run(dir.path(), &cfg, train_data, val, false, None);
-    assert!(matches!(out, TrainOutcome::Finished { .. }), "{out:?}");
-    let rows = metrics_rows(dir.path());
-    assert_eq!(rows.len(), 2);
-    let loss = |r: &Vec<String>| r[2].parse::<f64>().unwrap();
-    assert!(loss(&rows[1]) < loss(&rows[0]), "{rows:?}");
+    assert_finished_with_falling_loss(dir.path(), &out, 2);
 }

@@ -12,8 +12,9 @@
 //!
 //! * 3x3 convolutions (stride 1 or 2) run a direct kernel on weights packed at load time,
 //!   with AVX2+FMA picked at run time (`direct`, through `pulp`); the rest, and CPUs without
-//!   AVX2, use im2col + one sgemm (matrixmultiply, reached through ndarray's safe views because `matrixmultiply::sgemm` is an `unsafe fn` and the workspace
-//!   forbids `unsafe`); 1x1 convolutions skip im2col;
+//!   AVX2, use im2col + one sgemm (matrixmultiply, reached through ndarray's safe views
+//!   because `matrixmultiply::sgemm` is an `unsafe fn` and the workspace forbids `unsafe`);
+//!   1x1 convolutions skip im2col;
 //! * batch norms are folded into the preceding convolution at load time, and the activation
 //!   after it can be fused into its output pass ([`Conv2d::forward_act`]);
 //! * small images in a batch share one GEMM (their im2col matrices side by side);
