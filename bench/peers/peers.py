@@ -136,8 +136,8 @@ def decoded_frames(path, width, height):
     import numpy as np
 
     cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-map", "0:v:0",
-           "-vf", f"scale={width}:{height}:force_original_aspect_ratio=decrease,"
-                  f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2", "-vsync", "passthrough",
+           "-vf", f"scale={width}:{height}:force_original_aspect_ratio=decrease:flags=area,"
+                  f"format=bgr24,pad={width}:{height}:(ow-iw)/2:(oh-ih)/2", "-vsync", "passthrough",
            "-f", "rawvideo", "-pix_fmt", "bgr24", "pipe:1"]
     frame_bytes = width * height * 3
     frames = queue.Queue(maxsize=2)

@@ -29,10 +29,12 @@ const TILE: usize = 6;
 /// O-Net's last 3x3 layer and the emotion net's last stage.
 const NARROW_TILE: usize = 4;
 
-/// The tile width for output rows of `ow` pixels: the one that computes fewer padding pixels,
-/// [`TILE`] on a tie.
+/// The tile width for output rows of `ow` pixels: [`NARROW_TILE`] only where [`TILE`] would
+/// compute at least a third more pixels (rows of 1-4, 7 or 8 pixels). A narrow tile keeps 8
+/// accumulators instead of 12, too few to hide the FMA latency, so a pixel costs more in it:
+/// on wide rows, saving a pixel or two of padding does not pay for that.
 fn tile_for(ow: usize) -> usize {
-    if ow.div_ceil(NARROW_TILE) * NARROW_TILE < ow.div_ceil(TILE) * TILE {
+    if 3 * ow.div_ceil(TILE) * TILE >= 4 * ow.div_ceil(NARROW_TILE) * NARROW_TILE {
         NARROW_TILE
     } else {
         TILE

@@ -170,9 +170,14 @@ impl VideoInput {
 }
 
 /// The ffmpeg filter that fits a picture inside `w` x `h` with its aspect ratio kept and pads
-/// the rest with black, centred: frames of exactly that size, faces undistorted.
+/// the rest with black, centred: frames of exactly that size, faces undistorted. Scaling
+/// averages areas (the right filter for shrinking, and cheaper than the default bicubic) and
+/// converts to RGB in the same pass, so the padding is added to the RGB picture.
 fn fit_filter(w: u32, h: u32) -> String {
-    format!("scale={w}:{h}:force_original_aspect_ratio=decrease,pad={w}:{h}:(ow-iw)/2:(oh-ih)/2")
+    format!(
+        "scale={w}:{h}:force_original_aspect_ratio=decrease:flags=area,format=rgb24,\
+         pad={w}:{h}:(ow-iw)/2:(oh-ih)/2"
+    )
 }
 
 /// Why decoding was cut short by [`Decoder::stop`].
