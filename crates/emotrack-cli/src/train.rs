@@ -81,6 +81,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             d.teachers.len()
         );
     }
+    if let Some(init) = &cfg.init {
+        eprintln!("starting from the weights of {}", init.display());
+    }
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();

@@ -51,6 +51,11 @@ pub struct TrainConfig {
     pub ema_decay: Option<f64>,
     /// Knowledge distillation from trained models; `None` trains on the labels alone (default).
     pub distill: Option<DistillConfig>,
+    /// Start from a trained model's weights instead of random ones (fine-tuning): a run folder
+    /// or a `.safetensors` file beside its `.json`, as `emotrack eval --model` takes them, with
+    /// the same architecture as `model`. Relative paths are from where `emotrack train` runs.
+    /// `None` starts from random weights (default).
+    pub init: Option<PathBuf>,
     /// The network layout.
     pub model: NetConfig,
     /// Training augmentation.
@@ -89,6 +94,7 @@ impl Default for TrainConfig {
             class_weight_power: 0.0,
             ema_decay: Some(0.999),
             distill: None,
+            init: None,
             model: NetConfig::default(),
             augment: AugmentConfig::default(),
             normalization: Normalization::default(),

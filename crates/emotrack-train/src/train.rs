@@ -28,7 +28,7 @@ use crate::data::{Dataset, IMAGE_PIXELS, IMAGE_SIDE};
 use crate::error::TrainError;
 use crate::evaluate::{Backend, load_model};
 use crate::metrics::{Metrics, MetricsBuilder, Predictor};
-use crate::model::Net;
+use crate::model::{Net, NetConfig};
 use crate::params;
 
 /// Progress of one optimisation step, for progress bars.
@@ -535,7 +535,7 @@ fn load_session(
 ) -> Result<Session, TrainError> {
     let Some(dir) = checkpoint::find_checkpoint(run_dir) else {
         // A run folder without checkpoint (stopped before the first one): start afresh.
-        return Ok(fresh_session(cfg, device, plain));
+        return fresh_session(cfg, device, plain);
     };
     let state: LoopState = checkpoint::read_json(&dir.join("state.json"))?;
     let model = crate::export::load_burn_model(&cfg.model, &dir.join("model.bpk"), device)?;
@@ -561,16 +561,46 @@ fn load_session(
     })
 }
 
-fn fresh_session(cfg: &TrainConfig, device: &Device, plain: &Device) -> Session {
+/// A session before its first step: random weights, or `cfg.init`'s.
+fn fresh_session(
+    cfg: &TrainConfig,
+    device: &Device,
+    plain: &Device,
+) -> Result<Session, TrainError> {
     device.seed(mix(&[cfg.seed, STREAM_INIT]));
-    let model = cfg.model.init(Emotion::COUNT, device);
+    let model = match &cfg.init {
+        Some(path) => initial_weights(&cfg.model, path, device)?,
+        None => cfg.model.init(Emotion::COUNT, device),
+    };
     let ema = cfg.ema_decay.map(|_| model.valid().to_device(plain));
-    Session {
+    Ok(Session {
         model,
         optim: build_optimizer(cfg),
         ema,
         state: LoopState::default(),
+    })
+}
+
+/// The trained model at `path` as the starting point of a run whose layout is `net`.
+fn initial_weights(net: &NetConfig, path: &Path, device: &Device) -> Result<Net, TrainError> {
+    let (bytes, config) = crate::evaluate::model_bytes(path)?;
+    let bad = |message: String| TrainError::Checkpoint {
+        path: path.to_path_buf(),
+        message,
+    };
+    if config.architecture != net.architecture() {
+        return Err(bad(format!(
+            "init: this model's architecture ({}) is not the run's `model`; set `model` to \
+             the same layout to fine-tune it",
+            serde_json::to_string(&config.architecture).unwrap_or_default()
+        )));
     }
+    let tensors: checkpoint::HostTensors = checkpoint::read_safetensors(&bytes)
+        .map_err(bad)?
+        .into_iter()
+        .map(|(k, v)| (crate::export::burn_path(&k), v))
+        .collect();
+    crate::export::net_from_tensors(net, &tensors, device, path)
 }
 
 fn append_metrics(run_dir: &Path, e: &EpochSummary) -> Result<(), TrainError> {

@@ -1,6 +1,6 @@
 //! A tiny training run on a few hundred real FER-2013 images: the loss goes down, a stopped
 //! run resumes exactly, and the export loads in the inference runtime with the same outputs
-//! as burn.
+//! as burn; distillation and fine-tuning from the built-in model.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 #[path = "../../emotrack/tests/common/mod.rs"]
@@ -262,4 +262,55 @@ fn distilling_from_the_built_in_model() {
     let dir = tempfile::tempdir().unwrap();
     let out = run(dir.path(), &cfg, train_data, val, false, None);
     assert_finished_with_falling_loss(dir.path(), &out, 2);
+}
+
+#[test]
+fn fine_tuning_starts_from_the_models_weights() {
+    let Some(s) = setup() else {
+        return;
+    };
+    let built_in = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/emotion.safetensors");
+    // One epoch at a tiny learning rate on 320 images leaves the built-in model nearly as it
+    // is: far above the ~25% that one such epoch from random weights reaches.
+    let cfg = TrainConfig {
+        epochs: 1,
+        lr: 1e-4,
+        warmup_frac: 0.0,
+        ema_decay: None,
+        init: Some(built_in.clone()),
+        ..tiny_config()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &cfg, &s.train, &s.val, false, None);
+    assert!(matches!(out, TrainOutcome::Finished { .. }), "{out:?}");
+    let val_acc: f64 = metrics_rows(dir.path())[0][5].parse().unwrap();
+    assert!(val_acc > 0.5, "val accuracy {val_acc} after fine-tuning");
+
+    // Another layout than the model's is refused, saying what to change.
+    let mut other = cfg.clone();
+    other.model.widths = vec![16, 32, 64, 128];
+    let info = RunInfo {
+        config: other,
+        commit: None,
+        command: None,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let info = prepare_run(dir.path(), info, false).unwrap();
+    let err = train(
+        &info,
+        TrainRequest {
+            train: &s.train,
+            val: &s.val,
+            run_dir: dir.path(),
+            stop: Arc::new(AtomicBool::new(false)),
+            max_epochs_this_session: None,
+        },
+        &mut Silent,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("architecture") && err.contains("`model`"),
+        "{err}"
+    );
 }
