@@ -591,7 +591,9 @@ mod tests {
     fn direct_3x3_conv_equals_the_definition() {
         // 3x3 layers take the direct path on AVX2 CPUs: sizes that leave partial tiles of 6
         // pixels, partial blocks of 16 channels (MTCNN's 10 and 28), both strides, with and
-        // without padding, the emotion ResNet's own shapes, and a batch.
+        // without padding, the emotion ResNet's own shapes, and a batch. Stride 1 with up to
+        // 4 input channels and an even number of outputs runs the pixel-row kernel: groups of
+        // 4 channels and a last one of 2, rows of whole and partial tiles of 24 pixels.
         let mut scratch = Scratch::new();
         let mut y = Tensor::new();
         for (c, o, s, p, n, h, w) in [
@@ -605,6 +607,10 @@ mod tests {
             (3, 10, 1, 0, 2, 17, 12),
             (3, 28, 1, 0, 1, 24, 24),
             (2, 7, 2, 1, 1, 9, 5),
+            (3, 32, 1, 0, 1, 48, 48),
+            (1, 14, 1, 1, 1, 5, 13),
+            (4, 20, 1, 1, 2, 9, 17),
+            (2, 8, 1, 0, 1, 10, 3),
         ] {
             let spec = ConvSpec::new(c, o, 3).stride(s).padding(p);
             assert!(direct::supports(&spec));

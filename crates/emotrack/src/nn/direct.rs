@@ -10,8 +10,13 @@
 //! convolution kernel of this kind; `pulp` gives the SIMD without `unsafe` in this crate. On a
 //! CPU without AVX2+FMA, [`conv3x3`] returns `false` and the caller uses the GEMM path.
 //!
-//! The large layers run at 60-80 GFLOP/s on one core of this project's machine (a 2.45 GHz
-//! Zen 3 peaks at 78); the 3-channel first layers, with few taps per tile, at 35-55.
+//! Stride-1 layers with at most 4 input channels (MTCNN's RGB first layers: 27 taps per tile,
+//! 10 or 28 output channels) turn the tile around: 24 pixels of a row (three vectors) by 4
+//! output channels, from weights packed `[in][ky][kx][out]`, so no channel is padded to 16.
+//!
+//! The large layers run at 50-70 GFLOP/s on one core of this project's machine (a 2.45 GHz
+//! Zen 3 peaks at 78; `cargo bench -p emotrack --bench bench_conv`), the 3-channel first
+//! layers at 30-48.
 
 use pulp::f32x8;
 use rayon::prelude::*;
@@ -44,6 +49,25 @@ fn tile_for(ow: usize) -> usize {
 /// Multiply-adds below which a layer's blocks are not worth handing to other threads.
 const PARALLEL_MIN_MACS: usize = 200_000;
 
+/// Input channels up to which a stride-1 layer runs the pixel-row kernel ([`pixel_group`]):
+/// with 27 taps or fewer per tile, the channel-tile kernel spends as much on a tile's set-up
+/// and transposed stores as on its multiply-adds, and rounds 10 or 28 output channels up to
+/// blocks of 16.
+const PIXEL_MAX_IN: usize = 4;
+/// Output channels one tile of the pixel-row kernel computes (a last group may hold 2).
+const PIXEL_GROUP: usize = 4;
+/// Vectors of eight pixels along a row in one tile of the pixel-row kernel: 4 channels x 3
+/// vectors = 12 accumulators, for 3 loads and 4 broadcasts per 12 multiply-adds.
+const PIXEL_VECTORS: usize = 3;
+/// Pixels per vector.
+const LANES: usize = 8;
+
+/// Whether a layer runs the pixel-row kernel: stride 1, at most [`PIXEL_MAX_IN`] input
+/// channels (MTCNN's RGB first layers), an even number of output channels.
+fn pixel_rows(spec: &ConvSpec) -> bool {
+    spec.stride[0] == 1 && spec.in_channels <= PIXEL_MAX_IN && spec.out_channels.is_multiple_of(2)
+}
+
 /// Whether a layer can use [`conv3x3`]: a 3x3 kernel, stride 1 or 2 (the same both ways).
 pub(super) fn supports(spec: &ConvSpec) -> bool {
     spec.kernel == [3, 3]
@@ -54,8 +78,18 @@ pub(super) fn supports(spec: &ConvSpec) -> bool {
 
 /// PyTorch-layout weights `[out][in][3][3]` packed as `[ceil(out / 16)][in][3][3][16]`; a last,
 /// partial block is filled up with zero weights (its extra channels are computed, not stored).
+/// Layers for the pixel-row kernel are packed as `[in][3][3][out]` instead.
 pub(super) fn pack(weight: &[f32], spec: &ConvSpec) -> Vec<f32> {
     let (c, o) = (spec.in_channels, spec.out_channels);
+    if pixel_rows(spec) {
+        let mut packed = vec![0.0; c * 9 * o];
+        for (oc, filter) in weight.chunks_exact(c * 9).enumerate() {
+            for (tap, &w) in filter.iter().enumerate() {
+                packed[tap * o + oc] = w;
+            }
+        }
+        return packed;
+    }
     let mut packed = vec![0.0; o.div_ceil(BLOCK) * BLOCK * c * 9];
     for oc in 0..o {
         let (b, j) = (oc / BLOCK, oc % BLOCK);
@@ -85,7 +119,12 @@ pub(super) fn conv3x3(
         let (c, p, s) = (spec.in_channels, spec.padding[0], spec.stride[0]);
         let (oh, ow) = spec.output_size(h, w);
         let ohw = oh * ow;
-        let t = tile_for(ow);
+        let pixels = pixel_rows(spec);
+        let t = if pixels {
+            LANES * PIXEL_VECTORS
+        } else {
+            tile_for(ow)
+        };
         // Zero-padded input, wide enough for the whole tiles the last ones read, written in one
         // pass (zeros around each copied row).
         let pw = (w + 2 * p).max(ow.div_ceil(t) * t * s - s + 3);
@@ -102,6 +141,38 @@ pub(super) fn conv3x3(
         }
         debug_assert_eq!(pad.len(), c * plane);
         let pad = &pad[..];
+        let parallel = spec.out_channels * c * 9 * ohw >= PARALLEL_MIN_MACS;
+        if pixels {
+            let o = spec.out_channels;
+            let group = |(g, yg): (usize, &mut [f32])| {
+                let o0 = g * PIXEL_GROUP;
+                let geometry = (pad, (plane, pw), (oh, ow), (&packed[o0..], o));
+                // One `vectorize` per instance (see below).
+                if yg.len() / ohw == PIXEL_GROUP {
+                    simd.vectorize(
+                        #[inline(always)]
+                        || pixel_group::<PIXEL_GROUP>(simd, c, geometry, yg),
+                    );
+                } else {
+                    simd.vectorize(
+                        #[inline(always)]
+                        || pixel_group::<2>(simd, c, geometry, yg),
+                    );
+                }
+                for (j, out) in yg.chunks_exact_mut(ohw).enumerate() {
+                    finish(o0 + j, out);
+                }
+            };
+            if parallel {
+                y.par_chunks_mut(PIXEL_GROUP * ohw)
+                    .enumerate()
+                    .with_min_len(o.div_ceil(PIXEL_GROUP * rayon::current_num_threads()))
+                    .for_each(group);
+            } else {
+                y.chunks_mut(PIXEL_GROUP * ohw).enumerate().for_each(group);
+            }
+            return true;
+        }
         let block = |(b, (wb, yb)): (usize, (&[[f32; BLOCK]], &mut [f32]))| {
             let geometry = (pad, (plane, pw), (oh, ow), wb);
             // One `vectorize` per instance: a closure choosing among all four was not inlined
@@ -129,7 +200,7 @@ pub(super) fn conv3x3(
             }
         };
         let (weights, _) = packed.as_chunks::<BLOCK>();
-        if spec.out_channels * c * 9 * ohw >= PARALLEL_MIN_MACS {
+        if parallel {
             weights
                 .par_chunks_exact(c * 9)
                 .zip(y.par_chunks_mut(BLOCK * ohw))
@@ -153,13 +224,9 @@ pub(super) fn conv3x3(
     false
 }
 
-/// The padded input, its `(plane, row)` strides, the output size and one block's weights.
-type Geometry<'a> = (
-    &'a [f32],
-    (usize, usize),
-    (usize, usize),
-    &'a [[f32; BLOCK]],
-);
+/// The padded input, its `(plane, row)` strides, the output size and the weights `W` of one
+/// block (channel tiles) or group (pixel rows).
+type Geometry<'a, W> = (&'a [f32], (usize, usize), (usize, usize), W);
 
 /// One block of 16 output channels (fewer in a last, partial block): `yb` (`[16][oh][ow]`) from
 /// the padded input, `T` pixels of a row at a time.
@@ -167,7 +234,7 @@ type Geometry<'a> = (
 #[inline(always)]
 fn conv_block<const S: usize, const T: usize>(
     simd: pulp::x86::V3,
-    (pad, (plane, pw), (oh, ow), weights): Geometry<'_>,
+    (pad, (plane, pw), (oh, ow), weights): Geometry<'_, &[[f32; BLOCK]]>,
     yb: &mut [f32],
 ) {
     let ohw = oh * ow;
@@ -277,4 +344,52 @@ fn tile<const S: usize, const T: usize>(
         }
     }
     acc
+}
+
+/// The pixel-row kernel: output channels `0..G` of `yg` (`[G][oh][ow]`) from the padded
+/// input, in tiles of [`PIXEL_VECTORS`] vectors of eight pixels of a row by `G` channels, one
+/// kernel tap at a time: per tap, the tile's input pixels are loaded once and each channel's
+/// weight broadcast once. `weights` starts at this group's first channel of the `[in][3][3][o]`
+/// packing.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn pixel_group<const G: usize>(
+    simd: pulp::x86::V3,
+    c: usize,
+    (pad, (plane, pw), (oh, ow), (weights, o)): Geometry<'_, (&[f32], usize)>,
+    yg: &mut [f32],
+) {
+    const P: usize = PIXEL_VECTORS;
+    let ohw = oh * ow;
+    let taps = [0, 1, 2, pw, pw + 1, pw + 2, 2 * pw, 2 * pw + 1, 2 * pw + 2];
+    let zero = simd.splat_f32x8(0.0);
+    for oy in 0..oh {
+        for ox in (0..ow).step_by(LANES * P) {
+            let mut acc = [[zero; P]; G];
+            for ci in 0..c {
+                let base = ci * plane + oy * pw + ox;
+                for (k, &off) in taps.iter().enumerate() {
+                    // In bounds: the padded rows are sized for whole tiles.
+                    let row: &[f32; LANES * P] = match pad[base + off..][..LANES * P].try_into() {
+                        Ok(row) => row,
+                        Err(_) => unreachable!(),
+                    };
+                    let v: [f32x8; P] = pulp::cast(*row);
+                    let w = &weights[(ci * 9 + k) * o..][..G];
+                    for (a, &w) in acc.iter_mut().zip(w) {
+                        let w = simd.splat_f32x8(w);
+                        for (a, &v) in a.iter_mut().zip(&v) {
+                            *a = simd.mul_add_f32x8(w, v, *a);
+                        }
+                    }
+                }
+            }
+            let valid = (LANES * P).min(ow - ox);
+            let at = oy * ow + ox;
+            for (j, a) in acc.iter().enumerate() {
+                let a: [f32; LANES * P] = pulp::cast(*a);
+                yg[j * ohw + at..][..valid].copy_from_slice(&a[..valid]);
+            }
+        }
+    }
 }
