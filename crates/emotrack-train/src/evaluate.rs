@@ -96,15 +96,10 @@ fn from_parts(
         Backend::Burn => {
             config.validate().map_err(|e| bad(e.to_string()))?;
             let device = Device::flex();
-            let tensors: checkpoint::HostTensors = checkpoint::read_safetensors(bytes)
-                .map_err(bad)?
-                .into_iter()
-                .map(|(k, v)| (crate::export::burn_path(&k), v))
-                .collect();
             let cfg = NetConfig::from_architecture(&config.architecture).ok_or_else(|| {
                 bad("the burn backend runs ResNet models only; use the runtime backend".into())
             })?;
-            let net = crate::export::net_from_tensors(&cfg, &tensors, &device, path)?;
+            let net = crate::export::net_from_exported(&cfg, bytes, &device, path)?;
             use burn::module::Module;
             Inner::Burn {
                 net: Box::new(net.valid()),

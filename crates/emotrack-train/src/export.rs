@@ -175,31 +175,23 @@ pub fn net_from_tensors(
     Ok(net)
 }
 
-/// Loads an exported model (`model.safetensors` with `model.json` beside it, or the JSON
-/// path) into a burn network for evaluation.
-pub fn load_exported(path: &Path, device: &Device) -> Result<(Net, ModelConfig), TrainError> {
-    let (weights, json) = if path.extension().is_some_and(|e| e == "json") {
-        (path.with_extension("safetensors"), path.to_path_buf())
-    } else {
-        (path.to_path_buf(), path.with_extension("json"))
-    };
-    let config: ModelConfig = checkpoint::read_json(&json)?;
-    config.validate().map_err(|e| TrainError::Checkpoint {
-        path: json.clone(),
-        message: e.to_string(),
-    })?;
-    let tensors: HostTensors = checkpoint::load_safetensors(&weights)?
+/// Builds a network of layout `cfg` from an exported model's safetensors bytes (the
+/// runtime's tensor names); `source` names the file in errors.
+pub fn net_from_exported(
+    cfg: &NetConfig,
+    bytes: &[u8],
+    device: &Device,
+    source: &Path,
+) -> Result<Net, TrainError> {
+    let tensors: HostTensors = checkpoint::read_safetensors(bytes)
+        .map_err(|message| TrainError::Checkpoint {
+            path: source.to_path_buf(),
+            message,
+        })?
         .into_iter()
         .map(|(k, v)| (burn_path(&k), v))
         .collect();
-    let cfg = NetConfig::from_architecture(&config.architecture).ok_or_else(|| {
-        TrainError::Checkpoint {
-            path: json.clone(),
-            message: "burn builds ResNet models only; this config describes an ONNX graph".into(),
-        }
-    })?;
-    let net = net_from_tensors(&cfg, &tensors, device, &weights)?;
-    Ok((net.valid(), config))
+    net_from_tensors(cfg, &tensors, device, source)
 }
 
 #[cfg(test)]

@@ -584,23 +584,17 @@ fn fresh_session(
 /// The trained model at `path` as the starting point of a run whose layout is `net`.
 fn initial_weights(net: &NetConfig, path: &Path, device: &Device) -> Result<Net, TrainError> {
     let (bytes, config) = crate::evaluate::model_bytes(path)?;
-    let bad = |message: String| TrainError::Checkpoint {
-        path: path.to_path_buf(),
-        message,
-    };
     if config.architecture != net.architecture() {
-        return Err(bad(format!(
-            "init: this model's architecture ({}) is not the run's `model`; set `model` to \
+        return Err(TrainError::Checkpoint {
+            path: path.to_path_buf(),
+            message: format!(
+                "init: this model's architecture ({}) is not the run's `model`; set `model` to \
              the same layout to fine-tune it",
-            serde_json::to_string(&config.architecture).unwrap_or_default()
-        )));
+                serde_json::to_string(&config.architecture).unwrap_or_default()
+            ),
+        });
     }
-    let tensors: checkpoint::HostTensors = checkpoint::read_safetensors(&bytes)
-        .map_err(bad)?
-        .into_iter()
-        .map(|(k, v)| (crate::export::burn_path(&k), v))
-        .collect();
-    crate::export::net_from_tensors(net, &tensors, device, path)
+    crate::export::net_from_exported(net, &bytes, device, path)
 }
 
 fn append_metrics(run_dir: &Path, e: &EpochSummary) -> Result<(), TrainError> {
