@@ -125,22 +125,28 @@ pub(super) fn conv3x3(
         } else {
             tile_for(ow)
         };
-        // Zero-padded input, wide enough for the whole tiles the last ones read, written in one
-        // pass (zeros around each copied row).
-        let pw = (w + 2 * p).max(ow.div_ceil(t) * t * s - s + 3);
-        let plane = (h + 2 * p) * pw;
-        pad.clear();
-        pad.reserve(c * plane);
-        for channel in x.chunks_exact(h * w) {
-            pad.resize(pad.len() + p * pw + p, 0.0);
-            for row in channel.chunks_exact(w) {
-                pad.extend_from_slice(row);
-                pad.resize(pad.len() + pw - w, 0.0);
+        // A row's last tile is moved left to end at the row's end (see `tile_start`), so an
+        // unpadded layer with rows of at least one tile reads its input in place. Otherwise
+        // the tiles read a zero-padded copy, wide enough for whole tiles, written in one pass
+        // (zeros around each copied row).
+        let (pad, (plane, pw)) = if p == 0 && ow >= t {
+            (x, (h * w, w))
+        } else {
+            let pw = (w + 2 * p).max(ow.div_ceil(t) * t * s - s + 3);
+            let plane = (h + 2 * p) * pw;
+            pad.clear();
+            pad.reserve(c * plane);
+            for channel in x.chunks_exact(h * w) {
+                pad.resize(pad.len() + p * pw + p, 0.0);
+                for row in channel.chunks_exact(w) {
+                    pad.extend_from_slice(row);
+                    pad.resize(pad.len() + pw - w, 0.0);
+                }
+                pad.resize(pad.len() + p * pw - p, 0.0);
             }
-            pad.resize(pad.len() + p * pw - p, 0.0);
-        }
-        debug_assert_eq!(pad.len(), c * plane);
-        let pad = &pad[..];
+            debug_assert_eq!(pad.len(), c * plane);
+            (&pad[..], (plane, pw))
+        };
         let parallel = spec.out_channels * c * 9 * ohw >= PARALLEL_MIN_MACS;
         if pixels {
             let o = spec.out_channels;
@@ -228,6 +234,15 @@ pub(super) fn conv3x3(
 /// block (channel tiles) or group (pixel rows).
 type Geometry<'a, W> = (&'a [f32], (usize, usize), (usize, usize), W);
 
+/// Where the tile for output pixels from `ox` of a row of `ow` starts: at `ox`, except that a
+/// row's last tile, when it would run past the row's end, is moved left to end there (it
+/// recomputes a few pixels of the tile before it, with the same values). A row narrower than
+/// one tile starts at 0 and reads a padded copy.
+#[inline(always)]
+fn tile_start(ox: usize, ow: usize, t: usize) -> usize {
+    if ow >= t { ox.min(ow - t) } else { ox }
+}
+
 /// One block of 16 output channels (fewer in a last, partial block): `yb` (`[16][oh][ow]`) from
 /// the padded input, `T` pixels of a row at a time.
 #[cfg(target_arch = "x86_64")]
@@ -241,6 +256,7 @@ fn conv_block<const S: usize, const T: usize>(
     let channels = yb.len() / ohw;
     for oy in 0..oh {
         for ox in (0..ow).step_by(T) {
+            let ox = tile_start(ox, ow, T);
             let acc = tile::<S, T>(simd, pad, plane, pw, oy * S * pw + ox * S, weights);
             let valid = T.min(ow - ox);
             let at = oy * ow + ox;
@@ -365,6 +381,7 @@ fn pixel_group<const G: usize>(
     let zero = simd.splat_f32x8(0.0);
     for oy in 0..oh {
         for ox in (0..ow).step_by(LANES * P) {
+            let ox = tile_start(ox, ow, LANES * P);
             let mut acc = [[zero; P]; G];
             for ci in 0..c {
                 let base = ci * plane + oy * pw + ox;
@@ -388,7 +405,13 @@ fn pixel_group<const G: usize>(
             let at = oy * ow + ox;
             for (j, a) in acc.iter().enumerate() {
                 let a: [f32; LANES * P] = pulp::cast(*a);
-                yg[j * ohw + at..][..valid].copy_from_slice(&a[..valid]);
+                let out = &mut yg[j * ohw + at..];
+                // A whole tile is a copy of known length (vector stores, not a `memcpy` call).
+                if valid == LANES * P {
+                    out[..LANES * P].copy_from_slice(&a);
+                } else {
+                    out[..valid].copy_from_slice(&a[..valid]);
+                }
             }
         }
     }
