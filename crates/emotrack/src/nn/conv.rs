@@ -593,9 +593,9 @@ mod tests {
         // pixels, partial blocks of 16 channels (MTCNN's 10 and 28), both strides, with and
         // without padding, the emotion ResNet's own shapes, and a batch. Stride 1 with up to
         // 4 input channels and an even number of outputs runs the pixel-row kernel: groups of
-        // 4 channels and a last one of 2, rows of whole and partial tiles of 24 pixels. Unpadded layers
-        // with rows of at least one tile read their input in place, the last tile of a row
-        // moved left (rows of 13 and 10 pixels in tiles of 6, 46 in tiles of 24).
+        // 4 channels and a last one of 2, rows of whole and partial tiles of 24 pixels.
+        // Unpadded layers with rows of at least one tile read their input in place, the last
+        // tile of a row moved left (rows of 13 and 10 pixels in tiles of 6, 46 in tiles of 24).
         let mut scratch = Scratch::new();
         let mut y = Tensor::new();
         for (c, o, s, p, n, h, w) in [

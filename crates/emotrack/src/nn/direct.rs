@@ -230,9 +230,15 @@ pub(super) fn conv3x3(
     false
 }
 
-/// The padded input, its `(plane, row)` strides, the output size and the weights `W` of one
-/// block (channel tiles) or group (pixel rows).
+/// The input (in place, or its padded copy), its `(plane, row)` strides, the output size and
+/// the weights `W` of one block (channel tiles) or group (pixel rows).
 type Geometry<'a, W> = (&'a [f32], (usize, usize), (usize, usize), W);
+
+/// Offsets of a 3x3 kernel's nine taps in an input whose rows are `pw` apart.
+#[inline(always)]
+fn taps(pw: usize) -> [usize; 9] {
+    [0, 1, 2, pw, pw + 1, pw + 2, 2 * pw, 2 * pw + 1, 2 * pw + 2]
+}
 
 /// Where the tile for output pixels from `ox` of a row of `ow` starts: at `ox`, except that a
 /// row's last tile, when it would run past the row's end, is moved left to end there (it
@@ -244,7 +250,7 @@ fn tile_start(ox: usize, ow: usize, t: usize) -> usize {
 }
 
 /// One block of 16 output channels (fewer in a last, partial block): `yb` (`[16][oh][ow]`) from
-/// the padded input, `T` pixels of a row at a time.
+/// the input, `T` pixels of a row at a time.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn conv_block<const S: usize, const T: usize>(
@@ -345,11 +351,11 @@ fn tile<const S: usize, const T: usize>(
     let zero = simd.splat_f32x8(0.0);
     let mut acc = [[zero; 2]; T];
     let span = (T - 1) * S + 1;
-    let taps = [0, 1, 2, pw, pw + 1, pw + 2, 2 * pw, 2 * pw + 1, 2 * pw + 2];
+    let taps = taps(pw);
     for (ci, wc) in weights.chunks_exact(9).enumerate() {
         let base = ci * plane + start;
         for (w, &off) in wc.iter().zip(&taps) {
-            // In bounds: the padded buffer is sized for whole tiles.
+            // In bounds: a tile ends at its row's end, or reads a copy sized for whole tiles.
             let row = &pad[base + off..base + off + span];
             let [w0, w1]: [f32x8; 2] = pulp::cast(*w);
             for (px, a) in acc.iter_mut().enumerate() {
@@ -362,8 +368,8 @@ fn tile<const S: usize, const T: usize>(
     acc
 }
 
-/// The pixel-row kernel: output channels `0..G` of `yg` (`[G][oh][ow]`) from the padded
-/// input, in tiles of [`PIXEL_VECTORS`] vectors of eight pixels of a row by `G` channels, one
+/// The pixel-row kernel: output channels `0..G` of `yg` (`[G][oh][ow]`) from the input, in
+/// tiles of [`PIXEL_VECTORS`] vectors of eight pixels of a row by `G` channels, one
 /// kernel tap at a time: per tap, the tile's input pixels are loaded once and each channel's
 /// weight broadcast once. `weights` starts at this group's first channel of the `[in][3][3][o]`
 /// packing.
@@ -377,7 +383,7 @@ fn pixel_group<const G: usize>(
 ) {
     const P: usize = PIXEL_VECTORS;
     let ohw = oh * ow;
-    let taps = [0, 1, 2, pw, pw + 1, pw + 2, 2 * pw, 2 * pw + 1, 2 * pw + 2];
+    let taps = taps(pw);
     let zero = simd.splat_f32x8(0.0);
     for oy in 0..oh {
         for ox in (0..ow).step_by(LANES * P) {
@@ -386,7 +392,8 @@ fn pixel_group<const G: usize>(
             for ci in 0..c {
                 let base = ci * plane + oy * pw + ox;
                 for (k, &off) in taps.iter().enumerate() {
-                    // In bounds: the padded rows are sized for whole tiles.
+                    // In bounds: a tile ends at its row's end, or reads a copy sized for
+                    // whole tiles.
                     let row: &[f32; LANES * P] = match pad[base + off..][..LANES * P].try_into() {
                         Ok(row) => row,
                         Err(_) => unreachable!(),
