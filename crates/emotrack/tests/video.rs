@@ -280,14 +280,25 @@ fn detecting_every_third_frame_refinds_the_face_in_between() {
 
 #[test]
 fn the_pipeline_reports_exactly_what_a_frame_by_frame_loop_gives() {
-    // The pipeline searches frame t + 1 for faces while frame t is classified. Done right, that
-    // changes nothing: here the same steps run one frame at a time, by hand, and every report
-    // must match. Haar with detect-every 3 exercises whole-frame passes, searches around known
-    // boxes, and more than one track (it also finds a false face in this clip).
+    // Haar with detect-every 3 exercises whole-frame passes run ahead of the analysis, searches
+    // around known boxes, and more than one track (it also finds a false face in this clip).
+    reports_equal_a_frame_by_frame_loop(3);
+}
+
+#[test]
+fn searching_two_frames_at_once_changes_no_report() {
+    // With every frame searched whole, the pipeline searches two frames at once.
+    reports_equal_a_frame_by_frame_loop(1);
+}
+
+/// The pipeline searches frames ahead of the analysis, and around known faces on frame t + 1
+/// while frame t is classified. Done right, that changes nothing: here the same steps run one
+/// frame at a time, by hand, and every report must match.
+fn reports_equal_a_frame_by_frame_loop(every: usize) {
     let input = open_file(&fer_clip()).expect("opens");
     let analyzer = analyzer(DetectorKind::Haar);
     let config = PipelineConfig {
-        detect_every: 3,
+        detect_every: every as u32,
         ..PipelineConfig::default()
     };
     let (stats, reports) = run(&analyzer, &input, config, None, None);
@@ -300,7 +311,7 @@ fn the_pipeline_reports_exactly_what_a_frame_by_frame_loop_gives() {
     let mut n = 0;
     let mut ids_seen = std::collections::BTreeSet::new();
     while decoder.read_into(&mut frame).expect("decodes") {
-        let detections = if n % 3 == 0 {
+        let detections = if n % every == 0 {
             analyzer.detector().detect(&frame)
         } else {
             let known: Vec<_> = tracker
@@ -332,7 +343,7 @@ fn the_pipeline_reports_exactly_what_a_frame_by_frame_loop_gives() {
             .collect();
         expected.sort_by_key(|e| e.0);
         let report = &reports[n];
-        assert_eq!(report.detected, n % 3 == 0, "frame {n}");
+        assert_eq!(report.detected, n % every == 0, "frame {n}");
         let got: Vec<_> = report
             .faces
             .iter()

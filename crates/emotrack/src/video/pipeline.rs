@@ -1,5 +1,6 @@
-//! The staged pipeline: decode → analyse (detect, classify, track) → output, each stage on its
-//! own thread, joined by bounded channels.
+//! The staged pipeline: decode → search (whole-frame face detection) → analyse (faces around
+//! known ones, classify, track) → output, each stage on its own thread, joined by bounded
+//! channels.
 //!
 //! * Files: every frame, in order; the channels hold a couple of frames so the stages overlap
 //!   and a slow stage slows the others down (back pressure) instead of filling memory.
@@ -7,9 +8,11 @@
 //!   frames over through a one-slot mailbox where the newest frame replaces a stale one: at
 //!   most one frame waits, and the analysis always works on the latest picture.
 //!
-//! Inside the analysis stage, frame `t + 1` is searched for faces while frame `t` is classified
-//! (the search needs only the tracker's boxes, never the emotions), so the two steps share the
-//! cores; the reports are exactly those of a one-frame-at-a-time loop.
+//! The whole-frame searches depend on nothing but the frame, so they run ahead of the analysis
+//! (two frames at once when every frame is searched). Inside the analysis stage, frame `t + 1`
+//! is searched around the known faces while frame `t` is classified (that search needs only the
+//! tracker's boxes, never the emotions). All of it shares the cores through the rayon pool, and
+//! the reports are exactly those of a one-frame-at-a-time loop.
 //!
 //! Frame buffers go back from the output stage to the decoder, so the per-frame path does not
 //! allocate images after the first few frames.
@@ -38,6 +41,9 @@ const SEARCHED_MISSES: u32 = 1;
 
 /// Frames a file's decode and output channels hold: enough for the stages to overlap.
 const QUEUE_FRAMES: usize = 2;
+
+/// Most frames the search stage may run ahead of the analysis (files).
+const MAX_AHEAD: usize = 8;
 
 /// How often the watchdog checks for Ctrl-C and stalled sources.
 const WATCH_INTERVAL: Duration = Duration::from_millis(20);
@@ -117,7 +123,7 @@ pub struct FrameReport {
 pub struct StageTimes {
     /// Waiting for ffmpeg's decoded frames.
     pub decode: Duration,
-    /// Face detection.
+    /// Face detection (the whole-frame searches run on their own stage, beside the others).
     pub detect: Duration,
     /// Emotion classification (crops and CNN).
     pub classify: Duration,
@@ -171,41 +177,61 @@ struct Frame {
     image: RgbImage,
 }
 
-/// The decode → analysis link: a bounded queue (files) or a newest-wins slot (live).
-enum FrameTx {
-    Queue(mpsc::SyncSender<Frame>),
-    Latest(LatestSender<Frame>),
+/// A frame on its way from the search stage to the analysis: the faces found on the whole
+/// frame when it was one to search whole (see [`PipelineConfig::detect_every`]), and how long
+/// that took.
+struct Searched {
+    frame: Frame,
+    whole: Option<Vec<Detection>>,
+    took: Duration,
 }
 
-enum FrameRx {
-    Queue(mpsc::Receiver<Frame>),
-    Latest(LatestReceiver<Frame>),
+/// A link between two stages: a bounded queue (files) or a newest-wins slot (live).
+enum LinkTx<T> {
+    Queue(mpsc::SyncSender<T>),
+    Latest(LatestSender<T>),
 }
 
-impl FrameTx {
-    /// Ok(Some(stale frame)) when a live frame was replaced; Err when the receiver is gone.
-    fn send(&self, frame: Frame) -> std::result::Result<Option<Frame>, ()> {
+enum LinkRx<T> {
+    Queue(mpsc::Receiver<T>),
+    Latest(LatestReceiver<T>),
+}
+
+/// A link for a live source (newest wins) or a file (a queue of `capacity` items).
+fn link<T>(live: bool, capacity: usize) -> (LinkTx<T>, LinkRx<T>) {
+    if live {
+        let (tx, rx) = latest();
+        (LinkTx::Latest(tx), LinkRx::Latest(rx))
+    } else {
+        let (tx, rx) = mpsc::sync_channel(capacity);
+        (LinkTx::Queue(tx), LinkRx::Queue(rx))
+    }
+}
+
+impl<T> LinkTx<T> {
+    /// Ok(Some(stale item)) when a live item was replaced; Err when the receiver is gone.
+    fn send(&self, item: T) -> std::result::Result<Option<T>, ()> {
         match self {
-            FrameTx::Queue(tx) => tx.send(frame).map(|()| None).map_err(|_| ()),
-            FrameTx::Latest(tx) => tx.send(frame).map_err(|_| ()),
+            LinkTx::Queue(tx) => tx.send(item).map(|()| None).map_err(|_| ()),
+            LinkTx::Latest(tx) => tx.send(item).map_err(|_| ()),
         }
     }
 }
 
-impl FrameRx {
-    fn recv(&self) -> Option<Frame> {
+impl<T> LinkRx<T> {
+    fn recv(&self) -> Option<T> {
         match self {
-            FrameRx::Queue(rx) => rx.recv().ok(),
-            FrameRx::Latest(rx) => rx.recv(),
+            LinkRx::Queue(rx) => rx.recv().ok(),
+            LinkRx::Latest(rx) => rx.recv(),
         }
     }
 
-    /// The next frame if it is at hand: a file's next frame (waiting for the decoder, which
-    /// runs ahead), a live source's only if one is already waiting.
-    fn next_at_hand(&self) -> Option<Frame> {
+    /// The next item if it is at hand: a file's next item (waiting for the stage before,
+    /// which runs ahead), a live source's only if one is already waiting.
+    fn next_at_hand(&self) -> Option<T> {
         match self {
-            FrameRx::Queue(rx) => rx.recv().ok(),
-            FrameRx::Latest(rx) => rx.try_recv(),
+            LinkRx::Queue(rx) => rx.recv().ok(),
+            LinkRx::Latest(rx) => rx.try_recv(),
         }
     }
 }
@@ -266,13 +292,11 @@ impl<'a> VideoPipeline<'a> {
         let start = Instant::now();
         let halt = AtomicBool::new(false);
         let decode_done = AtomicBool::new(false);
-        let (frame_tx, frame_rx) = if live {
-            let (tx, rx) = latest();
-            (FrameTx::Latest(tx), FrameRx::Latest(rx))
-        } else {
-            let (tx, rx) = mpsc::sync_channel(QUEUE_FRAMES);
-            (FrameTx::Queue(tx), FrameRx::Queue(rx))
-        };
+        let (frame_tx, frame_rx) = link(live, QUEUE_FRAMES);
+        // Room for the frames between two whole-frame searches, so the search of the next one
+        // runs while they are analysed.
+        let ahead = (self.config.detect_every as usize).clamp(QUEUE_FRAMES, MAX_AHEAD);
+        let (searched_tx, searched_rx) = link(live, ahead);
         let (report_tx, report_rx) =
             mpsc::sync_channel::<(Frame, FrameReport)>(if live { 1 } else { QUEUE_FRAMES });
         let (recycle_tx, recycle_rx) = mpsc::channel::<RgbImage>();
@@ -280,7 +304,7 @@ impl<'a> VideoPipeline<'a> {
         let mut output_error = None;
         let mut output_time = Duration::ZERO;
         let mut analysed = 0u64;
-        let (decode, analysis) = std::thread::scope(|s| {
+        let (decode, search, analysis) = std::thread::scope(|s| {
             let decoder = &decoder;
             let (halt, decode_done) = (&halt, &decode_done);
             // Watchdog: Ctrl-C and stalled sources kill ffmpeg, which unblocks the decoder.
@@ -299,7 +323,10 @@ impl<'a> VideoPipeline<'a> {
                 let _done = SetOnDrop(decode_done);
                 decode_stage(decoder, input, live, frame_tx, &recycle_rx, stop, halt)
             });
-            let analysis = s.spawn(|| self.analysis_stage(&mut tracker, frame_rx, report_tx, halt));
+            let stale = recycle_tx.clone();
+            let search = s.spawn(move || self.search_stage(frame_rx, searched_tx, &stale, halt));
+            let analysis =
+                s.spawn(|| self.analysis_stage(&mut tracker, searched_rx, report_tx, halt));
             for (mut frame, report) in report_rx.iter() {
                 let t = Instant::now();
                 let result = output(&mut frame.image, &report);
@@ -314,11 +341,13 @@ impl<'a> VideoPipeline<'a> {
             }
             drop(report_rx);
             let decode = decode.join();
+            let search = search.join();
             let analysis = analysis.join();
-            (decode, analysis)
+            (decode, search, analysis)
         });
         let exit = decoder.finish();
         let decode = decode.map_err(|_| internal("the decoding thread panicked"))?;
+        let search_dropped = search.map_err(|_| internal("the search thread panicked"))?;
         let mut stages = analysis.map_err(|_| internal("the analysis thread panicked"))?;
         if let Some(e) = output_error {
             return Err(e);
@@ -371,7 +400,7 @@ impl<'a> VideoPipeline<'a> {
         Ok(RunStats {
             decoded: decode.frames,
             analysed,
-            dropped: decode.dropped,
+            dropped: decode.dropped + search_dropped,
             expected: input.expected_frames(),
             end,
             ffmpeg_messages: exit.messages,
@@ -380,29 +409,85 @@ impl<'a> VideoPipeline<'a> {
         })
     }
 
-    /// Detection, tracking and classification, one frame after another, in a two-step
-    /// software pipeline: while frame `t` is classified, frame `t + 1` is already being
-    /// searched for faces (`rayon::join`, so the two share the cores). The search only needs
-    /// the tracker's boxes after `t`'s update, never `t`'s emotions, so every report is exactly
-    /// what a one-frame-at-a-time loop gives.
+    /// The whole-frame face searches, ahead of the analysis: every `detect_every`-th frame is
+    /// searched here (the search depends on nothing but the frame), the others pass through.
+    /// When every frame is searched, two are searched at once (`rayon::join`): one search
+    /// spreads over the cores only in part (MTCNN's small layers and its R-Net and O-Net
+    /// stages run on one), two keep both busy. Returns the frames dropped (live sources).
+    fn search_stage(
+        &self,
+        frames: LinkRx<Frame>,
+        searched: LinkTx<Searched>,
+        recycle: &mpsc::Sender<RgbImage>,
+        halt: &AtomicBool,
+    ) -> u64 {
+        let detector = self.analyzer.detector();
+        let search = |frame: &Frame| detector.detect(&frame.image);
+        let every = u64::from(self.config.detect_every.max(1));
+        let mut dropped = 0;
+        // Index of the next frame among those received.
+        let mut n: u64 = 0;
+        let mut send = |frame: Frame, whole: Option<(Vec<Detection>, Duration)>| {
+            let (whole, took) = match whole {
+                Some((found, took)) => (Some(found), took),
+                None => (None, Duration::ZERO),
+            };
+            match searched.send(Searched { frame, whole, took }) {
+                Ok(Some(stale)) => {
+                    dropped += 1;
+                    let _ = recycle.send(stale.frame.image);
+                    true
+                }
+                Ok(None) => true,
+                Err(()) => false,
+            }
+        };
+        while !halt.load(Ordering::Relaxed) {
+            let Some(frame) = frames.recv() else {
+                break;
+            };
+            let whole = n.is_multiple_of(every);
+            n += 1;
+            let sent = if !whole {
+                send(frame, None)
+            } else if let Some(second) = (every == 1).then(|| frames.next_at_hand()).flatten() {
+                n += 1;
+                // Each frame is charged half the pair's wall time: its share of the stage's.
+                let ((first_found, second_found), took) =
+                    timed(|| rayon::join(|| search(&frame), || search(&second)));
+                send(frame, Some((first_found, took / 2)))
+                    && send(second, Some((second_found, took / 2)))
+            } else {
+                let found = timed(|| search(&frame));
+                send(frame, Some(found))
+            };
+            if !sent {
+                break;
+            }
+        }
+        dropped
+    }
+
+    /// Tracking and classification, one frame after another, with the faces of frames that
+    /// were not searched whole found around the known ones, in a two-step software pipeline:
+    /// while frame `t` is classified, frame `t + 1`'s faces are already being looked for
+    /// (`rayon::join`, so the two share the cores). That needs only the tracker's boxes after
+    /// `t`'s update, never `t`'s emotions, so every report is exactly what a
+    /// one-frame-at-a-time loop gives.
     fn analysis_stage(
         &self,
         tracker: &mut Tracker,
-        frames: FrameRx,
+        frames: LinkRx<Searched>,
         reports: mpsc::SyncSender<(Frame, FrameReport)>,
         halt: &AtomicBool,
     ) -> StageTimes {
         let mut times = StageTimes::default();
         let mut vibes: HashMap<TrackId, (Emotion, String)> = HashMap::new();
-        let every = u64::from(self.config.detect_every.max(1));
-        let whole_frame = |n: u64| n.is_multiple_of(every);
-        let Some(mut frame) = frames.recv() else {
+        let Some(first) = frames.recv() else {
             return times;
         };
-        let (mut detections, took) = timed(|| self.locate(&frame.image, true, &[]));
+        let (mut frame, mut detected, mut detections, took) = self.faces_of(first, &[]);
         times.detect += took;
-        // Index of `frame` among the frames analysed.
-        let mut n: u64 = 0;
         loop {
             if halt.load(Ordering::Relaxed) {
                 break;
@@ -420,18 +505,12 @@ impl<'a> VideoPipeline<'a> {
                     (t.id, d)
                 })
                 .unzip();
-            let next_whole = whole_frame(n + 1);
-            let known = if next_whole {
-                Vec::new()
-            } else {
-                known_boxes(tracker)
-            };
-            let locate_next = |f: &Frame| timed(|| self.locate(&f.image, next_whole, &known));
+            let known = known_boxes(tracker);
             times.track += t0.elapsed();
             let next = frames.next_at_hand();
             let ((faces, classify_time), located) = rayon::join(
                 || timed(|| self.analyzer.classify_detections(&frame.image, &boxes)),
-                || next.as_ref().map(locate_next),
+                || next.map(|s| self.faces_of(s, &known)),
             );
             times.classify += classify_time;
             let t1 = Instant::now();
@@ -441,7 +520,7 @@ impl<'a> VideoPipeline<'a> {
             let report = FrameReport {
                 index: frame.index,
                 time: frame.time,
-                detected: whole_frame(n),
+                detected,
                 faces: self.shown_faces(tracker, &mut vibes),
             };
             times.track += t1.elapsed();
@@ -449,30 +528,37 @@ impl<'a> VideoPipeline<'a> {
                 break;
             }
             // A live source whose next frame was not there yet: wait for it now.
-            let (next, (found, took)) = match (next, located) {
-                (Some(f), Some(l)) => (f, l),
-                _ => {
-                    let Some(f) = frames.recv() else {
+            let located = match located {
+                Some(l) => l,
+                None => {
+                    let Some(s) = frames.recv() else {
                         break;
                     };
-                    let l = locate_next(&f);
-                    (f, l)
+                    self.faces_of(s, &known)
                 }
             };
+            let took;
+            (frame, detected, detections, took) = located;
             times.detect += took;
-            (frame, detections) = (next, found);
-            n += 1;
         }
         times
     }
 
-    /// The faces of a frame: the whole frame searched (`whole`), or only around `known` boxes.
-    fn locate(&self, image: &RgbImage, whole: bool, known: &[BBox]) -> Vec<Detection> {
-        let detector = self.analyzer.detector();
-        if whole {
-            detector.detect(image)
-        } else {
-            detector.detect_near(image, known)
+    /// A frame's faces: those the search stage found on the whole frame, or else those found
+    /// around the `known` boxes; with whether the frame was searched whole and the time taken.
+    fn faces_of(
+        &self,
+        searched: Searched,
+        known: &[BBox],
+    ) -> (Frame, bool, Vec<Detection>, Duration) {
+        let Searched { frame, whole, took } = searched;
+        match whole {
+            Some(found) => (frame, true, found, took),
+            None => {
+                let (found, took) =
+                    timed(|| self.analyzer.detector().detect_near(&frame.image, known));
+                (frame, false, found, took)
+            }
         }
     }
 
@@ -547,7 +633,7 @@ fn decode_stage(
     decoder: &Decoder,
     input: &VideoInput,
     live: bool,
-    frames: FrameTx,
+    frames: LinkTx<Frame>,
     recycle: &mpsc::Receiver<RgbImage>,
     stop: &AtomicBool,
     halt: &AtomicBool,
