@@ -66,7 +66,13 @@ fn scan(
         let win = &sum[base..base + c.span + LANES];
         let sqw = &sq[base..base + c.span + LANES];
         let (good, inv_norm) = normalise(simd, c, win, sqw);
-        let passed = stage(simd, c.stage_stumps(first), first.threshold, win, inv_norm) & good;
+        // Flat windows (no variance, or too little: black bars, plain walls) are rejected
+        // before any stage, as in OpenCV; a group of only those costs no stage at all.
+        let passed = if good == 0 {
+            0
+        } else {
+            stage(simd, c.stage_stumps(first), first.threshold, win, inv_norm) & good
+        };
         // Which positions OpenCV evaluates: after a first-stage rejection (not a flat window)
         // it skips the next one.
         let end = cols.min(start + LANES);

@@ -933,6 +933,21 @@ mod tests {
         assert!(levels.iter().any(|l| l.step == 1) && levels.iter().any(|l| l.step == 2));
     }
 
+    /// A photo with black bars above and below, as the video decoder pads 16:9 frames into
+    /// 4:3: whole groups of flat windows skip the stages, and the scans still agree.
+    #[test]
+    fn letterboxed_photo_scans_the_same_both_ways() {
+        let Some((lanes, photo)) = lanes_and_photo("linzaer_imgs_2.jpg", (480, 270)) else {
+            return;
+        };
+        let mut gray = GrayImage::new(480, 360);
+        image::imageops::replace(&mut gray, &photo, 0, 45);
+        let d = detector(0);
+        let levels = d.pyramid(480, 360, d.sizes());
+        let windows = assert_scans_agree(&d, &gray, &levels, lanes);
+        assert!(windows > 20, "{windows} raw windows");
+    }
+
     /// A frame so wide that a window's offsets outgrow the fixed-size view: both scans fall
     /// back to checked slices and still agree.
     #[test]
