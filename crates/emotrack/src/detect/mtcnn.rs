@@ -22,7 +22,9 @@
 //! Speed: the frame is summed once into a summed-area table, from which every pyramid level and
 //! crop is resampled at four look-ups per value; pyramid levels run in parallel (rayon), crops
 //! are batched per net, and each worker reuses its buffers across calls ([`crate::nn`]
-//! allocates nothing once warm).
+//! allocates nothing once warm). P-Net skips black borders (the video decoder's letterbox
+//! bars): a window of black pixels scores far below the threshold, so only the band of each
+//! level around the picture is computed, with the same proposals.
 
 use std::sync::Mutex;
 
@@ -72,6 +74,9 @@ pub struct Mtcnn {
     max_face: Option<u32>,
     thresholds: [f32; 3],
     factor: f64,
+    /// P-Net's score for a window of black pixels is below the first threshold, so P-Net may
+    /// skip black borders (see [`band`]).
+    skip_black: bool,
     workspaces: Pool<Workspace>,
     /// One summed-area table per concurrent call, the frame's or the crops' surroundings.
     tables: Pool<AreaSums>,
@@ -89,15 +94,21 @@ impl Mtcnn {
     pub fn from_safetensors(config: &DetectorConfig, bytes: &[u8], origin: &str) -> Result<Self> {
         config.validate()?;
         let w = Weights::from_bytes(bytes, origin)?;
+        let pnet = PNet::load(&w)?;
+        let workspaces = Pool::default();
+        // With a margin far above the rounding differences between convolution kernels.
+        let black = workspaces.with(|ws| pnet.black_window_score(ws));
+        let skip_black = black + 1e-3 < config.mtcnn_thresholds[0];
         Ok(Self {
-            pnet: PNet::load(&w)?,
+            pnet,
             rnet: RNet::load(&w)?,
             onet: ONet::load(&w)?,
             min_face: config.min_face,
             max_face: config.max_face,
             thresholds: config.mtcnn_thresholds,
             factor: f64::from(config.mtcnn_factor),
-            workspaces: Pool::default(),
+            skip_black,
+            workspaces,
             tables: Pool::default(),
         })
     }
@@ -117,20 +128,41 @@ impl Mtcnn {
         scales
     }
 
-    /// Stage 1 on one pyramid level: P-Net's proposals, after NMS within the level.
-    fn propose(&self, table: &AreaSums, scale: f64, ws: &mut Workspace) -> Vec<Candidate> {
+    /// Stage 1 on one pyramid level: P-Net's proposals, after NMS within the level. P-Net sees
+    /// only the level's part around `picture` (the table's pixels that are not black), which
+    /// gives the same proposals (see [`band`]).
+    fn propose(
+        &self,
+        table: &AreaSums,
+        picture: Region,
+        scale: f64,
+        ws: &mut Workspace,
+    ) -> Vec<Candidate> {
         let full = table.region();
         let hs = (f64::from(full.h) * scale + 1.0) as usize;
         let wsz = (f64::from(full.w) * scale + 1.0) as usize;
-        ws.input.resize([1, 3, hs, wsz]);
-        table.resize_planar(
+        let (Some(rows), Some(cols)) = (
+            band((picture.y, picture.h), full.h, hs),
+            band((picture.x, picture.w), full.w, wsz),
+        ) else {
+            return Vec::new();
+        };
+        let window = Region {
+            x: cols.0 as u32,
+            y: rows.0 as u32,
+            w: (cols.1 - cols.0) as u32,
+            h: (rows.1 - rows.0) as u32,
+        };
+        ws.input.resize([1, 3, rows.1 - rows.0, cols.1 - cols.0]);
+        table.resize_planar_window(
             full,
-            wsz,
-            hs,
-            PIXEL_OFFSET,
-            PIXEL_SCALE,
+            (wsz, hs),
+            window,
+            (PIXEL_OFFSET, PIXEL_SCALE),
             ws.input.data_mut(),
         );
+        // The band's first output cell is the level's cell `start / 2`.
+        let (y0, x0) = (rows.0 / 2, cols.0 / 2);
         let out = self.pnet.forward(ws);
         let (oh, ow) = (out.h(), out.w());
         let plane = oh * ow;
@@ -143,7 +175,7 @@ impl Mtcnn {
                 let i = y * ow + x;
                 let score = face_probability(d[i], d[plane + i]);
                 if score >= self.thresholds[0] {
-                    let (bx, by) = (x as f32, y as f32);
+                    let (bx, by) = ((x0 + x) as f32, (y0 + y) as f32);
                     candidates.push(Candidate {
                         bbox: [
                             ((PNET_STRIDE * bx + 1.0) / scale).floor(),
@@ -229,10 +261,27 @@ impl Mtcnn {
     /// [`Mtcnn::run`] on the table of a whole image.
     fn cascade(&self, table: &AreaSums, scales: &[f64]) -> Vec<Candidate> {
         let dims = (table.region().w, table.region().h);
+        let picture = if self.skip_black {
+            match table.not_black() {
+                Some(p) => p,
+                // A black frame: every window scores below the threshold.
+                None => return Vec::new(),
+            }
+        } else {
+            Region {
+                x: 0,
+                y: 0,
+                w: dims.0,
+                h: dims.1,
+            }
+        };
         // Stage 1: P-Net on every pyramid level, levels in parallel, results in level order.
         let per_scale: Vec<Vec<Candidate>> = scales
             .par_iter()
-            .map(|&s| self.workspaces.with(|ws| self.propose(table, s, ws)))
+            .map(|&s| {
+                self.workspaces
+                    .with(|ws| self.propose(table, picture, s, ws))
+            })
             .collect();
         let proposals: Vec<Candidate> = per_scale.into_iter().flatten().collect();
         let keep = nms(&proposals, NMS_ACROSS_SCALES, Overlap::Union);
@@ -409,6 +458,29 @@ fn face_probability(not_face: f32, face: f32) -> f32 {
     let max = not_face.max(face);
     let (e0, e1) = ((not_face - max).exp(), (face - max).exp());
     e1 / (e0 + e1)
+}
+
+/// The rows (or columns) `[start, end)` of a pyramid level that P-Net must see when only
+/// `picture = (first, count)` of the image's `image` rows is not black and the level has
+/// `level` rows; `None` when no P-Net window there touches the picture.
+///
+/// Level rows outside the range computed here average black pixels only (area resampling:
+/// row `i` averages image rows `floor(i·image/level) .. ceil((i+1)·image/level)`), so every
+/// P-Net window wholly outside scores the black window's score, which the caller has checked is
+/// below the threshold. The band starts on an even row and, unless it ends with the level, has
+/// an even length: P-Net's stride-2 pooling then pairs the same rows as on the whole level, and
+/// every output cell of the band equals the level's cell `start / 2` further on.
+fn band((first, count): (u32, u32), image: u32, level: usize) -> Option<(usize, usize)> {
+    let reach = PNET_CELL as usize - 1;
+    let (image, first, last) = (image as usize, first as usize, (first + count) as usize);
+    let inside_start = first * level / image;
+    let inside_end = (last * level).div_ceil(image).min(level);
+    let start = inside_start.saturating_sub(reach) & !1;
+    let mut end = (inside_end + reach).min(level);
+    if end < level && (end - start) % 2 == 1 {
+        end += 1;
+    }
+    (end >= start + PNET_CELL as usize && inside_start < inside_end).then_some((start, end))
 }
 
 /// facenet-pytorch's `bbreg`: moves each edge by its regression times the box's (+1) size.
@@ -628,6 +700,15 @@ impl PNet {
         })
     }
 
+    /// The face probability of a 12x12 window of black pixels.
+    fn black_window_score(&self, ws: &mut Workspace) -> f32 {
+        let side = PNET_CELL as usize;
+        ws.input.resize([1, 3, side, side]);
+        ws.input.data_mut().fill((0.0 - PIXEL_OFFSET) * PIXEL_SCALE);
+        let out = self.forward(ws).data();
+        face_probability(out[0], out[1])
+    }
+
     /// `ws.input` `[1, 3, H, W]` → `[1, 6, (H-10)/2, (W-10)/2]`-ish maps: 2 logits, 4 regressions.
     fn forward<'w>(&self, ws: &'w mut Workspace) -> &'w Tensor {
         let Workspace {
@@ -789,6 +870,46 @@ mod tests {
             reg: [0.0; 4],
             landmarks: [0.0; 10],
         }
+    }
+
+    /// A repository photo fitted into `w x h` with black bars (as the video decoder pads).
+    fn letterboxed(name: &str, (w, h): (u32, u32), (pw, ph): (u32, u32)) -> RgbImage {
+        let path = format!(
+            "{}/../../tests/fixtures/photos/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let photo = match image::open(&path) {
+            Ok(img) => img.to_rgb8(),
+            Err(e) => panic!("{path}: {e}"),
+        };
+        let photo = image::imageops::resize(&photo, pw, ph, image::imageops::FilterType::Triangle);
+        let mut frame = RgbImage::new(w, h);
+        let (x, y) = ((w - pw) / 2, (h - ph) / 2);
+        image::imageops::replace(&mut frame, &photo, i64::from(x), i64::from(y));
+        frame
+    }
+
+    #[test]
+    fn skipping_black_bars_changes_no_detection() {
+        let mut det = Mtcnn::embedded(&DetectorConfig::default()).expect("embedded weights load");
+        assert!(
+            det.skip_black,
+            "a black window scores below the first threshold"
+        );
+        // Bars above and below (a 16:9 picture in 4:3), and on all four sides at odd offsets.
+        for frame in [
+            letterboxed("linzaer_imgs_2.jpg", (640, 480), (640, 360)),
+            letterboxed("linzaer_imgs_2.jpg", (501, 397), (377, 301)),
+        ] {
+            let skipping = det.detect(&frame);
+            det.skip_black = false;
+            let whole = det.detect(&frame);
+            det.skip_black = true;
+            assert!(whole.len() >= 2, "the photo has faces: {whole:?}");
+            assert_eq!(skipping, whole);
+        }
+        let black = RgbImage::new(200, 100);
+        assert!(det.detect(&black).is_empty());
     }
 
     #[test]

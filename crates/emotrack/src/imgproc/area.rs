@@ -131,10 +131,42 @@ impl AreaSums {
         scale: f32,
         out: &mut [f32],
     ) {
+        let whole = Region {
+            x: 0,
+            y: 0,
+            w: out_w as u32,
+            h: out_h as u32,
+        };
+        self.resize_planar_window(region, (out_w, out_h), whole, (offset, scale), out);
+    }
+
+    /// [`AreaSums::resize_planar`] computing only `window` of the `out_w x out_h` result
+    /// (`[3, window.h, window.w]` written to `out`): the same values as the window cut from the
+    /// whole result.
+    ///
+    /// # Panics
+    /// If `region` is not inside the summed region, `window` not inside the result, or `out`
+    /// shorter than `3 * window.h * window.w`.
+    pub fn resize_planar_window(
+        &self,
+        region: Region,
+        (out_w, out_h): (usize, usize),
+        window_out: Region,
+        (offset, scale): (f32, f32),
+        out: &mut [f32],
+    ) {
         let (rw, rh) = (region.w as usize, region.h as usize);
-        if rw == 0 || rh == 0 || out_w == 0 || out_h == 0 {
+        let (cols, rows) = (
+            window_out.x as usize..(window_out.x + window_out.w) as usize,
+            window_out.y as usize..(window_out.y + window_out.h) as usize,
+        );
+        if rw == 0 || rh == 0 || cols.is_empty() || rows.is_empty() {
             return;
         }
+        assert!(
+            cols.end <= out_w && rows.end <= out_h,
+            "window {window_out:?} outside the {out_w}x{out_h} result"
+        );
         let table = self.region;
         assert!(
             region.x >= table.x
@@ -143,13 +175,14 @@ impl AreaSums {
                 && region.y + region.h <= table.y + table.h,
             "region {region:?} outside the summed {table:?}"
         );
-        let plane = out_w * out_h;
+        let ww = cols.len();
+        let plane = ww * rows.len();
         assert!(out.len() >= 3 * plane, "output buffer too small");
         let line = (table.w as usize + 1) * 3;
         let (dx, dy) = ((region.x - table.x) as usize, (region.y - table.y) as usize);
         // Each output column's window, as offsets of its first and one-past-last column, and
         // its width.
-        let (columns, widths): (Vec<(usize, usize)>, Vec<f32>) = (0..out_w)
+        let (columns, widths): (Vec<(usize, usize)>, Vec<f32>) = cols
             .map(|ox| {
                 let (x0, x1) = window(ox, rw, out_w);
                 (((dx + x0) * 3, (dx + x1) * 3), (x1 - x0) as f32)
@@ -157,10 +190,10 @@ impl AreaSums {
             .unzip();
         // One output row's window sums, planar. They are exact integers below 2^24 (a window
         // of 255s would need 65 793 pixels to pass it), so exact as `i32` and as `f32`.
-        let mut sums = vec![0i32; 3 * out_w];
+        let mut sums = vec![0i32; 3 * ww];
         let (out_r, rest) = out.split_at_mut(plane);
         let (out_g, out_b) = rest.split_at_mut(plane);
-        for oy in 0..out_h {
+        for (r, oy) in rows.enumerate() {
             let (y0, y1) = window(oy, rh, out_h);
             let top = &self.sums[(dy + y0) * line..][..line];
             let bottom = &self.sums[(dy + y1) * line..][..line];
@@ -170,26 +203,56 @@ impl AreaSums {
                         .wrapping_sub(bottom[x0 + c])
                         .wrapping_sub(top[x1 + c])
                         .wrapping_add(top[x0 + c]);
-                    sums[c * out_w + ox] = sum as i32;
+                    sums[c * ww + ox] = sum as i32;
                 }
             }
             // The mean is `sum / kh / kw` in f32, PyTorch's order of operations; this pass
             // vectorises.
             let kh = (y1 - y0) as f32;
-            let row = oy * out_w..(oy + 1) * out_w;
+            let row = r * ww..(r + 1) * ww;
             for (channel, sums) in [
                 &mut out_r[row.clone()],
                 &mut out_g[row.clone()],
                 &mut out_b[row],
             ]
             .into_iter()
-            .zip(sums.chunks_exact(out_w))
+            .zip(sums.chunks_exact(ww))
             {
                 for ((o, &sum), &kw) in channel.iter_mut().zip(sums).zip(&widths) {
                     *o = (sum as f32 / kh / kw - offset) * scale;
                 }
             }
         }
+    }
+
+    /// The smallest part of the summed region holding every pixel that is not black (0, 0, 0),
+    /// relative to the summed region; `None` when all of it is black. Letterboxed frames (the
+    /// video decoder's black bars) give the picture between the bars.
+    pub fn not_black(&self) -> Option<Region> {
+        let (w, h) = (self.region.w as usize, self.region.h as usize);
+        let line = (w + 1) * 3;
+        let at = |y: usize, x: usize| &self.sums[y * line + x * 3..][..3];
+        // Pixels are never negative, so a row or column is black when its sums are 0.
+        let zero = |a: &[u32], b: &[u32], c: &[u32], d: &[u32]| {
+            (0..3).all(|k| {
+                d[k].wrapping_sub(c[k])
+                    .wrapping_sub(b[k])
+                    .wrapping_add(a[k])
+                    == 0
+            })
+        };
+        let row_black = |y: usize| zero(at(y, 0), at(y, w), at(y + 1, 0), at(y + 1, w));
+        let column_black = |x: usize| zero(at(0, x), at(0, x + 1), at(h, x), at(h, x + 1));
+        let top = (0..h).find(|&y| !row_black(y))?;
+        let bottom = (0..h).rev().find(|&y| !row_black(y)).unwrap_or(top);
+        let left = (0..w).find(|&x| !column_black(x)).unwrap_or(0);
+        let right = (0..w).rev().find(|&x| !column_black(x)).unwrap_or(left);
+        Some(Region {
+            x: left as u32,
+            y: top as u32,
+            w: (right + 1 - left) as u32,
+            h: (bottom + 1 - top) as u32,
+        })
     }
 }
 
@@ -212,6 +275,66 @@ mod tests {
         let mut table = AreaSums::default();
         table.fill(img, region);
         table
+    }
+
+    #[test]
+    fn the_picture_between_black_bars_is_found() {
+        let mut img = RgbImage::new(9, 7);
+        img.put_pixel(2, 1, image::Rgb([0, 0, 1]));
+        img.put_pixel(6, 4, image::Rgb([5, 0, 0]));
+        let table = sums(&img, Region::full(&img));
+        let expected = Region {
+            x: 2,
+            y: 1,
+            w: 5,
+            h: 4,
+        };
+        assert_eq!(table.not_black(), Some(expected));
+        // Relative to the summed region.
+        let inner = Region {
+            x: 1,
+            y: 1,
+            w: 7,
+            h: 5,
+        };
+        let part = sums(&img, inner);
+        assert_eq!(part.not_black().map(|r| (r.x, r.y)), Some((1, 0)));
+        let black = RgbImage::new(4, 3);
+        assert_eq!(sums(&black, Region::full(&black)).not_black(), None);
+    }
+
+    #[test]
+    fn a_window_of_the_result_equals_the_same_window_cut_from_it() {
+        let img = image(37, 23);
+        let table = sums(&img, Region::full(&img));
+        let (ow, oh) = (17, 11);
+        let mut whole = vec![0.0; 3 * ow * oh];
+        table.resize_planar(Region::full(&img), ow, oh, 127.5, 0.0078125, &mut whole);
+        let window = Region {
+            x: 3,
+            y: 2,
+            w: 9,
+            h: 6,
+        };
+        let mut part = vec![0.0; 3 * 9 * 6];
+        table.resize_planar_window(
+            Region::full(&img),
+            (ow, oh),
+            window,
+            (127.5, 0.0078125),
+            &mut part,
+        );
+        for c in 0..3 {
+            for y in 0..6 {
+                for x in 0..9 {
+                    assert_eq!(
+                        part[(c * 6 + y) * 9 + x],
+                        whole[(c * oh + y + 2) * ow + x + 3],
+                        "channel {c}, ({x}, {y})"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
