@@ -427,20 +427,18 @@ impl<'a> VideoPipeline<'a> {
         let mut dropped = 0;
         // Index of the next frame among those received.
         let mut n: u64 = 0;
-        let mut send = |frame: Frame, whole: Option<(Vec<Detection>, Duration)>| {
-            let (whole, took) = match whole {
-                Some((found, took)) => (Some(found), took),
-                None => (None, Duration::ZERO),
-            };
-            match searched.send(Searched { frame, whole, took }) {
-                Ok(Some(stale)) => {
+        // False once the analysis is gone.
+        let mut send = |frame: Frame, whole: Option<Vec<Detection>>, took: Duration| match searched
+            .send(Searched { frame, whole, took })
+        {
+            Ok(stale) => {
+                if let Some(stale) = stale {
                     dropped += 1;
                     let _ = recycle.send(stale.frame.image);
-                    true
                 }
-                Ok(None) => true,
-                Err(()) => false,
+                true
             }
+            Err(()) => false,
         };
         while !halt.load(Ordering::Relaxed) {
             let Some(frame) = frames.recv() else {
@@ -449,17 +447,17 @@ impl<'a> VideoPipeline<'a> {
             let whole = n.is_multiple_of(every);
             n += 1;
             let sent = if !whole {
-                send(frame, None)
+                send(frame, None, Duration::ZERO)
             } else if let Some(second) = (every == 1).then(|| frames.next_at_hand()).flatten() {
                 n += 1;
                 // Each frame is charged half the pair's wall time: its share of the stage's.
                 let ((first_found, second_found), took) =
                     timed(|| rayon::join(|| search(&frame), || search(&second)));
-                send(frame, Some((first_found, took / 2)))
-                    && send(second, Some((second_found, took / 2)))
+                send(frame, Some(first_found), took / 2)
+                    && send(second, Some(second_found), took / 2)
             } else {
-                let found = timed(|| search(&frame));
-                send(frame, Some(found))
+                let (found, took) = timed(|| search(&frame));
+                send(frame, Some(found), took)
             };
             if !sent {
                 break;
