@@ -146,3 +146,16 @@ impl DetectorConfig {
         })
     }
 }
+
+/// A photo from the repository's test fixtures (`tests/fixtures/photos/NAME`).
+#[cfg(test)]
+pub(crate) fn fixture_photo(name: &str) -> image::DynamicImage {
+    let path = format!(
+        "{}/../../tests/fixtures/photos/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    match image::open(&path) {
+        Ok(img) => img,
+        Err(e) => panic!("{path}: {e}"),
+    }
+}

@@ -268,11 +268,11 @@ impl Mtcnn {
                 None => return Vec::new(),
             }
         } else {
+            // The whole table, relative to itself.
             Region {
                 x: 0,
                 y: 0,
-                w: dims.0,
-                h: dims.1,
+                ..table.region()
             }
         };
         // Stage 1: P-Net on every pyramid level, levels in parallel, results in level order.
@@ -874,14 +874,7 @@ mod tests {
 
     /// A repository photo fitted into `w x h` with black bars (as the video decoder pads).
     fn letterboxed(name: &str, (w, h): (u32, u32), (pw, ph): (u32, u32)) -> RgbImage {
-        let path = format!(
-            "{}/../../tests/fixtures/photos/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let photo = match image::open(&path) {
-            Ok(img) => img.to_rgb8(),
-            Err(e) => panic!("{path}: {e}"),
-        };
+        let photo = crate::detect::fixture_photo(name).to_rgb8();
         let photo = image::imageops::resize(&photo, pw, ph, image::imageops::FilterType::Triangle);
         let mut frame = RgbImage::new(w, h);
         let (x, y) = ((w - pw) / 2, (h - ph) / 2);

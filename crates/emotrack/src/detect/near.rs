@@ -115,11 +115,7 @@ mod tests {
 
     /// A real photo of four faces, from the repo's fixtures.
     fn photo() -> RgbImage {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../tests/fixtures/photos/linzaer_imgs_2.jpg"
-        );
-        image::open(path).expect("fixture photo").to_rgb8()
+        crate::detect::fixture_photo("linzaer_imgs_2.jpg").to_rgb8()
     }
 
     fn refinds_every_face(kind: DetectorKind) {

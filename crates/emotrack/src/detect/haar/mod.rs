@@ -888,14 +888,8 @@ mod tests {
             eprintln!("SKIPPED: this CPU has no AVX2, so only the scalar scan runs");
             return None;
         };
-        let path = format!(
-            "{}/../../tests/fixtures/photos/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        match image::open(&path) {
-            Ok(img) => Some((Some(lanes), resize_gray(&img.to_luma8(), w, h))),
-            Err(e) => panic!("{path}: {e}"),
-        }
+        let photo = crate::detect::fixture_photo(name).to_luma8();
+        Some((Some(lanes), resize_gray(&photo, w, h)))
     }
 
     /// Scans `levels` of `gray` with `lanes` and one window at a time, asserts that they find
