@@ -3,6 +3,7 @@
 
 mod analyze;
 mod bench;
+mod ensemble;
 mod eval;
 mod export;
 mod inputs;
@@ -32,6 +33,8 @@ enum Command {
     Eval(eval::Args),
     /// Write the emotion classifier as ONNX.
     Export(export::Args),
+    /// Combine trained classifiers into one ensemble model.
+    Ensemble(ensemble::Args),
     /// Measure speed on real media.
     Bench(bench::Args),
     /// Track faces and emotions in a video, webcam, stream or image sequence.
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Export(args) => export::run(args),
+        Command::Ensemble(args) => ensemble::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Video(args) => video::run(args),
     };

@@ -144,7 +144,7 @@ fn report_skipped(split: &str, data: &emotrack_train::Dataset) {
 }
 
 /// `git rev-parse HEAD` (plus `-dirty` when tracked files changed), if git is available.
-fn git_commit() -> Option<String> {
+pub(crate) fn git_commit() -> Option<String> {
     let git = |args: &[&str]| {
         std::process::Command::new("git")
             .args(args)

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use burn::module::Module;
 use burn::tensor::Device;
 use emotrack::Emotion;
-use emotrack::classify::{ModelConfig, ModelProvenance};
+use emotrack::classify::{Architecture, ModelConfig, ModelProvenance};
 
 use crate::checkpoint::{
     self, BEST_INFO, BEST_WEIGHTS, BestInfo, CONFIG_FILE, HostTensors, LoopState, RunInfo,
@@ -192,6 +192,75 @@ pub fn net_from_exported(
         .map(|(k, v)| (burn_path(&k), v))
         .collect();
     net_from_tensors(cfg, &tensors, device, source)
+}
+
+/// An ensemble of trained models (each a `.safetensors` file with its `.json`, a run folder or
+/// a checkpoint folder, as [`crate::evaluate::model_bytes`] takes them): one weights file
+/// holding member `i`'s tensors under `members.{i}.` in float16, and its config. The runtime
+/// averages the members' logits. Every member must be a ResNet with the same input size,
+/// classes and normalisation.
+pub fn ensemble(members: &[PathBuf]) -> Result<(Vec<u8>, ModelConfig), TrainError> {
+    if members.len() < 2 {
+        return Err(TrainError::Config(
+            "an ensemble needs at least two models".into(),
+        ));
+    }
+    let mut tensors = HostTensors::new();
+    let mut layouts = Vec::new();
+    let mut notes = Vec::new();
+    let mut first: Option<ModelConfig> = None;
+    for (i, path) in members.iter().enumerate() {
+        let bad = |message: String| TrainError::Checkpoint {
+            path: path.clone(),
+            message,
+        };
+        let (bytes, config) = crate::evaluate::model_bytes(path)?;
+        if !matches!(config.architecture, Architecture::Resnet { .. }) {
+            return Err(bad(
+                "only ResNet models (ours, not ONNX graphs or ensembles) can be members".into(),
+            ));
+        }
+        if let Some(f) = &first
+            && (f.input_size != config.input_size
+                || f.classes != config.classes
+                || f.normalization != config.normalization)
+        {
+            return Err(bad(format!(
+                "its input size, classes or normalisation differ from those of {}",
+                members[0].display()
+            )));
+        }
+        for (name, tensor) in checkpoint::read_safetensors(&bytes).map_err(bad)? {
+            tensors.insert(format!("members.{i}.{name}"), tensor);
+        }
+        let p = &config.provenance;
+        notes.push(format!(
+            "{} (val {}; {})",
+            path.display(),
+            p.val_accuracy
+                .map_or_else(|| "unmeasured".into(), |a| format!("{:.2}%", a * 100.0)),
+            p.notes.as_deref().unwrap_or("no notes")
+        ));
+        layouts.push(config.architecture.clone());
+        first.get_or_insert(config);
+    }
+    let bytes = checkpoint::safetensors_bytes_f16(&tensors).map_err(TrainError::Config)?;
+    let Some(first) = first else {
+        return Err(TrainError::Config("no models given".into()));
+    };
+    let config = ModelConfig {
+        architecture: Architecture::Ensemble { members: layouts },
+        provenance: ModelProvenance {
+            notes: Some(format!(
+                "mean logits of {} models, float16: {}",
+                members.len(),
+                notes.join("; ")
+            )),
+            ..ModelProvenance::default()
+        },
+        ..first
+    };
+    Ok((bytes, config))
 }
 
 #[cfg(test)]

@@ -93,7 +93,7 @@ impl NetConfig {
     }
 
     /// The training config matching an exported architecture (dropout is irrelevant there);
-    /// `None` for an architecture burn does not build (an ONNX graph).
+    /// `None` for an architecture burn does not build (an ensemble, an ONNX graph).
     pub fn from_architecture(arch: &Architecture) -> Option<Self> {
         match arch {
             Architecture::Resnet {
@@ -112,7 +112,7 @@ impl NetConfig {
                 bn_eps: f64::from(*bn_eps),
                 ..Self::default()
             }),
-            Architecture::Onnx { .. } => None,
+            Architecture::Ensemble { .. } | Architecture::Onnx { .. } => None,
         }
     }
 

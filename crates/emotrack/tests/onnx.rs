@@ -7,47 +7,11 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use emotrack::classify::{Classifier, ModelConfig, OnnxOutputs};
-use image::GrayImage;
 use prost::Message;
 use tract_onnx::pb;
 
 /// Largest allowed difference between the two runtimes' logits (issue 5: 1e-4).
 const TOLERANCE: f32 = 1e-4;
-
-/// 48x48 gray crops of real pictures: the repo's example photos (always present), and when
-/// the FER-2013 folders are there, the first 10 validation images of every class.
-fn real_crops() -> Vec<GrayImage> {
-    let mut crops: Vec<GrayImage> = [
-        "photos/ageitgey_kit_with_rose.jpg",
-        "photos/linzaer_imgs_2.jpg",
-    ]
-    .iter()
-    .map(|name| {
-        let img = image::open(common::fixture(name)).expect("fixture photo decodes");
-        image::imageops::resize(
-            &img.to_luma8(),
-            48,
-            48,
-            image::imageops::FilterType::Triangle,
-        )
-    })
-    .collect();
-    if let Some(fer) = common::fer2013_dir() {
-        for class in [
-            "angry", "disgust", "fear", "happy", "neutral", "sad", "surprise",
-        ] {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(fer.join("val").join(class))
-                .expect("FER-2013 val class folder")
-                .map(|e| e.expect("dir entry").path())
-                .collect();
-            files.sort();
-            for f in files.iter().take(10) {
-                crops.push(image::open(f).expect("FER image decodes").to_luma8());
-            }
-        }
-    }
-    crops
-}
 
 fn write_model(dir: &Path, name: &str, bytes: &[u8], config: &ModelConfig) -> PathBuf {
     let onnx = dir.join(format!("{name}.onnx"));
@@ -82,7 +46,7 @@ fn exported_model_gives_the_native_outputs_through_tract() {
     let path = write_model(dir.path(), "emotion", &bytes, &config);
     let onnx = Classifier::from_file(&path).expect("the exported model loads");
 
-    let crops = real_crops();
+    let crops = common::real_crops();
     let (a, b) = (native.logits(&crops), onnx.logits(&crops));
     let diff = max_abs_diff(&a, &b);
     eprintln!(
@@ -147,7 +111,7 @@ fn nhwc_graphs_that_end_in_a_softmax_are_run_too() {
     let path = write_model(dir.path(), "keras_like", &model.encode_to_vec(), &config);
     let keras_like = Classifier::from_file(&path).expect("the NHWC softmax model loads");
 
-    let crops = real_crops();
+    let crops = common::real_crops();
     for (x, y) in native
         .classify(&crops)
         .iter()

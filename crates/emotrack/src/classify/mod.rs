@@ -85,6 +85,13 @@ pub enum Architecture {
         #[serde(default = "default_bn_eps")]
         bn_eps: f32,
     },
+    /// Several ResNets over the same input whose logits are averaged: an ensemble, stored in
+    /// one weights file with member `i`'s tensors under `members.{i}.` (float16 keeps two
+    /// members under 5 MB). Made by `emotrack ensemble`.
+    Ensemble {
+        /// The members' layouts, each a `resnet`.
+        members: Vec<Architecture>,
+    },
     /// An ONNX graph (`<name>.onnx`, run with tract), ours from `emotrack export --onnx` or
     /// another tool's. Its input is one grayscale `input_size` square, NCHW `[N, 1, S, S]` or
     /// NHWC `[N, S, S, 1]` (read from the graph); its output holds one value per class.
@@ -168,8 +175,15 @@ impl ModelConfig {
                 self.classes.len()
             )));
         }
-        match &self.architecture {
-            Architecture::Resnet {
+        self.architecture.validate().map_err(bad)
+    }
+}
+
+impl Architecture {
+    /// Checks the layout, saying what is wrong.
+    fn validate(&self) -> std::result::Result<(), String> {
+        match self {
+            Self::Resnet {
                 widths,
                 blocks,
                 strides,
@@ -179,15 +193,39 @@ impl ModelConfig {
                     || widths.len() != blocks.len()
                     || widths.len() != strides.len()
                 {
-                    return Err(bad(
+                    return Err(
                         "resnet widths, blocks and strides must be non-empty and of equal length"
                             .into(),
-                    ));
+                    );
                 }
             }
-            Architecture::Onnx { .. } => {}
+            Self::Ensemble { members } => {
+                if members.len() < 2 {
+                    return Err("an ensemble needs at least two members".into());
+                }
+                for m in members {
+                    if !matches!(m, Self::Resnet { .. }) {
+                        return Err("every ensemble member must be a resnet".into());
+                    }
+                    m.validate()?;
+                }
+            }
+            Self::Onnx { .. } => {}
         }
         Ok(())
+    }
+
+    /// The ResNets this layout runs, with the prefix of each one's tensor names.
+    fn resnets(&self) -> Vec<(String, &Self)> {
+        match self {
+            Self::Resnet { .. } => vec![(String::new(), self)],
+            Self::Ensemble { members } => members
+                .iter()
+                .enumerate()
+                .map(|(i, m)| (format!("members.{i}."), m))
+                .collect(),
+            Self::Onnx { .. } => Vec::new(),
+        }
     }
 }
 
@@ -233,9 +271,11 @@ pub struct Classifier {
 /// What runs the model.
 #[derive(Debug)]
 enum Net {
-    /// Our ResNet on the [`crate::nn`] runtime, with a pool of activation buffers.
+    /// Our ResNet, or an ensemble of them, on the [`crate::nn`] runtime, with a pool of
+    /// activation buffers. An ensemble's heads are scaled by `1 / members` at load time, so the
+    /// sum of the members' outputs is their mean.
     Native {
-        net: Box<resnet::ResNet>,
+        members: Vec<resnet::ResNet>,
         pool: Mutex<Vec<resnet::Buffers>>,
     },
     /// An ONNX graph on tract.
@@ -288,14 +328,21 @@ impl Classifier {
         };
         config.validate().map_err(|e| model_error(e.to_string()))?;
         let net = match config.architecture {
-            Architecture::Resnet { .. } => {
+            Architecture::Resnet { .. } | Architecture::Ensemble { .. } => {
                 let w = Weights::from_bytes(bytes, origin)?;
+                let resnets = config.architecture.resnets();
+                let share = 1.0 / resnets.len() as f32;
+                let members = resnets
+                    .into_iter()
+                    .map(|(prefix, arch)| {
+                        let mut net =
+                            resnet::ResNet::load(&w, &prefix, arch, config.classes.len())?;
+                        net.scale_outputs(share);
+                        Ok(net)
+                    })
+                    .collect::<Result<_>>()?;
                 Net::Native {
-                    net: Box::new(resnet::ResNet::load(
-                        &w,
-                        &config.architecture,
-                        config.classes.len(),
-                    )?),
+                    members,
                     pool: Mutex::new(Vec::new()),
                 }
             }
@@ -334,7 +381,7 @@ impl Classifier {
     /// it as `<name>.json`. Only our ResNet models can be exported.
     #[cfg(feature = "onnx")]
     pub fn to_onnx(&self) -> Result<(Vec<u8>, ModelConfig)> {
-        let Net::Native { net, .. } = &self.net else {
+        let Net::Native { members, .. } = &self.net else {
             return Err(Error::Model {
                 path: self.origin.clone(),
                 message: "is already an ONNX model; copy the .onnx file instead".into(),
@@ -345,7 +392,7 @@ impl Classifier {
             self.config.classes, self.config.normalization.mean, self.config.normalization.std
         );
         let bytes = onnx::export(
-            net,
+            members,
             self.config.input_size as usize,
             self.config.classes.len(),
             &doc,
@@ -399,22 +446,34 @@ impl Classifier {
     /// Raw logits for an already normalised `[N, 1, S, S]` tensor, indexed like [`Emotion::ALL`].
     pub fn logits_of_tensor(&self, x: &Tensor) -> Vec<[f32; 7]> {
         match &self.net {
-            Net::Native { net, pool } => {
-                let mut buf = pool
-                    .lock()
-                    .map(|mut p| p.pop())
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default();
-                let mut out = Tensor::new();
-                net.forward(x, &mut out, &mut buf);
-                if let Ok(mut p) = pool.lock() {
-                    p.push(buf);
+            Net::Native { members, pool } => {
+                // An ensemble's members run side by side on the rayon pool.
+                let outputs: Vec<Tensor> = members
+                    .par_iter()
+                    .map(|net| {
+                        let mut buf = pool
+                            .lock()
+                            .map(|mut p| p.pop())
+                            .ok()
+                            .flatten()
+                            .unwrap_or_default();
+                        let mut out = Tensor::new();
+                        net.forward(x, &mut out, &mut buf);
+                        if let Ok(mut p) = pool.lock() {
+                            p.push(buf);
+                        }
+                        out
+                    })
+                    .collect();
+                let mut sum = vec![[0.0; 7]; x.shape()[0]];
+                for out in &outputs {
+                    for (s, row) in sum.iter_mut().zip(out.data().chunks_exact(7)) {
+                        for (s, v) in s.iter_mut().zip(self.in_emotion_order(row)) {
+                            *s += v;
+                        }
+                    }
                 }
-                out.data()
-                    .chunks_exact(7)
-                    .map(|row| self.in_emotion_order(row))
-                    .collect()
+                sum
             }
             #[cfg(feature = "onnx")]
             Net::Onnx(net) => net

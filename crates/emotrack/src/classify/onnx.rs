@@ -312,12 +312,21 @@ fn value_info(name: &str, dims: &[pb::tensor_shape_proto::dimension::Value]) -> 
     }
 }
 
-/// The ONNX bytes of `net`: input `input` `[N, 1, side, side]` (normalised pixels), output
-/// `logits` `[N, classes]`, batch norms folded into the convolutions.
-pub(crate) fn export(net: &ResNet, side: usize, classes: usize, doc: &str) -> Result<Vec<u8>> {
+/// The ONNX bytes of `nets` (one, or an ensemble's members, whose outputs are summed): input
+/// `input` `[N, 1, side, side]` (normalised pixels), output `logits` `[N, classes]`, batch
+/// norms folded into the convolutions.
+pub(crate) fn export(nets: &[ResNet], side: usize, classes: usize, doc: &str) -> Result<Vec<u8>> {
     use pb::tensor_shape_proto::dimension::Value::{DimParam, DimValue};
     let mut g = GraphBuilder::default();
-    let out = net.write_onnx(&mut g, "input");
+    let mut out: Option<String> = None;
+    for net in nets {
+        let logits = net.write_onnx(&mut g, "input");
+        out = Some(match out {
+            Some(sum) => g.add(&sum, &logits),
+            None => logits,
+        });
+    }
+    let out = out.ok_or_else(|| Error::Config("there is no network to export".into()))?;
     let last = g
         .nodes
         .iter_mut()

@@ -37,8 +37,14 @@ pub(crate) struct Buffers {
 }
 
 impl ResNet {
-    /// Loads the net described by the architecture fields from `w`.
-    pub(crate) fn load(w: &Weights<'_>, arch: &Architecture, classes: usize) -> Result<Self> {
+    /// Loads the net described by the architecture fields from `w`, its tensor names starting
+    /// with `prefix` (empty for a lone model, `members.{i}.` in an ensemble).
+    pub(crate) fn load(
+        w: &Weights<'_>,
+        prefix: &str,
+        arch: &Architecture,
+        classes: usize,
+    ) -> Result<Self> {
         let Architecture::Resnet {
             stem_channels,
             stem_stride,
@@ -56,8 +62,8 @@ impl ResNet {
         let conv3 = |i, o, s| ConvSpec::new(i, o, 3).stride(s).padding(1).no_bias();
         let stem = Conv2d::load_with_batchnorm(
             w,
-            "stem.conv",
-            "stem.bn",
+            &format!("{prefix}stem.conv"),
+            &format!("{prefix}stem.bn"),
             conv3(1, stem_channels, stem_stride),
             bn_eps,
         )?;
@@ -65,7 +71,7 @@ impl ResNet {
         let mut in_ch = stem_channels;
         for (s, ((&width, &count), &stride)) in widths.iter().zip(blocks).zip(strides).enumerate() {
             for b in 0..count {
-                let p = format!("stages.{s}.{b}");
+                let p = format!("{prefix}stages.{s}.{b}");
                 let st = if b == 0 { stride } else { 1 };
                 let conv1 = Conv2d::load_with_batchnorm(
                     w,
@@ -100,12 +106,17 @@ impl ResNet {
                 in_ch = width;
             }
         }
-        let head = Linear::load(w, "head", in_ch, classes)?;
+        let head = Linear::load(w, &format!("{prefix}head"), in_ch, classes)?;
         Ok(Self {
             stem,
             blocks: layers,
             head,
         })
+    }
+
+    /// Multiplies the logits by `factor` (baked into the head).
+    pub(crate) fn scale_outputs(&mut self, factor: f32) {
+        self.head.scale(factor);
     }
 
     /// Writes the net into an ONNX graph reading `input`; returns the logits' name. It walks

@@ -331,6 +331,13 @@ impl Linear {
         &self.bias
     }
 
+    /// Multiplies the outputs by `factor` (weights and bias).
+    pub fn scale(&mut self, factor: f32) {
+        for v in self.weight.iter_mut().chain(&mut self.bias) {
+            *v *= factor;
+        }
+    }
+
     /// Reorders the weight's input columns: afterwards input `i` uses the column that was at
     /// `source[i]`. Use it to bake a fixed permutation of the flattened input into the layer
     /// (e.g. a net that flattens NWHC instead of NCHW) instead of permuting on every call.

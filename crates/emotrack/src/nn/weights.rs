@@ -60,7 +60,8 @@ impl<'a> Weights<'a> {
         Ok(view.shape().to_vec())
     }
 
-    /// The values of a float32 tensor whose shape must equal `expected` (row-major, as stored).
+    /// The values of a float32 or float16 tensor whose shape must equal `expected` (row-major,
+    /// as stored), as float32.
     pub fn tensor(&self, name: &str, expected: &[usize]) -> Result<Vec<f32>> {
         let view = self.tensors.tensor(name).map_err(|_| self.missing(name))?;
         if view.shape() != expected {
@@ -70,17 +71,20 @@ impl<'a> Weights<'a> {
                 view.shape()
             )));
         }
-        if view.dtype() != Dtype::F32 {
-            return Err(self.error(format!(
-                "tensor `{name}` is stored as {:?}; store it as float32",
-                view.dtype()
-            )));
+        let data = view.data();
+        match view.dtype() {
+            Dtype::F32 => Ok(data
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect()),
+            Dtype::F16 => Ok(data
+                .chunks_exact(2)
+                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect()),
+            other => Err(self.error(format!(
+                "tensor `{name}` is stored as {other:?}; store it as float32 or float16"
+            ))),
         }
-        Ok(view
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect())
     }
 
     /// An [`Error::Model`] about this file.
@@ -140,6 +144,32 @@ pub(crate) mod tests {
         let err = w.tensor("b.weight", &[1]).expect_err("missing");
         assert!(matches!(err, Error::Model { .. }));
         assert!(err.to_string().contains("b.weight"));
+    }
+
+    #[test]
+    fn half_precision_tensors_read_as_float32_and_integers_are_refused() {
+        let halves: Vec<u8> = [0.5f32, -2.0, 1.0e-3]
+            .iter()
+            .flat_map(|&x| half::f16::from_f32(x).to_le_bytes())
+            .collect();
+        let ints: Vec<u8> = [1i32, 2].iter().flat_map(|x| x.to_le_bytes()).collect();
+        let views = [
+            (
+                "h",
+                safetensors::tensor::TensorView::new(Dtype::F16, vec![3], &halves).expect("f16"),
+            ),
+            (
+                "i",
+                safetensors::tensor::TensorView::new(Dtype::I32, vec![2], &ints).expect("i32"),
+            ),
+        ];
+        let bytes = safetensors::serialize(views, None).expect("serialisable");
+        let w = Weights::from_bytes(&bytes, "half.safetensors").expect("valid");
+        let h = w.tensor("h", &[3]).expect("f16 is read");
+        assert_eq!(h[..2], [0.5, -2.0]);
+        assert!((h[2] - 1.0e-3).abs() < 1e-6, "{}", h[2]);
+        let msg = w.tensor("i", &[2]).expect_err("i32").to_string();
+        assert!(msg.contains("float32 or float16"), "{msg}");
     }
 
     #[test]

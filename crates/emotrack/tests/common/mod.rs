@@ -62,3 +62,38 @@ pub fn single_thread_pool() -> rayon::ThreadPool {
             std::process::exit(1);
         })
 }
+
+/// 48x48 gray crops of real pictures: the repo's example photos (always present), and when
+/// the FER-2013 folders are there, the first 10 validation images of every class.
+pub fn real_crops() -> Vec<image::GrayImage> {
+    let mut crops: Vec<image::GrayImage> = [
+        "photos/ageitgey_kit_with_rose.jpg",
+        "photos/linzaer_imgs_2.jpg",
+    ]
+    .iter()
+    .map(|name| {
+        let img = image::open(fixture(name)).expect("fixture photo decodes");
+        image::imageops::resize(
+            &img.to_luma8(),
+            48,
+            48,
+            image::imageops::FilterType::Triangle,
+        )
+    })
+    .collect();
+    if let Some(fer) = fer2013_dir() {
+        for class in [
+            "angry", "disgust", "fear", "happy", "neutral", "sad", "surprise",
+        ] {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(fer.join("val").join(class))
+                .expect("FER-2013 val class folder")
+                .map(|e| e.expect("dir entry").path())
+                .collect();
+            files.sort();
+            for f in files.iter().take(10) {
+                crops.push(image::open(f).expect("FER image decodes").to_luma8());
+            }
+        }
+    }
+    crops
+}

@@ -1,0 +1,74 @@
+//! `emotrack ensemble`: combines trained classifiers into one model file whose logits are the
+//! mean of theirs.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use emotrack_train::evaluate::{Backend, load_model};
+use emotrack_train::metrics::evaluate;
+
+use crate::Outcome;
+
+/// Combine trained classifiers into one ensemble model (mean of their logits, float16).
+///
+/// Each member is `<name>.safetensors` (with `<name>.json` beside it), a training run folder (its
+/// best weights) or a checkpoint folder. The result is one `<name>.safetensors` + `<name>.json`
+/// that every command takes as `--model`; it runs every member, so it costs their summed time.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The member models (two or more).
+    #[arg(required = true, num_args = 2..)]
+    models: Vec<PathBuf>,
+    /// Where to write the ensemble's weights (must end in .safetensors; its config is written
+    /// beside it as .json).
+    #[arg(long, value_name = "OUT.safetensors")]
+    out: PathBuf,
+    /// A FER-2013 split folder (e.g. `fer2013/val`): measure the ensemble on it and record its
+    /// accuracy and macro-F1 in the config.
+    #[arg(long)]
+    data: Option<PathBuf>,
+}
+
+/// Runs the subcommand.
+pub fn run(args: Args) -> Result<Outcome> {
+    if args.out.extension().and_then(|e| e.to_str()) != Some("safetensors") {
+        bail!(
+            "{}: the output name must end in .safetensors (its config is written beside it as .json)",
+            args.out.display()
+        );
+    }
+    let (bytes, mut config) = emotrack_train::export::ensemble(&args.models)?;
+    config.provenance.command = Some(std::env::args().collect::<Vec<_>>().join(" "));
+    config.provenance.commit = crate::train::git_commit();
+    let json = args.out.with_extension("json");
+    let write_config = |config: &emotrack::classify::ModelConfig| {
+        emotrack_train::checkpoint::write_json(&json, config)
+    };
+    emotrack_train::checkpoint::write_atomic(&args.out, &bytes)?;
+    write_config(&config)?;
+    // Loading it back checks the file the way every command will read it.
+    let mut model = load_model(&args.out, Backend::Runtime, false)
+        .with_context(|| format!("loading the ensemble back from {}", args.out.display()))?;
+    println!(
+        "wrote {} ({:.2} MB, {} members) and {}",
+        args.out.display(),
+        bytes.len() as f64 / 1e6,
+        args.models.len(),
+        json.display()
+    );
+    if let Some(data) = &args.data {
+        let split = emotrack_train::load_split(data)?;
+        let metrics = evaluate(&mut model, &split, 256);
+        config.provenance.val_accuracy = Some(metrics.accuracy as f32);
+        config.provenance.val_macro_f1 = Some(metrics.macro_f1 as f32);
+        write_config(&config)?;
+        println!(
+            "{}: accuracy {:.2}%, macro-F1 {:.2}% (recorded in {})",
+            data.display(),
+            metrics.accuracy * 100.0,
+            metrics.macro_f1 * 100.0,
+            json.display()
+        );
+    }
+    Ok(Outcome::Success)
+}
