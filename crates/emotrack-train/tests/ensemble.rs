@@ -40,14 +40,6 @@ fn member(dir: &Path, name: &str, head_scale: f32) -> PathBuf {
     path
 }
 
-fn max_abs_diff(a: &[[f32; 7]], b: &[[f32; 7]]) -> f32 {
-    a.iter()
-        .flatten()
-        .zip(b.iter().flatten())
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
 #[test]
 fn an_ensemble_gives_the_mean_of_its_members_logits() {
     let dir = tempfile::tempdir().unwrap();
@@ -68,7 +60,7 @@ fn an_ensemble_gives_the_mean_of_its_members_logits() {
     let mean: Vec<[f32; 7]> = (0..crops.len())
         .map(|i| std::array::from_fn(|c| (members[0][i][c] + members[1][i][c]) / 2.0))
         .collect();
-    let diff = max_abs_diff(&whole, &mean);
+    let diff = common::max_abs_diff(&whole, &mean);
     assert!(diff <= 1e-4, "ensemble vs mean of members: {diff}");
     // Exported as ONNX (one graph, the members' outputs added), it gives the same logits
     // through tract.
@@ -77,10 +69,10 @@ fn an_ensemble_gives_the_mean_of_its_members_logits() {
     std::fs::write(&onnx, graph).unwrap();
     write_json(&onnx.with_extension("json"), &graph_config).unwrap();
     let through_tract = Classifier::from_file(&onnx).unwrap().logits(&crops);
-    let diff = max_abs_diff(&whole, &through_tract);
+    let diff = common::max_abs_diff(&whole, &through_tract);
     assert!(diff <= 1e-4, "native vs ONNX ensemble: {diff}");
     // The members differ (b's logits are twice a's), so dropping either would be noticed.
-    let apart = max_abs_diff(&members[0], &members[1]);
+    let apart = common::max_abs_diff(&members[0], &members[1]);
     assert!(
         apart > 0.1,
         "the members give nearly the same logits ({apart})"

@@ -24,15 +24,6 @@ fn write_model(dir: &Path, name: &str, bytes: &[u8], config: &ModelConfig) -> Pa
     onnx
 }
 
-fn max_abs_diff(a: &[[f32; 7]], b: &[[f32; 7]]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .flatten()
-        .zip(b.iter().flatten())
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
 #[test]
 fn exported_model_gives_the_native_outputs_through_tract() {
     let native = Classifier::embedded().expect("built-in model");
@@ -48,7 +39,7 @@ fn exported_model_gives_the_native_outputs_through_tract() {
 
     let crops = common::real_crops();
     let (a, b) = (native.logits(&crops), onnx.logits(&crops));
-    let diff = max_abs_diff(&a, &b);
+    let diff = common::max_abs_diff(&a, &b);
     eprintln!(
         "max |native - onnx| logit difference over {} crops: {diff:e}",
         crops.len()
@@ -59,7 +50,7 @@ fn exported_model_gives_the_native_outputs_through_tract() {
         crops.len()
     );
     // Not a constant function: different faces get different scores.
-    assert!(a.iter().any(|l| max_abs_diff(&[*l], &a[..1]) > 0.1));
+    assert!(a.iter().any(|l| common::max_abs_diff(&[*l], &a[..1]) > 0.1));
     for (x, y) in native.classify(&crops).iter().zip(onnx.classify(&crops)) {
         assert_eq!(x.top().0, y.top().0);
     }

@@ -97,3 +97,13 @@ pub fn real_crops() -> Vec<image::GrayImage> {
     }
     crops
 }
+
+/// The largest difference between two sets of logits.
+pub fn max_abs_diff(a: &[[f32; 7]], b: &[[f32; 7]]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .flatten()
+        .zip(b.iter().flatten())
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
