@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use emotrack_train::evaluate::{Backend, load_model};
+use emotrack_train::evaluate::{Backend, from_bytes};
 use emotrack_train::metrics::evaluate;
 
 use crate::Outcome;
@@ -40,15 +40,25 @@ pub fn run(args: Args) -> Result<Outcome> {
     let (bytes, mut config) = emotrack_train::export::ensemble(&args.models)?;
     config.provenance.command = Some(std::env::args().collect::<Vec<_>>().join(" "));
     config.provenance.commit = crate::train::git_commit();
+    // Loading it checks the file the way every command will read it, before anything is
+    // written over OUT.
+    let mut model = from_bytes(&bytes, config.clone(), &args.out, Backend::Runtime, false)
+        .context("loading the ensemble")?;
+    if let Some(data) = &args.data {
+        let split = emotrack_train::load_split(data)?;
+        let metrics = evaluate(&mut model, &split, 256);
+        config.provenance.val_accuracy = Some(metrics.accuracy as f32);
+        config.provenance.val_macro_f1 = Some(metrics.macro_f1 as f32);
+        println!(
+            "{}: accuracy {:.2}%, macro-F1 {:.2}%",
+            data.display(),
+            metrics.accuracy * 100.0,
+            metrics.macro_f1 * 100.0,
+        );
+    }
     let json = args.out.with_extension("json");
-    let write_config = |config: &emotrack::classify::ModelConfig| {
-        emotrack_train::checkpoint::write_json(&json, config)
-    };
     emotrack_train::checkpoint::write_atomic(&args.out, &bytes)?;
-    write_config(&config)?;
-    // Loading it back checks the file the way every command will read it.
-    let mut model = load_model(&args.out, Backend::Runtime, false)
-        .with_context(|| format!("loading the ensemble back from {}", args.out.display()))?;
+    emotrack_train::checkpoint::write_json(&json, &config)?;
     println!(
         "wrote {} ({:.2} MB, {} members) and {}",
         args.out.display(),
@@ -56,19 +66,5 @@ pub fn run(args: Args) -> Result<Outcome> {
         args.models.len(),
         json.display()
     );
-    if let Some(data) = &args.data {
-        let split = emotrack_train::load_split(data)?;
-        let metrics = evaluate(&mut model, &split, 256);
-        config.provenance.val_accuracy = Some(metrics.accuracy as f32);
-        config.provenance.val_macro_f1 = Some(metrics.macro_f1 as f32);
-        write_config(&config)?;
-        println!(
-            "{}: accuracy {:.2}%, macro-F1 {:.2}% (recorded in {})",
-            data.display(),
-            metrics.accuracy * 100.0,
-            metrics.macro_f1 * 100.0,
-            json.display()
-        );
-    }
     Ok(Outcome::Success)
 }

@@ -64,7 +64,7 @@ pub fn load_model(
     flip_tta: bool,
 ) -> Result<LoadedModel, TrainError> {
     let (bytes, config) = model_bytes(path)?;
-    from_parts(&bytes, config, path, backend, flip_tta)
+    from_bytes(&bytes, config, path, backend, flip_tta)
 }
 
 /// Loads the model built into the binary on `backend`.
@@ -75,10 +75,11 @@ pub fn load_embedded(backend: Backend, flip_tta: bool) -> Result<LoadedModel, Tr
             path: origin.to_path_buf(),
             message: e.to_string(),
         })?;
-    from_parts(bytes, config, origin, backend, flip_tta)
+    from_bytes(bytes, config, origin, backend, flip_tta)
 }
 
-fn from_parts(
+/// A model from its safetensors bytes and config (`origin` names it in errors) on `backend`.
+pub fn from_bytes(
     bytes: &[u8],
     config: ModelConfig,
     path: &Path,

@@ -205,32 +205,33 @@ pub fn ensemble(members: &[PathBuf]) -> Result<(Vec<u8>, ModelConfig), TrainErro
             "an ensemble needs at least two models".into(),
         ));
     }
+    let loaded = members
+        .iter()
+        .map(|path| crate::evaluate::model_bytes(path).map(|(bytes, config)| (path, bytes, config)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let reference = &loaded[0].2;
     let mut tensors = HostTensors::new();
-    let mut layouts = Vec::new();
     let mut notes = Vec::new();
-    let mut first: Option<ModelConfig> = None;
-    for (i, path) in members.iter().enumerate() {
+    for (i, (path, bytes, config)) in loaded.iter().enumerate() {
         let bad = |message: String| TrainError::Checkpoint {
-            path: path.clone(),
+            path: path.to_path_buf(),
             message,
         };
-        let (bytes, config) = crate::evaluate::model_bytes(path)?;
         if !matches!(config.architecture, Architecture::Resnet { .. }) {
             return Err(bad(
                 "only ResNet models (ours, not ONNX graphs or ensembles) can be members".into(),
             ));
         }
-        if let Some(f) = &first
-            && (f.input_size != config.input_size
-                || f.classes != config.classes
-                || f.normalization != config.normalization)
+        if reference.input_size != config.input_size
+            || reference.classes != config.classes
+            || reference.normalization != config.normalization
         {
             return Err(bad(format!(
                 "its input size, classes or normalisation differ from those of {}",
                 members[0].display()
             )));
         }
-        for (name, tensor) in checkpoint::read_safetensors(&bytes).map_err(bad)? {
+        for (name, tensor) in checkpoint::read_safetensors(bytes).map_err(bad)? {
             tensors.insert(format!("members.{i}.{name}"), tensor);
         }
         let p = &config.provenance;
@@ -241,15 +242,15 @@ pub fn ensemble(members: &[PathBuf]) -> Result<(Vec<u8>, ModelConfig), TrainErro
                 .map_or_else(|| "unmeasured".into(), |a| format!("{:.2}%", a * 100.0)),
             p.notes.as_deref().unwrap_or("no notes")
         ));
-        layouts.push(config.architecture.clone());
-        first.get_or_insert(config);
     }
     let bytes = checkpoint::safetensors_bytes_f16(&tensors).map_err(TrainError::Config)?;
-    let Some(first) = first else {
-        return Err(TrainError::Config("no models given".into()));
-    };
     let config = ModelConfig {
-        architecture: Architecture::Ensemble { members: layouts },
+        architecture: Architecture::Ensemble {
+            members: loaded
+                .iter()
+                .map(|(_, _, c)| c.architecture.clone())
+                .collect(),
+        },
         provenance: ModelProvenance {
             notes: Some(format!(
                 "mean logits of {} models, float16: {}",
@@ -258,7 +259,7 @@ pub fn ensemble(members: &[PathBuf]) -> Result<(Vec<u8>, ModelConfig), TrainErro
             )),
             ..ModelProvenance::default()
         },
-        ..first
+        ..reference.clone()
     };
     Ok((bytes, config))
 }
