@@ -137,39 +137,90 @@ def run_emotrack(a, inputs, logs):
             exe, "analyze", inputs["no_faces"], "--format", "json", "--detector", det], logs)
         res["false_faces"] = sum(len(im["faces"]) for im in json.loads(out))
         r[f"photos:{det}"] = res
-        # Whole-frame detection on every frame (emotrack video's default, like fer), and on every
-        # 5th frame with known faces re-found around their last box in between (--detect-every 5).
-        # Haar also with fer's own detector settings, so both sides scan the same windows.
-        runs = [(1, f"video:{det}", []), (5, f"video:{det}-every5", [])]
-        if det == "haar":
-            runs.append((1, "video:haar-fer-settings", FER_HAAR_FLAGS))
-        for every, key, flags in runs:
-            out, rss, _ = measure(f"emotrack-bench-{key.replace(':', '-')}", [
-                exe, "bench", "video", *inputs["videos"], "--size", "640x480", "--detectors", det,
-                "--detect-every", str(every), *flags, "--json"], logs)
-            r[key] = {"rss_mb": rss, "videos": [
-                {"video": v["video"], "frames": v["frames"], "faces": round(v["faces_per_frame"] * v["frames"]),
-                 "seconds": v["frames"] / v["fps"]} for v in json.loads(out)]}
     return r
+
+
+def emotrack_video_runs(a, inputs):
+    """emotrack's video settings, `{key: argv}`: whole-frame detection on every frame (emotrack
+    video's default, like fer) and on every 5th frame with known faces re-found around their last
+    box in between (--detect-every 5); Haar also with fer's own detector settings, so both sides
+    scan the same windows."""
+    runs = {}
+    for det in ("haar", "mtcnn"):
+        settings = [(1, f"video:{det}", []), (5, f"video:{det}-every5", [])]
+        if det == "haar":
+            settings.append((1, "video:haar-fer-settings", FER_HAAR_FLAGS))
+        for every, key, flags in settings:
+            runs[f"emotrack:{key}"] = [
+                a.emotrack, "bench", "video", *inputs["videos"], "--size", "640x480", "--detectors", det,
+                "--detect-every", str(every), *flags, "--json"]
+    return runs
+
+
+def emotrack_video(out, rss):
+    return {"rss_mb": rss, "videos": [
+        {"video": v["video"], "frames": v["frames"], "faces": round(v["faces_per_frame"] * v["frames"]),
+         "seconds": v["frames"] / v["fps"]} for v in json.loads(out)]}
 
 
 PEER_TASKS = ["accuracy:fer-keras", "accuracy:fer-tflite",
-              "photos:opencv-haar", "photos:facenet-mtcnn", "photos:fer", "photos:fer-mtcnn",
-              "video:fer", "video:fer-mtcnn"]
+              "photos:opencv-haar", "photos:facenet-mtcnn", "photos:fer", "photos:fer-mtcnn"]
+PEER_VIDEO_TASKS = ["video:fer", "video:fer-mtcnn"]
+VIDEO_ORDER = ["emotrack:video:haar", "emotrack:video:haar-every5", "video:fer", "emotrack:video:haar-fer-settings",
+               "emotrack:video:mtcnn", "video:fer-mtcnn", "emotrack:video:mtcnn-every5"]
+
+
+def peers_command(a, inputs):
+    return [sys.executable, HERE / "peers.py", "--val", inputs["val"], "--photos", inputs["photos"],
+            "--no-faces", inputs["no_faces"], "--seconds", a.seconds, "--videos", *inputs["videos"], "--"]
 
 
 def run_peers(a, inputs, logs):
-    """The full run gives each task its own process (its own peak memory); the quick run, one."""
-    common = [sys.executable, HERE / "peers.py", "--val", inputs["val"], "--photos", inputs["photos"],
-              "--no-faces", inputs["no_faces"], "--seconds", a.seconds, "--videos", *inputs["videos"], "--"]
-    groups = [PEER_TASKS] if a.quick else [[t] for t in PEER_TASKS]
+    """The full run gives each task its own process (its own peak memory); the quick run, one
+    process for every task, the video ones included."""
+    groups = [PEER_TASKS + PEER_VIDEO_TASKS] if a.quick else [[t] for t in PEER_TASKS]
     r = {}
     for tasks in groups:
         name = "peers-" + ("all" if len(tasks) > 1 else tasks[0].replace(":", "-"))
-        out, rss, _ = measure(name, [*common, *tasks], logs)
+        out, rss, _ = measure(name, [*peers_command(a, inputs), *tasks], logs)
         for result in json.loads(out):
             r[result["task"]] = {**result, "rss_mb": None if a.quick else rss}
     return r
+
+
+def run_videos(a, inputs, logs):
+    """Every video setting of emotrack and of fer, `a.rounds` times, the tools alternating within
+    each round, so a stretch of slow minutes on this shared machine falls on both sides. Each
+    video's time is the median over the rounds, peak memory the largest."""
+    runs = emotrack_video_runs(a, inputs)
+    if not a.quick:
+        runs.update({t: [*peers_command(a, inputs), t] for t in PEER_VIDEO_TASKS})
+    # Each fer setting next to the emotrack settings it is compared with; every other round in
+    # reverse order.
+    order = [k for k in VIDEO_ORDER if k in runs]
+    assert set(order) == set(runs), "VIDEO_ORDER names every video setting"
+    rounds = {k: [] for k in runs}
+    for i in range(a.rounds):
+        for key in (order if i % 2 == 0 else order[::-1]):
+            name = key.replace(":", "-") + (f"-round{i + 1}" if a.rounds > 1 else "")
+            out, rss, _ = measure(name, runs[key], logs)
+            if key.startswith("emotrack:"):
+                rounds[key].append(emotrack_video(out, rss))
+            else:
+                (result,) = json.loads(out)
+                rounds[key].append({**result, "rss_mb": rss})
+    return {k: median_run(v) for k, v in rounds.items()}
+
+
+def median_run(runs):
+    """One video result from several rounds: each video's median time, the largest peak memory."""
+    videos = []
+    for per_round in zip(*(r["videos"] for r in runs)):
+        seconds = sorted(v["seconds"] for v in per_round)
+        videos.append({**per_round[0], "seconds": seconds[len(seconds) // 2],
+                       "rounds_seconds": [v["seconds"] for v in per_round]})
+    rss = [r["rss_mb"] for r in runs if r["rss_mb"] is not None]
+    return {**runs[0], "videos": videos, "rss_mb": max(rss) if rss else None}
 
 
 # --- the table ----------------------------------------------------------------------------------
@@ -352,8 +403,10 @@ def render(a, inputs, res, seconds):
         "(N = 1, the default: the detector on every whole frame, like fer; N = 5: the whole frame every 5th "
         "frame, each known face re-found around its last box in between); fer: "
         "`detect_emotions` on each frame, frames decoded ahead on a thread by the same ffmpeg command as "
-        "emotrack's. FPS = frames / wall time of the frame loop (models loaded before). Peak RSS: "
-        "`/usr/bin/time -v` of the process (the largest of it and its ffmpeg child).",
+        "emotrack's. FPS = frames / wall time of the frame loop (models loaded before); each video's time is the "
+        f"median of {plural(a.rounds, 'run')}, emotrack's and fer's runs alternating (every other round in "
+        "reverse order), so slow minutes on this shared machine fall on both sides. Peak RSS: "
+        "`/usr/bin/time -v` of the process (the largest of it and its ffmpeg child, over the runs).",
         "",
         "### Targets",
         "",
@@ -385,11 +438,16 @@ def main():
     ap.add_argument("--quick", action="store_true", help="one image per tool, a few crops and frames")
     ap.add_argument("--seconds", type=float, default=2.0, help="minimum timing per photo setting")
     ap.add_argument("--video-seconds", type=float, default=60, help="longer videos are cut to this")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="video runs per setting (median per video); the quick run makes one")
     ap.add_argument("--results", type=Path, help="RESULTS.md to update (full run only)")
     ap.add_argument("--command", default="bench/peers/run.sh", help="the command to name in the results")
     a = ap.parse_args()
     if a.quick:
         a.seconds = 0  # a smoke test: the fewest timed passes
+        a.rounds = 1
+    if a.rounds < 1:
+        ap.error("--rounds must be at least 1")
     start = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="emotrack-peers-"))
     logs = work / "logs"
@@ -400,6 +458,7 @@ def main():
         print("measuring (one process at a time)", file=sys.stderr)
         res = {f"emotrack:{k}": v for k, v in run_emotrack(a, inputs, logs).items()}
         res.update(run_peers(a, inputs, logs))
+        res.update(run_videos(a, inputs, logs))
         check(a, res)
     except (Failed, subprocess.CalledProcessError) as e:
         print(f"compare.py: {e}\n(logs kept in {logs})", file=sys.stderr)

@@ -3,7 +3,8 @@
 # one run on the same data: classifier accuracy on FER-2013 val, faces and time per image on the
 # photos, end-to-end video frames per second, and peak memory.
 #
-#   bench/peers/run.sh           the full run (a few minutes on 2 cores): prints the table and
+#   bench/peers/run.sh           the full run (about 10 min on 2 cores; every video setting three
+#                                times, alternating between the tools): prints the table and
 #                                replaces the peers section of bench/RESULTS.md
 #   bench/peers/run.sh --quick   smoke test (CI): one photo and one no-face image per tool, 21 crops,
 #                                8 video frames, all peers in one process; prints the table, writes
