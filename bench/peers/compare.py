@@ -217,8 +217,7 @@ def median_run(runs):
     videos = []
     for per_round in zip(*(r["videos"] for r in runs)):
         seconds = sorted(v["seconds"] for v in per_round)
-        videos.append({**per_round[0], "seconds": seconds[len(seconds) // 2],
-                       "rounds_seconds": [v["seconds"] for v in per_round]})
+        videos.append({**per_round[0], "seconds": seconds[len(seconds) // 2]})
     rss = [r["rss_mb"] for r in runs if r["rss_mb"] is not None]
     return {**runs[0], "videos": videos, "rss_mb": max(rss) if rss else None}
 
