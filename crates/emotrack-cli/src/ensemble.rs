@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use emotrack_train::evaluate::{Backend, from_bytes};
 use emotrack_train::metrics::evaluate;
+use emotrack_train::tta::Tta;
 
 use crate::Outcome;
 
@@ -42,8 +43,14 @@ pub fn run(args: Args) -> Result<Outcome> {
     config.provenance.commit = crate::train::git_commit();
     // Loading it checks the file the way every command will read it, before anything is
     // written over OUT.
-    let mut model = from_bytes(&bytes, config.clone(), &args.out, Backend::Runtime, false)
-        .context("loading the ensemble")?;
+    let mut model = from_bytes(
+        &bytes,
+        config.clone(),
+        &args.out,
+        Backend::Runtime,
+        Tta::None,
+    )
+    .context("loading the ensemble")?;
     if let Some(data) = &args.data {
         let split = emotrack_train::load_split(data)?;
         let metrics = evaluate(&mut model, &split, 256);

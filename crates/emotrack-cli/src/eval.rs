@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use emotrack_train::evaluate::{Backend, load_embedded, load_model};
 use emotrack_train::metrics::{Metrics, evaluate};
+use emotrack_train::tta::Tta;
 
 use crate::Outcome;
 
@@ -16,6 +17,27 @@ enum Format {
     Text,
     /// The metrics as one JSON object.
     Json,
+}
+
+/// Test-time augmentation: the views of each crop whose probabilities are averaged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum TtaArg {
+    /// The crop and its mirror image (2 views).
+    Flip,
+    /// The centre and four corners, 44 pixels square, each resized to 48 (5 views).
+    FiveCrop,
+    /// The five crops and their mirror images (10 views).
+    TenCrop,
+}
+
+impl From<TtaArg> for Tta {
+    fn from(a: TtaArg) -> Self {
+        match a {
+            TtaArg::Flip => Tta::Flip,
+            TtaArg::FiveCrop => Tta::FiveCrop,
+            TtaArg::TenCrop => Tta::TenCrop,
+        }
+    }
 }
 
 /// Which implementation runs the network.
@@ -31,15 +53,18 @@ enum BackendArg {
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The model: `<name>.safetensors` (with `<name>.json` beside it), a training run folder
-    /// (its best weights) or a run's `checkpoint/` folder (default: the built-in model).
+    /// (its best weights), a run's `checkpoint/` folder, or an ONNX classifier `<name>.onnx`
+    /// (with a sidecar `<name>.json` when it is not one of ours; see `emotrack export`)
+    /// (default: the built-in model).
     #[arg(long)]
     model: Option<PathBuf>,
     /// A FER-2013 split folder with one sub-folder per emotion (e.g. `fer2013/val`).
     #[arg(long)]
     data: PathBuf,
-    /// Average the probabilities of each crop and its mirror image.
-    #[arg(long)]
-    tta: bool,
+    /// Test-time augmentation: average the probabilities of several views of each crop
+    /// (`--tta` alone: flip).
+    #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "flip")]
+    tta: Option<TtaArg>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
@@ -63,14 +88,15 @@ pub struct Args {
 
 /// Runs the subcommand.
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    let tta = args.tta.map_or(Tta::None, Tta::from);
     let backend = match args.backend {
         BackendArg::Runtime => Backend::Runtime,
         BackendArg::Burn => Backend::Burn,
     };
     let mut model = match &args.model {
-        Some(path) => load_model(path, backend, args.tta)
+        Some(path) => load_model(path, backend, tta)
             .with_context(|| format!("loading model {}", path.display()))?,
-        None => load_embedded(backend, args.tta).context("loading the built-in model")?,
+        None => load_embedded(backend, tta).context("loading the built-in model")?,
     };
     let model_name = args
         .model
@@ -99,18 +125,19 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                 Some(m) => m.parent().map(PathBuf::from).unwrap_or_default(),
                 None => PathBuf::new(),
             };
-            dir.join(format!(
-                "confusion-{split}{}.png",
-                if args.tta { "-tta" } else { "" }
-            ))
+            let suffix = match tta {
+                Tta::None => String::new(),
+                t => format!("-tta-{}", t.name()),
+            };
+            dir.join(format!("confusion-{split}{suffix}.png"))
         })
     });
     let mut png_written = None;
     if let Some(path) = &png {
-        let title = format!(
-            "{model_name} on {split}{}",
-            if args.tta { " (flip TTA)" } else { "" }
-        );
+        let title = match tta {
+            Tta::None => format!("{model_name} on {split}"),
+            t => format!("{model_name} on {split} ({})", t.describe()),
+        };
         match emotrack_train::plot::confusion_png(&metrics, &title, path) {
             Ok(()) => png_written = Some(path.clone()),
             Err(e) => eprintln!("warning: confusion matrix PNG not written: {e}"),
@@ -121,7 +148,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             let out = serde_json::json!({
                 "model": model_name,
                 "data": args.data,
-                "flip_tta": args.tta,
+                "tta": tta.name(),
                 "backend": format!("{:?}", args.backend).to_lowercase(),
                 "skipped_images": skipped,
                 "seconds": seconds,
@@ -157,7 +184,10 @@ fn print_text(
     println!(
         "model {model}  data {}{}",
         args.data.display(),
-        if args.tta { "  (flip TTA)" } else { "" }
+        match args.tta.map_or(Tta::None, Tta::from) {
+            Tta::None => String::new(),
+            t => format!("  ({})", t.describe()),
+        }
     );
     println!(
         "{} images{} in {seconds:.1} s",

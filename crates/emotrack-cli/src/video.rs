@@ -58,6 +58,11 @@ pub struct TrackerArgs {
     /// later (8 frames is 0.27 s at 30 fps).
     #[arg(long, value_name = "FRAMES", default_value_t = DEFAULT_WINDOW)]
     pub window: usize,
+    /// Smooth each face's probabilities with an exponential moving average instead of the
+    /// window: ALPHA (0-1] is the newest frame's weight (0.2 reacts about as fast as an
+    /// 8-frame window).
+    #[arg(long, value_name = "ALPHA", conflicts_with = "window")]
+    pub ema: Option<f32>,
     /// Frames a new emotion must lead the smoothed probabilities before the shown label
     /// changes (label hysteresis; 1 = follow at once).
     #[arg(long, value_name = "K", default_value_t = TrackerConfig::default().hysteresis)]
@@ -79,8 +84,11 @@ impl TrackerArgs {
             tracker: TrackerConfig {
                 min_hits: self.min_hits,
                 max_age: self.max_age,
-                scores: ScoreSmoothing::Window {
-                    window: self.window,
+                scores: match self.ema {
+                    Some(alpha) => ScoreSmoothing::Ema { alpha },
+                    None => ScoreSmoothing::Window {
+                        window: self.window,
+                    },
                 },
                 hysteresis: self.hysteresis,
                 iou_threshold: self.iou,

@@ -283,8 +283,36 @@ fn eval_runs_the_built_in_model_by_default() {
     let accuracy = report["metrics"]["accuracy"]
         .as_f64()
         .expect("metrics.accuracy is a number");
-    // The built-in model scores about 64% on val; chance is 1/7.
+    // The built-in model scores about 67% on val; chance is 1/7.
     assert!(accuracy > 0.45, "accuracy {accuracy} on 140 val images");
+    assert_eq!(report["tta"], "none");
+    let count = report["metrics"]["count"].clone();
+
+    // Ten-crop test-time augmentation: ten views of each image, the same count of images.
+    let out = emotrack(&[
+        "eval",
+        "--data",
+        p(&val),
+        "--limit",
+        "140",
+        "--no-png",
+        "--format",
+        "json",
+        "--tta",
+        "ten-crop",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("eval --format json prints JSON");
+    assert_eq!(report["tta"], "ten-crop");
+    assert_eq!(report["metrics"]["count"], count);
+    let tta_accuracy = report["metrics"]["accuracy"]
+        .as_f64()
+        .expect("metrics.accuracy is a number");
+    assert!(
+        tta_accuracy > 0.45,
+        "accuracy {tta_accuracy} with ten-crop TTA"
+    );
 }
 
 #[test]

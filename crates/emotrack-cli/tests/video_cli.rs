@@ -422,6 +422,19 @@ fn bad_flags_and_output_names_are_refused_before_decoding() {
         "{}",
         text(&out.stderr)
     );
+    let out = emotrack(&["video", p(&clip), "--ema", "1.5"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("EMA alpha is 1.5"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = emotrack(&["video", p(&clip), "--ema", "0.2", "--window", "4"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "clap refuses both smoothings at once"
+    );
     let out = emotrack(&["video", p(&clip), "--out", "/tmp/x.webm"]);
     assert!(text(&out.stderr).contains(".mp4"), "{}", text(&out.stderr));
     let out = emotrack(&["video", p(&clip), "--csv", "/nonexistent/dir/x.csv"]);

@@ -203,24 +203,6 @@ fn erase(out: &mut [f32], cfg: &AugmentConfig, rng: &mut impl Rng) {
     }
 }
 
-/// Normalises `src` without augmentation (evaluation path); `flip` mirrors it horizontally.
-pub fn normalize_into(src: &[u8], out: &mut [f32], norm: &Normalization, flip: bool) {
-    if flip {
-        let mut mirrored = [0u8; IMAGE_PIXELS];
-        for (dst, row) in mirrored
-            .chunks_exact_mut(IMAGE_SIDE)
-            .zip(src.chunks_exact(IMAGE_SIDE))
-        {
-            for (d, s) in dst.iter_mut().zip(row.iter().rev()) {
-                *d = *s;
-            }
-        }
-        norm.apply(&mirrored, out);
-    } else {
-        norm.apply(src, out);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,7 +222,7 @@ mod tests {
         let mut b = vec![0.0; IMAGE_PIXELS];
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
         augment_into(&src, &mut a, &AugmentConfig::none(), &norm, &mut rng);
-        normalize_into(&src, &mut b, &norm, false);
+        norm.apply(&src, &mut b);
         for (x, y) in a.iter().zip(&b) {
             assert!((x - y).abs() < 1e-5);
         }
@@ -258,7 +240,7 @@ mod tests {
         let mut b = vec![0.0; IMAGE_PIXELS];
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
         augment_into(&src, &mut a, &cfg, &norm, &mut rng);
-        normalize_into(&src, &mut b, &norm, true);
+        norm.apply(&crate::tta::mirror(&src), &mut b);
         assert_eq!(a, b);
     }
 

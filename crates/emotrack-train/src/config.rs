@@ -16,21 +16,30 @@ use crate::model::NetConfig;
 pub struct TrainConfig {
     /// Seed of shuffling, augmentation, dropout and initialisation (default 42).
     pub seed: u64,
-    /// Epochs of the whole schedule; the cosine decay ends after the last (default 100).
+    /// Epochs of the whole schedule; the learning rate reaches `min_lr` after the last
+    /// (default 100).
     pub epochs: usize,
     /// Images per optimisation step (default 128).
     pub batch_size: usize,
-    /// Peak learning rate after warm-up (default 0.1, for SGD with batch 128).
+    /// The optimiser (default SGD).
+    pub optimizer: OptimizerKind,
+    /// The shape of the learning rate over the run (default cosine).
+    pub schedule: Schedule,
+    /// Peak learning rate after warm-up (default 0.1, for SGD with batch 128; AdamW wants
+    /// about 1e-3).
     pub lr: f64,
-    /// Learning rate at the end of the cosine decay (default 0).
+    /// Learning rate at the end of the schedule (default 0).
     pub min_lr: f64,
-    /// Fraction of all steps spent in linear warm-up from ~0 to `lr` (default 0.03).
+    /// Fraction of all steps spent rising to `lr` (default 0.03; one-cycle is usually run
+    /// with 0.3).
     pub warmup_frac: f64,
-    /// SGD momentum (default 0.9).
+    /// SGD momentum (default 0.9; SGD only).
     pub momentum: f64,
-    /// Nesterov momentum (default true).
+    /// Nesterov momentum (default true; SGD only).
     pub nesterov: bool,
-    /// L2 weight decay added to the gradients, all parameters (default 5e-4).
+    /// Weight decay, all parameters (default 5e-4). SGD adds it to the gradients (L2);
+    /// AdamW decays the weights directly by `lr · weight_decay` per step (decoupled), where
+    /// about 0.05 is usual.
     pub weight_decay: f64,
     /// Label smoothing ε: targets are `(1-ε)·one_hot + ε/7` (default 0.1).
     pub label_smoothing: f32,
@@ -81,6 +90,8 @@ impl Default for TrainConfig {
             seed: 42,
             epochs: 100,
             batch_size: 128,
+            optimizer: OptimizerKind::default(),
+            schedule: Schedule::default(),
             lr: 0.1,
             min_lr: 0.0,
             warmup_frac: 0.03,
@@ -156,6 +167,36 @@ impl TrainConfig {
         self.augment.validate()
     }
 }
+
+/// The optimiser of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OptimizerKind {
+    /// Stochastic gradient descent with `momentum` (Nesterov if `nesterov`) and L2 weight
+    /// decay.
+    #[default]
+    Sgd,
+    /// Adam with decoupled weight decay (Loshchilov & Hutter), β = (0.9, 0.999), ε = 1e-5.
+    Adamw,
+}
+
+/// How the learning rate moves over a run of `epochs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Schedule {
+    /// A linear warm-up from about 0 to `lr` over the first `warmup_frac` of the steps, then
+    /// a cosine decay to `min_lr`.
+    #[default]
+    Cosine,
+    /// Smith's one-cycle policy as PyTorch's `OneCycleLR` shapes it: the rate climbs along a
+    /// half cosine from `lr / 25` to `lr` over the first `warmup_frac` of the steps, then falls
+    /// along a half cosine to `min_lr`. (PyTorch also cycles the momentum; this keeps it
+    /// fixed.)
+    OneCycle,
+}
+
+/// The one-cycle schedule starts at `lr` divided by this (PyTorch's `div_factor`).
+pub const ONE_CYCLE_DIV: f64 = 25.0;
 
 /// Knowledge distillation: each training image's target mixes its (label-smoothed) label with
 /// the teachers' probabilities for it.

@@ -1,17 +1,19 @@
 //! Loading a model for evaluation, as the library's inference [`Classifier`] would run it (the
-//! default) or through burn (a cross-check of the export), with optional flip TTA.
+//! default) or through burn (a cross-check of the export), with optional test-time
+//! augmentation ([`Tta`]).
 
 use std::path::Path;
 
 use burn::tensor::Device;
+use emotrack::EmotionScores;
 use emotrack::classify::{Classifier, ModelConfig};
-use emotrack::{Emotion, EmotionScores};
 
 use crate::checkpoint;
 use crate::data::IMAGE_SIDE;
 use crate::error::TrainError;
 use crate::metrics::Predictor;
 use crate::model::{Net, NetConfig};
+use crate::tta::Tta;
 
 /// Which implementation runs the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -40,14 +42,14 @@ pub struct LoadedModel {
     /// Its config (architecture, normalisation, provenance).
     pub config: ModelConfig,
     inner: Inner,
-    flip_tta: bool,
+    tta: Tta,
 }
 
 impl std::fmt::Debug for LoadedModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LoadedModel")
             .field("config", &self.config)
-            .field("flip_tta", &self.flip_tta)
+            .field("tta", &self.tta)
             .finish_non_exhaustive()
     }
 }
@@ -58,24 +60,20 @@ enum Inner {
 }
 
 /// Loads the model at `path` (see [`model_bytes`]) on `backend`.
-pub fn load_model(
-    path: &Path,
-    backend: Backend,
-    flip_tta: bool,
-) -> Result<LoadedModel, TrainError> {
+pub fn load_model(path: &Path, backend: Backend, tta: Tta) -> Result<LoadedModel, TrainError> {
     let (bytes, config) = model_bytes(path)?;
-    from_bytes(&bytes, config, path, backend, flip_tta)
+    from_bytes(&bytes, config, path, backend, tta)
 }
 
 /// Loads the model built into the binary on `backend`.
-pub fn load_embedded(backend: Backend, flip_tta: bool) -> Result<LoadedModel, TrainError> {
+pub fn load_embedded(backend: Backend, tta: Tta) -> Result<LoadedModel, TrainError> {
     let origin = Path::new(emotrack::classify::EMBEDDED_ORIGIN);
     let (bytes, config) =
         emotrack::classify::embedded_model().map_err(|e| TrainError::Checkpoint {
             path: origin.to_path_buf(),
             message: e.to_string(),
         })?;
-    from_bytes(bytes, config, origin, backend, flip_tta)
+    from_bytes(bytes, config, origin, backend, tta)
 }
 
 /// A model from its safetensors bytes and config (`origin` names it in errors) on `backend`.
@@ -84,7 +82,7 @@ pub fn from_bytes(
     config: ModelConfig,
     path: &Path,
     backend: Backend,
-    flip_tta: bool,
+    tta: Tta,
 ) -> Result<LoadedModel, TrainError> {
     let bad = |message: String| TrainError::Checkpoint {
         path: path.to_path_buf(),
@@ -114,51 +112,25 @@ pub fn from_bytes(
             config.input_size
         )));
     }
-    Ok(LoadedModel {
-        config,
-        inner,
-        flip_tta,
-    })
-}
-
-fn mirrored(crop: &[u8]) -> Vec<u8> {
-    crop.chunks_exact(IMAGE_SIDE)
-        .flat_map(|row| row.iter().rev().copied())
-        .collect()
+    Ok(LoadedModel { config, inner, tta })
 }
 
 impl Predictor for LoadedModel {
     fn predict(&mut self, crops: &[&[u8]]) -> Vec<EmotionScores> {
         match &self.inner {
-            Inner::Burn { net, device } => crate::train::predict_burn(
-                net,
-                crops,
-                &self.config.normalization,
-                self.flip_tta,
-                device,
-            ),
+            Inner::Burn { net, device } => {
+                crate::train::predict_burn(net, crops, &self.config.normalization, self.tta, device)
+            }
             Inner::Runtime(classifier) => {
                 let side = IMAGE_SIDE as u32;
-                let to_images = |flip: bool| -> Vec<image::GrayImage> {
-                    crops
-                        .iter()
-                        .filter_map(|c| {
-                            let px = if flip { mirrored(c) } else { c.to_vec() };
-                            image::GrayImage::from_raw(side, side, px)
-                        })
-                        .collect()
-                };
-                let mut scores = classifier.classify(&to_images(false));
-                if self.flip_tta {
-                    for (s, f) in scores.iter_mut().zip(classifier.classify(&to_images(true))) {
-                        for (a, b) in s.0.iter_mut().zip(f.0) {
-                            *a = 0.5 * (*a + b);
-                        }
-                    }
-                }
-                debug_assert_eq!(scores.len(), crops.len());
-                scores.resize(crops.len(), EmotionScores([1.0 / Emotion::COUNT as f32; 7]));
-                scores
+                let views: Vec<image::GrayImage> = crops
+                    .iter()
+                    .flat_map(|c| self.tta.views(c))
+                    .map(|v| {
+                        image::GrayImage::from_raw(side, side, v).expect("TTA views are 48x48")
+                    })
+                    .collect();
+                self.tta.average(&classifier.classify(&views))
             }
         }
     }

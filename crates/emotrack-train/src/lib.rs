@@ -8,7 +8,8 @@
 //! * [`train`]: the resumable loop ([`train::train`]), writing a run folder
 //!   (see [`checkpoint`] for its layout).
 //! * [`export()`]: best weights → `model.safetensors` + `model.json` for inference.
-//! * [`evaluate`]: a model file or run folder loaded for evaluation (inference runtime or burn).
+//! * [`evaluate`]: a model file or run folder loaded for evaluation (inference runtime or burn),
+//!   with optional test-time augmentation ([`tta`]).
 //! * [`metrics`]: accuracy, macro-F1, per-class P/R/F1, confusion matrix, ECE over any
 //!   [`metrics::Predictor`]; [`plot`] draws the confusion matrix.
 
@@ -24,6 +25,7 @@ pub mod model;
 pub mod params;
 pub mod plot;
 pub mod train;
+pub mod tta;
 
 pub use config::TrainConfig;
 pub use data::{Dataset, load_split};

@@ -1,4 +1,5 @@
-//! The training loop: SGD with warm-up + cosine, label smoothing, optional mixup/CutMix,
+//! The training loop: SGD or AdamW with a warm-up + cosine or one-cycle schedule, label
+//! smoothing, optional mixup/CutMix,
 //! class weighting and weight EMA; per-epoch validation, checkpoints, `metrics.csv` and the
 //! export of the best weights. Resumable mid-epoch.
 
@@ -12,7 +13,7 @@ use std::time::Instant;
 use burn::module::Module;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{Device, Tensor, TensorData};
 use emotrack::{Emotion, EmotionScores};
@@ -21,15 +22,16 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Beta, Distribution};
 
-use crate::augment::{augment_into, normalize_into};
+use crate::augment::augment_into;
 use crate::checkpoint::{self, BestInfo, LoopState, METRICS_FILE, METRICS_HEADER, RunInfo};
-use crate::config::{DistillConfig, TrainConfig};
+use crate::config::{DistillConfig, ONE_CYCLE_DIV, OptimizerKind, Schedule, TrainConfig};
 use crate::data::{Dataset, IMAGE_PIXELS, IMAGE_SIDE};
 use crate::error::TrainError;
 use crate::evaluate::{Backend, load_model};
 use crate::metrics::{Metrics, MetricsBuilder, Predictor};
 use crate::model::{Net, NetConfig};
 use crate::params;
+use crate::tta::Tta;
 
 /// Progress of one optimisation step, for progress bars.
 #[derive(Debug, Clone)]
@@ -170,15 +172,23 @@ const STREAM_MIX: u64 = 3;
 const STREAM_DROPOUT: u64 = 4;
 const STREAM_INIT: u64 = 5;
 
-/// Learning rate at `step` of `total`: linear warm-up, then cosine to `min_lr`.
+/// Learning rate at `step` of `total`: the warm-up of `cfg.schedule`, then cosine to `min_lr`.
 pub fn learning_rate(cfg: &TrainConfig, step: u64, total: u64) -> f64 {
     let warm = ((cfg.warmup_frac * total as f64).round() as u64).min(total.saturating_sub(1));
+    let half_cosine = |from: f64, to: f64, t: f64| {
+        to + (from - to) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
+    };
     if step < warm {
-        return cfg.lr * (step + 1) as f64 / warm as f64;
+        return match cfg.schedule {
+            Schedule::Cosine => cfg.lr * (step + 1) as f64 / warm as f64,
+            Schedule::OneCycle => {
+                half_cosine(cfg.lr / ONE_CYCLE_DIV, cfg.lr, step as f64 / warm as f64)
+            }
+        };
     }
     let span = (total - warm).max(1) as f64;
     let t = ((step - warm) as f64 / span).min(1.0);
-    cfg.min_lr + (cfg.lr - cfg.min_lr) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
+    half_cosine(cfg.lr, cfg.min_lr, t)
 }
 
 /// Batches per epoch: the last incomplete batch is dropped (BatchNorm dislikes tiny batches),
@@ -238,7 +248,7 @@ pub fn teacher_targets(
     const BATCH: usize = 256;
     let mut sum = vec![[0f32; Emotion::COUNT]; data.len()];
     for path in &distill.teachers {
-        let mut teacher = load_model(path, Backend::Runtime, true)?;
+        let mut teacher = load_model(path, Backend::Runtime, Tta::Flip)?;
         for (start, rows) in (0..data.len()).step_by(BATCH).zip(sum.chunks_mut(BATCH)) {
             let crops: Vec<&[u8]> = (start..start + rows.len()).map(|i| data.image(i)).collect();
             for (row, scores) in rows.iter_mut().zip(teacher.predict(&crops)) {
@@ -415,55 +425,55 @@ fn class_weights(counts: [usize; Emotion::COUNT], power: f32) -> [f32; Emotion::
 }
 
 fn build_optimizer(cfg: &TrainConfig) -> ModuleOptimizer {
-    SgdConfig::new()
-        .with_momentum(Some(MomentumConfig {
-            momentum: cfg.momentum,
-            dampening: 0.0,
-            nesterov: cfg.nesterov,
-        }))
-        .with_weight_decay((cfg.weight_decay > 0.0).then_some(WeightDecayConfig {
-            penalty: cfg.weight_decay as f32,
-        }))
-        .init()
+    match cfg.optimizer {
+        OptimizerKind::Sgd => SgdConfig::new()
+            .with_momentum(Some(MomentumConfig {
+                momentum: cfg.momentum,
+                dampening: 0.0,
+                nesterov: cfg.nesterov,
+            }))
+            .with_weight_decay((cfg.weight_decay > 0.0).then_some(WeightDecayConfig {
+                penalty: cfg.weight_decay as f32,
+            }))
+            .init(),
+        OptimizerKind::Adamw => AdamWConfig::new()
+            .with_weight_decay(cfg.weight_decay as f32)
+            .init(),
+    }
 }
 
-/// Scores of a non-autodiff network for a batch of crops, with optional flip TTA (mean of the
-/// probabilities of the crop and its mirror).
+/// Scores of a non-autodiff network for a batch of crops, averaged over the `tta` views of
+/// each.
 pub fn predict_burn(
     net: &Net,
     crops: &[&[u8]],
     norm: &emotrack::classify::Normalization,
-    flip_tta: bool,
+    tta: Tta,
     device: &Device,
 ) -> Vec<EmotionScores> {
-    let probs = |flip: bool| -> Vec<f32> {
-        let mut x = vec![0f32; crops.len() * IMAGE_PIXELS];
-        for (c, out) in crops.iter().zip(x.chunks_exact_mut(IMAGE_PIXELS)) {
-            normalize_into(c, out, norm, flip);
-        }
-        let x = Tensor::<4>::from_data(
-            TensorData::new(x, [crops.len(), 1, IMAGE_SIDE, IMAGE_SIDE]),
-            device,
-        );
-        softmax(net.forward(x), 1)
-            .into_data()
-            .convert::<f32>()
-            .try_to_vec::<f32>()
-            .unwrap_or_default()
-    };
-    let mut p = probs(false);
-    if flip_tta {
-        for (a, b) in p.iter_mut().zip(probs(true)) {
-            *a = 0.5 * (*a + b);
-        }
+    let views: Vec<Vec<u8>> = crops.iter().flat_map(|c| tta.views(c)).collect();
+    let mut x = vec![0f32; views.len() * IMAGE_PIXELS];
+    for (v, out) in views.iter().zip(x.chunks_exact_mut(IMAGE_PIXELS)) {
+        norm.apply(v, out);
     }
-    p.chunks_exact(Emotion::COUNT)
+    let x = Tensor::<4>::from_data(
+        TensorData::new(x, [views.len(), 1, IMAGE_SIDE, IMAGE_SIDE]),
+        device,
+    );
+    let p = softmax(net.forward(x), 1)
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .unwrap_or_default();
+    let scores: Vec<EmotionScores> = p
+        .chunks_exact(Emotion::COUNT)
         .map(|c| {
             let mut s = [0f32; Emotion::COUNT];
             s.copy_from_slice(c);
             EmotionScores(s)
         })
-        .collect()
+        .collect();
+    tta.average(&scores)
 }
 
 /// Validation metrics of a (non-autodiff) network.
@@ -473,8 +483,13 @@ pub fn validate(net: &Net, data: &Dataset, cfg: &TrainConfig, device: &Device) -
     while start < data.len() {
         let end = (start + cfg.eval_batch_size).min(data.len());
         let crops: Vec<&[u8]> = (start..end).map(|i| data.image(i)).collect();
-        for (i, s) in (start..end).zip(predict_burn(net, &crops, &cfg.normalization, false, device))
-        {
+        for (i, s) in (start..end).zip(predict_burn(
+            net,
+            &crops,
+            &cfg.normalization,
+            Tta::None,
+            device,
+        )) {
             m.add(data.label(i), &s);
         }
         start = end;
@@ -858,6 +873,50 @@ mod tests {
 
     fn close(a: &[f32], b: &[f32]) -> bool {
         a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-6)
+    }
+
+    #[test]
+    fn schedules_rise_to_lr_then_fall_to_min_lr() {
+        let total = 1000;
+        for schedule in [Schedule::Cosine, Schedule::OneCycle] {
+            let cfg = TrainConfig {
+                schedule,
+                lr: 0.1,
+                min_lr: 0.001,
+                warmup_frac: 0.3,
+                ..TrainConfig::default()
+            };
+            let lr: Vec<f64> = (0..total).map(|s| learning_rate(&cfg, s, total)).collect();
+            let peak = lr.iter().cloned().fold(0.0, f64::max);
+            assert!((peak - 0.1).abs() < 1e-9, "{schedule:?} peaks at {peak}");
+            assert!(
+                lr[..300].windows(2).all(|w| w[0] <= w[1]),
+                "{schedule:?} rises"
+            );
+            assert!(
+                lr[300..].windows(2).all(|w| w[0] >= w[1]),
+                "{schedule:?} falls"
+            );
+            assert!(
+                (lr[total as usize - 1] - 0.001).abs() < 1e-5,
+                "{schedule:?} ends"
+            );
+        }
+        // One-cycle starts at lr / 25 and is halfway up at half the climb; the linear warm-up
+        // starts near 0.
+        let one_cycle = TrainConfig {
+            schedule: Schedule::OneCycle,
+            warmup_frac: 0.3,
+            ..TrainConfig::default()
+        };
+        assert!((learning_rate(&one_cycle, 0, total) - 0.1 / 25.0).abs() < 1e-12);
+        let mid = learning_rate(&one_cycle, 150, total);
+        assert!((mid - (0.004 + 0.096 / 2.0)).abs() < 1e-9, "{mid}");
+        let cosine = TrainConfig {
+            warmup_frac: 0.3,
+            ..TrainConfig::default()
+        };
+        assert!(learning_rate(&cosine, 0, total) < 0.001);
     }
 
     #[test]

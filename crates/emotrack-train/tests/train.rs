@@ -12,12 +12,13 @@ use std::sync::atomic::AtomicBool;
 
 use emotrack::classify::Classifier;
 use emotrack_train::checkpoint::RunInfo;
-use emotrack_train::config::DistillConfig;
+use emotrack_train::config::{DistillConfig, OptimizerKind, Schedule};
 use emotrack_train::evaluate::{Backend, load_model};
 use emotrack_train::metrics::{Predictor, evaluate};
 use emotrack_train::train::{
     Silent, TrainOutcome, TrainRequest, prepare_run, teacher_targets, train,
 };
+use emotrack_train::tta::Tta;
 use emotrack_train::{Dataset, TrainConfig, load_split};
 
 /// The tests in this file run one at a time: burn's CPU kernels split work across the shared
@@ -173,17 +174,53 @@ fn tiny_run_lowers_the_loss_resumes_exactly_and_exports() {
     Classifier::from_bytes(&bytes, config, a.path()).unwrap();
     assert!(a.path().join("model.safetensors").is_file());
 
-    let mut runtime =
-        load_model(&a.path().join("model.safetensors"), Backend::Runtime, false).unwrap();
-    let mut burn = load_model(a.path(), Backend::Burn, false).unwrap();
-    let crops: Vec<&[u8]> = (0..16).map(|i| val.image(i * 7)).collect();
-    let r = runtime.predict(&crops);
-    let b = burn.predict(&crops);
-    for (x, y) in r.iter().zip(&b) {
-        for (p, q) in x.0.iter().zip(y.0) {
-            assert!((p - q).abs() < 1e-4, "runtime {x:?} vs burn {y:?}");
+    // With test-time augmentation too: both average the same views.
+    for tta in [Tta::None, Tta::TenCrop] {
+        let mut runtime =
+            load_model(&a.path().join("model.safetensors"), Backend::Runtime, tta).unwrap();
+        let mut burn = load_model(a.path(), Backend::Burn, tta).unwrap();
+        let crops: Vec<&[u8]> = (0..16).map(|i| val.image(i * 7)).collect();
+        let r = runtime.predict(&crops);
+        let b = burn.predict(&crops);
+        assert_eq!((r.len(), b.len()), (16, 16));
+        for (x, y) in r.iter().zip(&b) {
+            for (p, q) in x.0.iter().zip(y.0) {
+                assert!((p - q).abs() < 1e-4, "{tta:?}: runtime {x:?} vs burn {y:?}");
+            }
         }
     }
+}
+
+/// AdamW with the one-cycle schedule trains, and a stopped run resumes exactly (the optimiser's
+/// moment estimates are in the checkpoint).
+#[test]
+fn adamw_with_one_cycle_lowers_the_loss_and_resumes_exactly() {
+    let Some(s) = setup() else {
+        return;
+    };
+    let cfg = TrainConfig {
+        optimizer: OptimizerKind::Adamw,
+        schedule: Schedule::OneCycle,
+        lr: 3e-3,
+        weight_decay: 0.05,
+        warmup_frac: 0.3,
+        ..tiny_config()
+    };
+    let a = tempfile::tempdir().unwrap();
+    let out = run(a.path(), &cfg, &s.train, &s.val, false, None);
+    let rows = assert_finished_with_falling_loss(a.path(), &out, 3);
+    let b = tempfile::tempdir().unwrap();
+    run(b.path(), &cfg, &s.train, &s.val, false, Some(2));
+    run(b.path(), &cfg, &s.train, &s.val, true, None);
+    let without_time = |rows: Vec<Vec<String>>| {
+        rows.into_iter()
+            .map(|mut r| {
+                r.pop();
+                r
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(without_time(metrics_rows(b.path())), without_time(rows));
 }
 
 #[test]
@@ -204,7 +241,7 @@ fn eval_on_a_real_subset_counts_every_image() {
     let mut model = load_model(
         &dir.path().join("model.safetensors"),
         Backend::Runtime,
-        true,
+        Tta::TenCrop,
     )
     .unwrap();
     let m = evaluate(&mut model, &subset, 64);

@@ -46,11 +46,16 @@ impl BBox {
         (self.x + self.w / 2.0, self.y + self.h / 2.0)
     }
 
-    /// Intersection over union with another box, in `[0, 1]`; 0 when either box is empty.
-    pub fn iou(&self, other: &BBox) -> f32 {
+    /// Area shared with `other` (0 when they do not overlap).
+    pub fn intersection(&self, other: &BBox) -> f32 {
         let ix = (self.right().min(other.right()) - self.x.max(other.x)).max(0.0);
         let iy = (self.bottom().min(other.bottom()) - self.y.max(other.y)).max(0.0);
-        let inter = ix * iy;
+        ix * iy
+    }
+
+    /// Intersection over union with another box, in `[0, 1]`; 0 when either box is empty.
+    pub fn iou(&self, other: &BBox) -> f32 {
+        let inter = self.intersection(other);
         let union = self.area() + other.area() - inter;
         if union <= 0.0 { 0.0 } else { inter / union }
     }

@@ -252,6 +252,52 @@ fn the_annotated_hamilton_clip_keeps_its_frames_and_audio() {
 }
 
 #[test]
+#[ignore = "slow: 105 frames of a crowd, MTCNN"]
+fn people_walking_through_a_crowd_keep_their_ids() {
+    let Some(media) = common::media_dir() else {
+        return;
+    };
+    // A crowd walking towards the camera (1080p, fitted into 640x480 as `emotrack bench video`
+    // does); two men lead it, visible on every frame.
+    let input = VideoInput::open(
+        Source::File(media.join("videos/facenet_pytorch_video.mp4")),
+        DecodeOptions {
+            size: Some((640, 480)),
+            ..DecodeOptions::default()
+        },
+    )
+    .expect("opens");
+    let analyzer = analyzer(DetectorKind::Mtcnn);
+    let (stats, reports) = run(&analyzer, &input, PipelineConfig::default(), None, None);
+    let frames = stats.expect("runs").analysed;
+    assert_eq!(frames, 105);
+    // Several faces at once, never one id twice on a frame.
+    assert!(reports.iter().any(|r| r.faces.len() >= 4));
+    for r in &reports {
+        let mut ids: Vec<_> = r.faces.iter().map(|f| f.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), r.faces.len(), "frame {}", r.index);
+    }
+    let mut summary = Summary::new();
+    reports.iter().for_each(|r| summary.push(r));
+    // The leading walkers keep one id each through the clip: at least two tracks span 90% of
+    // it. An id switch would cut one of them in two.
+    let spanning: Vec<_> = summary
+        .tracks()
+        .filter(|t| t.last_frame - t.first_frame + 1 >= frames * 9 / 10)
+        .collect();
+    assert!(
+        spanning.len() >= 2,
+        "{:?}",
+        summary.tracks().collect::<Vec<_>>()
+    );
+    // People enter and leave, but ids are not handed out per frame.
+    let ids = summary.tracks().count();
+    assert!(ids <= 20, "{ids} tracks in 105 frames");
+}
+
+#[test]
 fn detecting_every_third_frame_refinds_the_face_in_between() {
     let input = open_file(&fer_clip()).expect("opens");
     let analyzer = analyzer(DetectorKind::Mtcnn);

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, Result, bail};
+use emotrack::track::ScoreSmoothing;
 use emotrack::video::{
     DecodeOptions, PipelineConfig, SmoothingRecorder, SmoothingStats, Source, VideoInput,
     VideoPipeline,
@@ -234,10 +235,14 @@ pub fn smoothing(a: SmoothingArgs) -> Result<Outcome> {
         return Ok(Outcome::Success);
     }
     let c = &config.tracker;
+    let scores = match c.scores {
+        ScoreSmoothing::Window { window } => format!("window {window} frames"),
+        ScoreSmoothing::Ema { alpha } => format!("EMA alpha {alpha}"),
+    };
     println!(
-        "smoothing: window {} frames, hysteresis {}, box alpha {}, min hits {}, detect every {}; \
+        "smoothing: {scores}, hysteresis {}, box alpha {}, min hits {}, detect every {}; \
          sustained change = {} s each side",
-        a.tracker.window, c.hysteresis, c.box_alpha, c.min_hits, config.detect_every, a.sustain
+        c.hysteresis, c.box_alpha, c.min_hits, config.detect_every, a.sustain
     );
     println!(
         "| video | fps | frames | tracks | track s | flips/min raw | flips/min shown | fewer | \

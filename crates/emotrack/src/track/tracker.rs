@@ -2,7 +2,8 @@
 //!
 //! Each frame's detections are matched to the tracks' predicted boxes by maximising the total
 //! IoU (Kuhn-Munkres); pairs below `iou_threshold` stay unmatched. Unmatched detections start
-//! new tracks; tracks unmatched for more than `max_age` frames are dropped, so an id survives
+//! new tracks, unless they lie mostly inside the box of a face matched on the same frame (a
+//! second detection of that face, or of a part of it); tracks unmatched for more than `max_age` frames are dropped, so an id survives
 //! a short occlusion. A track is shown once it was matched `min_hits` times. Boxes move with a
 //! damped constant velocity while unseen, are smoothed with an EMA, and every track carries its
 //! own probability smoother and label hysteresis, all fresh when the track is new.
@@ -19,6 +20,13 @@ pub type TrackId = u64;
 
 /// Fraction of its velocity a box keeps per frame while it is not seen (avoids runaway drift).
 const VELOCITY_DAMPING: f32 = 0.8;
+
+/// Share of an unmatched detection's area inside the box of a track matched on the same frame
+/// above which it counts as a second detection of that face and starts no track. Haar cascades
+/// report a face twice at neighbouring sizes, or a part of it (a mouth, an eye pair), when
+/// their window groups do not merge; a new track there would show a phantom face and, when it
+/// later wins the face's detection, change the face's id. Two real faces overlap far less.
+const DUPLICATE_SHARE: f32 = 0.6;
 
 /// Tracker settings; each field documents its default and how to tune it.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -168,8 +176,9 @@ impl Tracker {
             .filter(|t| t.hits >= self.config.min_hits && t.misses == 0)
     }
 
-    /// Associates this frame's detections with the tracks; returns the ids of the tracks matched
-    /// or created, in detection order.
+    /// Associates this frame's detections with the tracks; returns, in detection order, the id
+    /// of the track each one was matched to, created or (a second detection of a face) merged
+    /// into.
     pub fn update(&mut self, detections: &[Detection]) -> Vec<TrackId> {
         let predicted: Vec<BBox> = self.tracks.iter().map(Track::predicted).collect();
         let pairs = assign(&predicted, detections, self.config.iou_threshold);
@@ -219,11 +228,25 @@ impl Tracker {
             .iter()
             .map(|t| t.map_or(0, |t| self.tracks[t].id))
             .collect();
+        let matched_boxes: Vec<(BBox, TrackId)> = self
+            .tracks
+            .iter()
+            .zip(&matched)
+            .filter(|(_, m)| **m)
+            .map(|(t, _)| (t.raw_bbox, t.id))
+            .collect();
         for (d, det) in detections.iter().enumerate() {
-            if det_track[d].is_none() {
-                let id = self.spawn(det);
-                ids[d] = id;
+            if det_track[d].is_some() {
+                continue;
             }
+            let area = det.bbox.area();
+            let covering = matched_boxes
+                .iter()
+                .find(|(b, _)| area > 0.0 && det.bbox.intersection(b) >= DUPLICATE_SHARE * area);
+            ids[d] = match covering {
+                Some(&(_, id)) => id,
+                None => self.spawn(det),
+            };
         }
         self.tracks.retain(|t| t.misses <= max_age);
         ids
@@ -443,6 +466,47 @@ mod tests {
         assert_eq!(t.visible().count(), 1, "the newcomer waits for min_hits");
         t.update(&[det(100.0, 100.0), det(400.0, 100.0)]);
         assert_eq!(t.visible().count(), 2);
+    }
+
+    #[test]
+    fn a_second_detection_of_a_known_face_starts_no_track() {
+        // Haar's double reports: the face at two neighbouring sizes, and a part of it.
+        let mut t = tracker();
+        for _ in 0..3 {
+            t.update(&[det(100.0, 100.0)]);
+        }
+        let face = id_at(&t, 100.0);
+        let bigger = Detection {
+            bbox: BBox {
+                x: 96.0,
+                y: 97.0,
+                w: 56.0,
+                h: 56.0,
+            },
+            ..det(0.0, 0.0)
+        };
+        let mouth = Detection {
+            bbox: BBox {
+                x: 115.0,
+                y: 130.0,
+                w: 20.0,
+                h: 15.0,
+            },
+            ..det(0.0, 0.0)
+        };
+        for _ in 0..10 {
+            let ids = t.update(&[det(100.0, 100.0), bigger.clone(), mouth.clone()]);
+            assert_eq!(ids, vec![face; 3]);
+        }
+        assert_eq!(t.tracks().len(), 1);
+        // The larger box alone now: still the same face.
+        t.update(std::slice::from_ref(&bigger));
+        assert_eq!(t.visible().map(|tr| tr.id).collect::<Vec<_>>(), vec![face]);
+        // A face beside it, overlapping a little, is a new face.
+        let ids = t.update(&[bigger, det(140.0, 100.0)]);
+        assert_eq!(ids[0], face);
+        assert_ne!(ids[1], face);
+        assert_eq!(t.tracks().len(), 2);
     }
 
     #[test]

@@ -1,0 +1,185 @@
+//! Test-time augmentation: each 48x48 crop is classified as several views (its mirror image,
+//! shifted and enlarged sub-crops) and the views' probabilities are averaged.
+//!
+//! The crops follow torchvision's `FiveCrop`/`TenCrop`: the centre and the four corners, each
+//! [`SUB_CROP`] pixels square, resized back to 48x48 (bilinear). That is a 1.09x zoom with a
+//! shift of up to 2 pixels, well inside the training augmentation (scale ±10%, shift ±4 px),
+//! so every view looks like a training image.
+
+use emotrack::EmotionScores;
+use image::GrayImage;
+use image::imageops::{self, FilterType};
+
+use crate::data::{IMAGE_PIXELS, IMAGE_SIDE};
+
+/// Side of the sub-crops of [`Tta::FiveCrop`] and [`Tta::TenCrop`].
+pub const SUB_CROP: u32 = 44;
+
+/// Which views of a crop are averaged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Tta {
+    /// The crop alone.
+    #[default]
+    None,
+    /// The crop and its mirror image (2 views).
+    Flip,
+    /// The centre and four corner sub-crops (5 views).
+    FiveCrop,
+    /// The five sub-crops and their mirror images (10 views).
+    TenCrop,
+}
+
+impl Tta {
+    /// Views per crop.
+    pub fn count(self) -> usize {
+        match self {
+            Tta::None => 1,
+            Tta::Flip => 2,
+            Tta::FiveCrop => 5,
+            Tta::TenCrop => 10,
+        }
+    }
+
+    /// Its name in file names and JSON: "none", "flip", "five-crop", "ten-crop".
+    pub fn name(self) -> &'static str {
+        match self {
+            Tta::None => "none",
+            Tta::Flip => "flip",
+            Tta::FiveCrop => "five-crop",
+            Tta::TenCrop => "ten-crop",
+        }
+    }
+
+    /// A short description for reports ("flip TTA"); empty for [`Tta::None`].
+    pub fn describe(self) -> &'static str {
+        match self {
+            Tta::None => "",
+            Tta::Flip => "flip TTA",
+            Tta::FiveCrop => "five-crop TTA",
+            Tta::TenCrop => "ten-crop TTA",
+        }
+    }
+
+    /// The [`Tta::count`] views of a 48x48 row-major `crop`, each 48x48 row-major.
+    ///
+    /// # Panics
+    /// If `crop` is not 48x48 (the dataset loader guarantees it).
+    pub fn views(self, crop: &[u8]) -> Vec<Vec<u8>> {
+        assert_eq!(crop.len(), IMAGE_PIXELS, "TTA needs a 48x48 crop");
+        match self {
+            Tta::None => vec![crop.to_vec()],
+            Tta::Flip => vec![crop.to_vec(), mirror(crop)],
+            Tta::FiveCrop => sub_crops(crop),
+            Tta::TenCrop => sub_crops(crop)
+                .into_iter()
+                .flat_map(|v| {
+                    let m = mirror(&v);
+                    [v, m]
+                })
+                .collect(),
+        }
+    }
+
+    /// The mean of each crop's [`Tta::count`] consecutive view scores in `views`.
+    pub fn average(self, views: &[EmotionScores]) -> Vec<EmotionScores> {
+        let n = self.count();
+        views
+            .chunks_exact(n)
+            .map(|chunk| {
+                let mut mean = [0f32; 7];
+                for s in chunk {
+                    for (m, p) in mean.iter_mut().zip(s.0) {
+                        *m += p / n as f32;
+                    }
+                }
+                EmotionScores(mean)
+            })
+            .collect()
+    }
+}
+
+/// `crop` mirrored left to right.
+pub fn mirror(crop: &[u8]) -> Vec<u8> {
+    crop.chunks_exact(IMAGE_SIDE)
+        .flat_map(|row| row.iter().rev().copied())
+        .collect()
+}
+
+/// The centre and the four corner [`SUB_CROP`]-pixel squares of `crop`, resized to 48x48.
+fn sub_crops(crop: &[u8]) -> Vec<Vec<u8>> {
+    let side = IMAGE_SIDE as u32;
+    let image = GrayImage::from_raw(side, side, crop.to_vec()).expect("length checked");
+    let far = side - SUB_CROP;
+    [(far / 2, far / 2), (0, 0), (far, 0), (0, far), (far, far)]
+        .into_iter()
+        .map(|(x, y)| {
+            let sub = imageops::crop_imm(&image, x, y, SUB_CROP, SUB_CROP).to_image();
+            imageops::resize(&sub, side, side, FilterType::Triangle).into_raw()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ramp() -> Vec<u8> {
+        (0..IMAGE_PIXELS)
+            .map(|i| ((i % IMAGE_SIDE) * 5 + i / IMAGE_SIDE) as u8)
+            .collect()
+    }
+
+    #[test]
+    fn every_mode_gives_its_count_of_48x48_views_the_first_being_the_crop_or_its_centre() {
+        let crop = ramp();
+        for tta in [Tta::None, Tta::Flip, Tta::FiveCrop, Tta::TenCrop] {
+            let views = tta.views(&crop);
+            assert_eq!(views.len(), tta.count(), "{tta:?}");
+            assert!(views.iter().all(|v| v.len() == IMAGE_PIXELS), "{tta:?}");
+        }
+        assert_eq!(Tta::None.views(&crop)[0], crop);
+        assert_eq!(Tta::Flip.views(&crop)[1], mirror(&crop));
+        // Ten-crop is five-crop with each view followed by its mirror image.
+        let five = Tta::FiveCrop.views(&crop);
+        let ten = Tta::TenCrop.views(&crop);
+        for (k, v) in five.iter().enumerate() {
+            assert_eq!(&ten[2 * k], v);
+            assert_eq!(ten[2 * k + 1], mirror(v));
+        }
+    }
+
+    #[test]
+    fn sub_crops_zoom_into_their_corner() {
+        // One bright pixel in the top-left corner: the top-left sub-crop keeps it (enlarged),
+        // the bottom-right one does not see it.
+        let mut crop = vec![0u8; IMAGE_PIXELS];
+        crop[0] = 255;
+        let views = Tta::FiveCrop.views(&crop);
+        assert!(views[1][0] > 0, "top-left sub-crop keeps the corner");
+        assert!(
+            views[4].iter().all(|&p| p == 0),
+            "bottom-right sub-crop misses it"
+        );
+        // A uniform crop stays uniform in every view.
+        let flat = vec![77u8; IMAGE_PIXELS];
+        for v in Tta::TenCrop.views(&flat) {
+            assert!(v.iter().all(|&p| p == 77));
+        }
+    }
+
+    #[test]
+    fn average_is_the_mean_of_each_crops_views() {
+        let a = EmotionScores([0.7, 0.3, 0.0, 0.0, 0.0, 0.0, 0.0]);
+        let b = EmotionScores([0.1, 0.5, 0.4, 0.0, 0.0, 0.0, 0.0]);
+        let c = EmotionScores([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]);
+        let d = EmotionScores([0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0]);
+        let mean = Tta::Flip.average(&[a, b, c, d]);
+        assert_eq!(mean.len(), 2);
+        let expect = [0.4, 0.4, 0.2, 0.0, 0.0, 0.0, 0.0];
+        for (m, e) in mean[0].0.iter().zip(expect) {
+            assert!((m - e).abs() < 1e-6);
+        }
+        assert_eq!(mean[1].0[5], 0.5);
+        assert_eq!(mean[1].0[6], 0.5);
+    }
+}
