@@ -265,20 +265,24 @@ fn eval_runs_the_built_in_model_by_default() {
         return;
     };
     let val = fer.join("val");
-    let out = emotrack(&[
-        "eval",
-        "--data",
-        p(&val),
-        "--limit",
-        "140",
-        "--no-png",
-        "--format",
-        "json",
-    ]);
-    let stderr = text(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let report: serde_json::Value =
-        serde_json::from_slice(&out.stdout).expect("eval --format json prints JSON");
+    // `eval --format json` on 140 val images, with `extra` flags.
+    let eval = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec![
+            "eval",
+            "--data",
+            p(&val),
+            "--limit",
+            "140",
+            "--no-png",
+            "--format",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        let out = emotrack(&args);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("eval --format json prints JSON")
+    };
+    let report = eval(&[]);
     assert_eq!(report["model"], "built-in model");
     let accuracy = report["metrics"]["accuracy"]
         .as_f64()
@@ -286,27 +290,12 @@ fn eval_runs_the_built_in_model_by_default() {
     // The built-in model scores about 67% on val; chance is 1/7.
     assert!(accuracy > 0.45, "accuracy {accuracy} on 140 val images");
     assert_eq!(report["tta"], "none");
-    let count = report["metrics"]["count"].clone();
 
     // Ten-crop test-time augmentation: ten views of each image, the same count of images.
-    let out = emotrack(&[
-        "eval",
-        "--data",
-        p(&val),
-        "--limit",
-        "140",
-        "--no-png",
-        "--format",
-        "json",
-        "--tta",
-        "ten-crop",
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let report: serde_json::Value =
-        serde_json::from_slice(&out.stdout).expect("eval --format json prints JSON");
-    assert_eq!(report["tta"], "ten-crop");
-    assert_eq!(report["metrics"]["count"], count);
-    let tta_accuracy = report["metrics"]["accuracy"]
+    let tta = eval(&["--tta", "ten-crop"]);
+    assert_eq!(tta["tta"], "ten-crop");
+    assert_eq!(tta["metrics"]["count"], report["metrics"]["count"]);
+    let tta_accuracy = tta["metrics"]["accuracy"]
         .as_f64()
         .expect("metrics.accuracy is a number");
     assert!(
