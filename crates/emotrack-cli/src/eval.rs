@@ -134,10 +134,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     });
     let mut png_written = None;
     if let Some(path) = &png {
-        let title = match tta {
-            Tta::None => format!("{model_name} on {split}"),
-            t => format!("{model_name} on {split} ({})", t.describe()),
-        };
+        let title = format!("{model_name} on {split}{}", in_parens(tta));
         match emotrack_train::plot::confusion_png(&metrics, &title, path) {
             Ok(()) => png_written = Some(path.clone()),
             Err(e) => eprintln!("warning: confusion matrix PNG not written: {e}"),
@@ -161,6 +158,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             &metrics,
             &model_name,
             &args,
+            tta,
             skipped,
             seconds,
             png_written.as_ref(),
@@ -173,10 +171,19 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     })
 }
 
+/// ` (ten-crop TTA)` after a title, or nothing without TTA.
+fn in_parens(tta: Tta) -> String {
+    match tta {
+        Tta::None => String::new(),
+        t => format!(" ({})", t.describe()),
+    }
+}
+
 fn print_text(
     m: &Metrics,
     model: &str,
     args: &Args,
+    tta: Tta,
     skipped: usize,
     seconds: f64,
     png: Option<&PathBuf>,
@@ -184,10 +191,7 @@ fn print_text(
     println!(
         "model {model}  data {}{}",
         args.data.display(),
-        match args.tta.map_or(Tta::None, Tta::from) {
-            Tta::None => String::new(),
-            t => format!("  ({})", t.describe()),
-        }
+        in_parens(tta)
     );
     println!(
         "{} images{} in {seconds:.1} s",

@@ -6,7 +6,7 @@
 //! shift of up to 2 pixels, well inside the training augmentation (scale ±10%, shift ±4 px),
 //! so every view looks like a training image.
 
-use emotrack::EmotionScores;
+use emotrack::{Emotion, EmotionScores};
 use image::GrayImage;
 use image::imageops::{self, FilterType};
 
@@ -86,7 +86,7 @@ impl Tta {
         views
             .chunks_exact(n)
             .map(|chunk| {
-                let mut mean = [0f32; 7];
+                let mut mean = [0f32; Emotion::COUNT];
                 for s in chunk {
                     for (m, p) in mean.iter_mut().zip(s.0) {
                         *m += p / n as f32;

@@ -3,8 +3,8 @@
 //! Each frame's detections are matched to the tracks' predicted boxes by maximising the total
 //! IoU (Kuhn-Munkres); pairs below `iou_threshold` stay unmatched. Unmatched detections start
 //! new tracks, unless they lie mostly inside the box of a face matched on the same frame (a
-//! second detection of that face, or of a part of it); tracks unmatched for more than `max_age` frames are dropped, so an id survives
-//! a short occlusion. A track is shown once it was matched `min_hits` times. Boxes move with a
+//! second detection of that face, or of a part of it); tracks unmatched for more than
+//! `max_age` frames are dropped, so an id survives a short occlusion. A track is shown once it was matched `min_hits` times. Boxes move with a
 //! damped constant velocity while unseen, are smoothed with an EMA, and every track carries its
 //! own probability smoother and label hysteresis, all fresh when the track is new.
 
@@ -228,25 +228,22 @@ impl Tracker {
             .iter()
             .map(|t| t.map_or(0, |t| self.tracks[t].id))
             .collect();
-        let matched_boxes: Vec<(BBox, TrackId)> = self
-            .tracks
-            .iter()
-            .zip(&matched)
-            .filter(|(_, m)| **m)
-            .map(|(t, _)| (t.raw_bbox, t.id))
-            .collect();
+        // Tracks that existed before this frame and were matched on it (new ones spawn below).
+        let existing = self.tracks.len();
         for (d, det) in detections.iter().enumerate() {
             if det_track[d].is_some() {
                 continue;
             }
             let area = det.bbox.area();
-            let covering = matched_boxes
+            let covering = self.tracks[..existing]
                 .iter()
-                .find(|(b, _)| area > 0.0 && det.bbox.intersection(b) >= DUPLICATE_SHARE * area);
-            ids[d] = match covering {
-                Some(&(_, id)) => id,
-                None => self.spawn(det),
-            };
+                .zip(&matched)
+                .find(|(t, m)| {
+                    **m && area > 0.0
+                        && det.bbox.intersection(&t.raw_bbox) >= DUPLICATE_SHARE * area
+                })
+                .map(|(t, _)| t.id);
+            ids[d] = covering.unwrap_or_else(|| self.spawn(det));
         }
         self.tracks.retain(|t| t.misses <= max_age);
         ids
@@ -349,6 +346,14 @@ mod tests {
             },
             score: 1.0,
             landmarks: None,
+        }
+    }
+
+    /// A detection with the box `x, y, w, h`.
+    fn det_box(x: f32, y: f32, w: f32, h: f32) -> Detection {
+        Detection {
+            bbox: BBox { x, y, w, h },
+            ..det(0.0, 0.0)
         }
     }
 
@@ -476,24 +481,8 @@ mod tests {
             t.update(&[det(100.0, 100.0)]);
         }
         let face = id_at(&t, 100.0);
-        let bigger = Detection {
-            bbox: BBox {
-                x: 96.0,
-                y: 97.0,
-                w: 56.0,
-                h: 56.0,
-            },
-            ..det(0.0, 0.0)
-        };
-        let mouth = Detection {
-            bbox: BBox {
-                x: 115.0,
-                y: 130.0,
-                w: 20.0,
-                h: 15.0,
-            },
-            ..det(0.0, 0.0)
-        };
+        let bigger = det_box(96.0, 97.0, 56.0, 56.0);
+        let mouth = det_box(115.0, 130.0, 20.0, 15.0);
         for _ in 0..10 {
             let ids = t.update(&[det(100.0, 100.0), bigger.clone(), mouth.clone()]);
             assert_eq!(ids, vec![face; 3]);
