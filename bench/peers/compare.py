@@ -149,7 +149,8 @@ def emotrack_video_runs(a, inputs):
     for det in ("haar", "mtcnn"):
         settings = [(1, f"video:{det}", []), (5, f"video:{det}-every5", [])]
         if det == "haar":
-            settings.append((1, "video:haar-fer-settings", FER_HAAR_FLAGS))
+            settings += [(1, "video:haar-fer-settings", FER_HAAR_FLAGS),
+                         (5, "video:haar-fer-settings-every5", FER_HAAR_FLAGS)]
         for every, key, flags in settings:
             runs[f"emotrack:{key}"] = [
                 a.emotrack, "bench", "video", *inputs["videos"], "--size", "640x480", "--detectors", det,
@@ -167,7 +168,8 @@ PEER_TASKS = ["accuracy:fer-keras", "accuracy:fer-tflite",
               "photos:opencv-haar", "photos:facenet-mtcnn", "photos:fer", "photos:fer-mtcnn"]
 PEER_VIDEO_TASKS = ["video:fer", "video:fer-mtcnn"]
 VIDEO_ORDER = ["emotrack:video:haar", "emotrack:video:haar-every5", "video:fer", "emotrack:video:haar-fer-settings",
-               "emotrack:video:mtcnn", "video:fer-mtcnn", "emotrack:video:mtcnn-every5"]
+               "emotrack:video:haar-fer-settings-every5", "emotrack:video:mtcnn", "video:fer-mtcnn",
+               "emotrack:video:mtcnn-every5"]
 
 
 def peers_command(a, inputs):
@@ -296,6 +298,8 @@ VIDEO_ROWS = [
     ("emotrack mtcnn (--detect-every 5)", "emotrack:video:mtcnn-every5", "emotrack:video:mtcnn-every5"),
     ("emotrack haar with fer's Haar settings (5 neighbours, min 50 px; every frame)",
      "emotrack:video:haar-fer-settings", "emotrack:video:haar-fer-settings"),
+    ("emotrack haar with fer's Haar settings (--detect-every 5)",
+     "emotrack:video:haar-fer-settings-every5", "emotrack:video:haar-fer-settings-every5"),
     ("fer (default: Haar)", "video:fer", "emotrack:video:haar"),
     ("fer (mtcnn=True)", "video:fer-mtcnn", "emotrack:video:mtcnn"),
 ]
@@ -329,6 +333,10 @@ def targets(res):
                                 ("haar with fer's Haar settings vs fer's default, both every frame",
                                  "emotrack:video:haar-fer-settings", "video:fer"),
                                 ("mtcnn vs fer's mtcnn=True, both every frame", "emotrack:video:mtcnn", "video:fer-mtcnn"),
+                                ("emotrack mtcnn --detect-every 5 vs fer's mtcnn=True (every frame)",
+                                 "emotrack:video:mtcnn-every5", "video:fer-mtcnn"),
+                                ("emotrack haar with fer's Haar settings, --detect-every 5, vs fer's default "
+                                 "(every frame)", "emotrack:video:haar-fer-settings-every5", "video:fer"),
                                 ("emotrack mtcnn --detect-every 5 vs fer's default (Haar)",
                                  "emotrack:video:mtcnn-every5", "video:fer"),
                                 ("emotrack haar --detect-every 5 vs fer's default (Haar)",
