@@ -75,11 +75,18 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         args.out.display()
     );
     if let Some(d) = &cfg.distill {
-        eprintln!(
-            "distilling from {} teacher(s): they classify the training images first \
-             (about a minute each)",
-            d.teachers.len()
-        );
+        if d.online {
+            eprintln!(
+                "distilling online from {} teacher(s): they classify every batch",
+                d.teachers.len()
+            );
+        } else {
+            eprintln!(
+                "distilling from {} teacher(s): they classify the training images first \
+                 (about a minute each)",
+                d.teachers.len()
+            );
+        }
     }
     if let Some(init) = &cfg.init {
         eprintln!("starting from the weights of {}", init.display());

@@ -201,9 +201,11 @@ pub const ONE_CYCLE_DIV: f64 = 25.0;
 /// Knowledge distillation: each training image's target mixes its (label-smoothed) label with
 /// the teachers' probabilities for it.
 ///
-/// The teachers see each training image once, un-augmented, with its mirror image averaged in
-/// (flip test-time augmentation), before the first epoch; their probabilities are averaged.
-/// Mixed (mixup/CutMix) images mix these targets like the labels.
+/// Offline (the default), the teachers see each training image once, un-augmented, with its
+/// mirror image averaged in (flip test-time augmentation), before the first epoch, and mixed
+/// (mixup/CutMix) images mix these targets like the labels. Online, the teachers classify
+/// every batch as the student sees it, augmented and mixed (also flip-averaged); see
+/// [`crate::distill`]. Either way the teachers' probabilities are averaged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DistillConfig {
@@ -214,6 +216,9 @@ pub struct DistillConfig {
     /// The teachers' share of each target, in (0, 1] (default 0.5).
     #[serde(default = "DistillConfig::default_weight")]
     pub weight: f32,
+    /// Teachers run on every augmented batch instead of once per image (default false).
+    #[serde(default)]
+    pub online: bool,
 }
 
 impl DistillConfig {

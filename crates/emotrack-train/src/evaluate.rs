@@ -115,6 +115,16 @@ pub fn from_bytes(
     Ok(LoadedModel { config, inner, tta })
 }
 
+impl LoadedModel {
+    /// The inference runtime's classifier, when loaded on [`Backend::Runtime`].
+    pub fn into_runtime(self) -> Option<Classifier> {
+        match self.inner {
+            Inner::Runtime(classifier) => Some(*classifier),
+            Inner::Burn { .. } => None,
+        }
+    }
+}
+
 impl Predictor for LoadedModel {
     fn predict(&mut self, crops: &[&[u8]]) -> Vec<EmotionScores> {
         match &self.inner {

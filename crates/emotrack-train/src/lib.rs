@@ -5,6 +5,7 @@
 //! * [`augment`]: on-the-fly flip/rotate/scale/shift, brightness/contrast, random erasing.
 //! * [`model`]: [`Net`], the ResNet-style CNN of [`emotrack::classify::Architecture::Resnet`].
 //! * [`config`]: [`TrainConfig`], every setting of a run in one serde struct.
+//! * [`distill`]: the teachers of knowledge distillation, offline or online.
 //! * [`train`]: the resumable loop ([`train::train`]), writing a run folder
 //!   (see [`checkpoint`] for its layout).
 //! * [`export()`]: best weights → `model.safetensors` + `model.json` for inference.
@@ -17,6 +18,7 @@ pub mod augment;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
+pub mod distill;
 pub mod error;
 pub mod evaluate;
 pub mod export;

@@ -24,11 +24,11 @@ use rand_distr::{Beta, Distribution};
 
 use crate::augment::augment_into;
 use crate::checkpoint::{self, BestInfo, LoopState, METRICS_FILE, METRICS_HEADER, RunInfo};
-use crate::config::{DistillConfig, ONE_CYCLE_DIV, OptimizerKind, Schedule, TrainConfig};
+use crate::config::{ONE_CYCLE_DIV, OptimizerKind, Schedule, TrainConfig};
 use crate::data::{Dataset, IMAGE_PIXELS, IMAGE_SIDE};
+use crate::distill::{TeacherTargets, Teachers};
 use crate::error::TrainError;
-use crate::evaluate::{Backend, load_model};
-use crate::metrics::{Metrics, MetricsBuilder, Predictor};
+use crate::metrics::{Metrics, MetricsBuilder};
 use crate::model::{Net, NetConfig};
 use crate::params;
 use crate::tta::Tta;
@@ -206,9 +206,6 @@ struct Batch {
     labels: Vec<i64>,
 }
 
-/// The teachers' probabilities for every training image (see [`DistillConfig`]).
-pub type TeacherTargets = Vec<[f32; Emotion::COUNT]>;
-
 /// How a training image's target is made: its label, smoothed, mixed with the teachers'
 /// probabilities when distilling.
 #[derive(Debug, Clone, Copy)]
@@ -239,34 +236,6 @@ impl Targets<'_> {
     }
 }
 
-/// Runs the teachers of `distill` over every image of `data` (flip-averaged) and averages
-/// their probabilities.
-pub fn teacher_targets(
-    distill: &DistillConfig,
-    data: &Dataset,
-) -> Result<TeacherTargets, TrainError> {
-    const BATCH: usize = 256;
-    let mut sum = vec![[0f32; Emotion::COUNT]; data.len()];
-    for path in &distill.teachers {
-        let mut teacher = load_model(path, Backend::Runtime, Tta::Flip)?;
-        for (start, rows) in (0..data.len()).step_by(BATCH).zip(sum.chunks_mut(BATCH)) {
-            let crops: Vec<&[u8]> = (start..start + rows.len()).map(|i| data.image(i)).collect();
-            for (row, scores) in rows.iter_mut().zip(teacher.predict(&crops)) {
-                for (s, p) in row.iter_mut().zip(scores.0) {
-                    *s += p;
-                }
-            }
-        }
-    }
-    let n = distill.teachers.len() as f32;
-    for p in &mut sum {
-        for v in p.iter_mut() {
-            *v /= n;
-        }
-    }
-    Ok(sum)
-}
-
 /// Starts the loader thread for one epoch: it augments batches `from..` ahead of the model.
 /// Everything random is seeded from `(seed, epoch, position)`, so the batches do not depend on
 /// timing or on where a resumed run picks up.
@@ -274,7 +243,7 @@ fn spawn_loader(
     data: Arc<Dataset>,
     cfg: Arc<TrainConfig>,
     class_weights: [f32; Emotion::COUNT],
-    teachers: Option<Arc<TeacherTargets>>,
+    teachers: Option<Arc<Teachers>>,
     epoch: usize,
     from: usize,
 ) -> Receiver<Batch> {
@@ -290,11 +259,15 @@ fn spawn_loader(
             epoch as u64,
         ])));
         let k = Emotion::COUNT;
+        let weight = cfg.distill.as_ref().map_or(0.0, |d| d.weight);
+        let (offline, online) = match teachers.as_deref() {
+            Some(Teachers::Offline(p)) => (Some((p, weight)), None),
+            Some(Teachers::Online(t)) => (None, Some(t)),
+            None => (None, None),
+        };
         let target = Targets {
             smoothing: cfg.label_smoothing,
-            teachers: teachers
-                .as_deref()
-                .zip(cfg.distill.as_ref().map(|d| d.weight)),
+            teachers: offline,
         };
         for b in from..batches {
             let idx = &order[b * bs..(b + 1) * bs];
@@ -336,6 +309,14 @@ fn spawn_loader(
                     None => {
                         target.add(idx[j], labels[j], t, 1.0);
                         weights[j] = class_weights[labels[j]];
+                    }
+                }
+            }
+            if let Some(online) = online {
+                // The teachers see exactly what the student sees: augmented and mixed.
+                for (t, p) in targets.chunks_exact_mut(k).zip(online.probabilities(&x)) {
+                    for (v, q) in t.iter_mut().zip(p) {
+                        *v = (1.0 - weight) * *v + weight * q;
                     }
                 }
             }
@@ -684,7 +665,7 @@ pub fn train(
     let total_steps = (batches * cfg.epochs) as u64;
     let weights = class_weights(train_data.class_counts(), cfg.class_weight_power);
     let teachers = match &cfg.distill {
-        Some(d) => Some(Arc::new(teacher_targets(d, &train_data)?)),
+        Some(d) => Some(Arc::new(Teachers::load(d, &train_data, cfg.normalization)?)),
         None => None,
     };
     observer.on_start(&cfg, &s.state, batches);

@@ -13,11 +13,10 @@ use std::sync::atomic::AtomicBool;
 use emotrack::classify::Classifier;
 use emotrack_train::checkpoint::RunInfo;
 use emotrack_train::config::{DistillConfig, OptimizerKind, Schedule};
+use emotrack_train::distill::{OnlineTeachers, teacher_targets};
 use emotrack_train::evaluate::{Backend, load_model};
 use emotrack_train::metrics::{Predictor, evaluate};
-use emotrack_train::train::{
-    Silent, TrainOutcome, TrainRequest, prepare_run, teacher_targets, train,
-};
+use emotrack_train::train::{Silent, TrainOutcome, TrainRequest, prepare_run, train};
 use emotrack_train::tta::Tta;
 use emotrack_train::{Dataset, TrainConfig, load_split};
 
@@ -259,7 +258,8 @@ fn eval_on_a_real_subset_counts_every_image() {
 }
 
 /// The built-in model as a teacher: its probabilities line up with the images they belong to,
-/// and a run distilling from it trains.
+/// online teachers give un-augmented images the offline targets, and runs distilling from it,
+/// offline and online, train.
 #[test]
 fn distilling_from_the_built_in_model() {
     let Some(s) = setup() else {
@@ -270,6 +270,7 @@ fn distilling_from_the_built_in_model() {
     let distill = DistillConfig {
         teachers: vec![teacher],
         weight: 0.5,
+        online: false,
     };
 
     // On val, the teacher's targets are its predictions: about its accuracy, far above the 1 in
@@ -291,14 +292,36 @@ fn distilling_from_the_built_in_model() {
             .all(|p| (p.iter().sum::<f32>() - 1.0).abs() < 1e-4)
     );
 
-    let cfg = TrainConfig {
-        epochs: 2,
-        distill: Some(distill),
-        ..tiny_config()
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let out = run(dir.path(), &cfg, train_data, val, false, None);
-    assert_finished_with_falling_loss(dir.path(), &out, 2);
+    // Online teachers see the batches normalised as the student's input; un-augmented, they
+    // give the offline targets.
+    let student = TrainConfig::default().normalization;
+    let online = OnlineTeachers::load(&distill, student).unwrap();
+    let mut x = vec![0f32; val.len() * 48 * 48];
+    for (i, item) in x.chunks_exact_mut(48 * 48).enumerate() {
+        student.apply(val.image(i), item);
+    }
+    let live = online.probabilities(&x);
+    assert_eq!(live.len(), probs.len());
+    for (a, b) in live.iter().zip(&probs) {
+        assert!(
+            a.iter().zip(b).all(|(a, b)| (a - b).abs() < 1e-4),
+            "{a:?} vs {b:?}"
+        );
+    }
+
+    for online in [false, true] {
+        let cfg = TrainConfig {
+            epochs: 2,
+            distill: Some(DistillConfig {
+                online,
+                ..distill.clone()
+            }),
+            ..tiny_config()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let out = run(dir.path(), &cfg, train_data, val, false, None);
+        assert_finished_with_falling_loss(dir.path(), &out, 2);
+    }
 }
 
 #[test]

@@ -21,11 +21,13 @@ pub type TrackId = u64;
 /// Fraction of its velocity a box keeps per frame while it is not seen (avoids runaway drift).
 const VELOCITY_DAMPING: f32 = 0.8;
 
-/// Share of an unmatched detection's area inside the box of a track matched on the same frame
-/// above which it counts as a second detection of that face and starts no track. Haar cascades
-/// report a face twice at neighbouring sizes, or a part of it (a mouth, an eye pair), when
-/// their window groups do not merge; a new track there would show a phantom face and, when it
-/// later wins the face's detection, change the face's id. Two real faces overlap far less.
+/// Share of an unmatched detection's area inside the box of a track matched on the same frame,
+/// or of a confirmed track whose face went undetected on it (its predicted box), above which it
+/// counts as a second detection of that face and starts no track. Haar cascades report a face
+/// twice at neighbouring sizes, or a part of it (a mouth, an eye pair), when their window
+/// groups do not merge, sometimes on a frame where they miss the face itself; a new track there
+/// would show a phantom face and, when it later wins the face's detection, change the face's
+/// id. Two real faces overlap far less.
 const DUPLICATE_SHARE: f32 = 0.6;
 
 /// Tracker settings; each field documents its default and how to tune it.
@@ -181,7 +183,17 @@ impl Tracker {
     /// into.
     pub fn update(&mut self, detections: &[Detection]) -> Vec<TrackId> {
         let predicted: Vec<BBox> = self.tracks.iter().map(Track::predicted).collect();
-        let pairs = assign(&predicted, detections, self.config.iou_threshold);
+        let confirmed: Vec<bool> = self
+            .tracks
+            .iter()
+            .map(|t| t.hits >= self.config.min_hits)
+            .collect();
+        let pairs = assign(
+            &predicted,
+            &confirmed,
+            detections,
+            self.config.iou_threshold,
+        );
         let mut det_track: Vec<Option<usize>> = vec![None; detections.len()];
         for &(t, d) in &pairs {
             det_track[d] = Some(t);
@@ -228,8 +240,10 @@ impl Tracker {
             .iter()
             .map(|t| t.map_or(0, |t| self.tracks[t].id))
             .collect();
-        // Tracks that existed before this frame and were matched on it (new ones spawn below).
+        // Tracks that existed before this frame (new ones spawn below): the matched ones and the
+        // confirmed ones missed on it may cover a second detection of their face.
         let existing = self.tracks.len();
+        let min_hits = self.config.min_hits;
         for (d, det) in detections.iter().enumerate() {
             if det_track[d].is_some() {
                 continue;
@@ -239,7 +253,8 @@ impl Tracker {
                 .iter()
                 .zip(&matched)
                 .find(|(t, m)| {
-                    **m && area > 0.0
+                    (**m || t.hits >= min_hits)
+                        && area > 0.0
                         && det.bbox.intersection(&t.raw_bbox) >= DUPLICATE_SHARE * area
                 })
                 .map(|(t, _)| t.id);
@@ -301,15 +316,33 @@ impl Tracker {
     }
 }
 
-/// Optimal one-to-one assignment of boxes to detections maximising total IoU; returns
-/// `(box index, detection index)` pairs whose IoU reaches `threshold`.
-fn assign(boxes: &[BBox], detections: &[Detection], threshold: f32) -> Vec<(usize, usize)> {
+/// Optimal one-to-one assignment of boxes to detections maximising total IoU, where a
+/// `confirmed` box (a shown track) goes before any unconfirmed one (as SORT-style trackers
+/// match confirmed tracks first): a young track born on a second detection of a face never
+/// takes the face from its established track. Returns `(box index, detection index)` pairs
+/// whose IoU reaches `threshold`.
+fn assign(
+    boxes: &[BBox],
+    confirmed: &[bool],
+    detections: &[Detection],
+    threshold: f32,
+) -> Vec<(usize, usize)> {
     if boxes.is_empty() || detections.is_empty() {
         return Vec::new();
     }
-    // Kuhn-Munkres needs integer weights and rows ≤ columns: IoU in millionths, transposed when
-    // there are more boxes than detections.
-    let iou = |b: usize, d: usize| (boxes[b].iou(&detections[d].bbox) * 1e6) as i64;
+    let min = (threshold * 1e6) as i64;
+    // Kuhn-Munkres needs integer weights and rows ≤ columns: IoU in millionths, plus a bonus
+    // larger than any IoU sum for a confirmed box's usable pairs; transposed when there are
+    // more boxes than detections.
+    let bonus = 1e6 as i64 * (detections.len().max(boxes.len()) as i64 + 1);
+    let iou = |b: usize, d: usize| {
+        let v = (boxes[b].iou(&detections[d].bbox) * 1e6) as i64;
+        if confirmed[b] && v > 0 && v >= min {
+            v + bonus
+        } else {
+            v
+        }
+    };
     let transpose = boxes.len() > detections.len();
     let (rows, cols) = if transpose {
         (detections.len(), boxes.len())
@@ -323,7 +356,6 @@ fn assign(boxes: &[BBox], detections: &[Detection], threshold: f32) -> Vec<(usiz
         }
     }
     let (_, cols_of_rows) = kuhn_munkres(&m);
-    let min = (threshold * 1e6) as i64;
     cols_of_rows
         .into_iter()
         .enumerate()
@@ -488,14 +520,27 @@ mod tests {
             assert_eq!(ids, vec![face; 3]);
         }
         assert_eq!(t.tracks().len(), 1);
+        // The face itself missed on a frame and a part of it found: no new track either.
+        let ids = t.update(std::slice::from_ref(&mouth));
+        assert_eq!(ids, vec![face]);
+        assert_eq!(t.tracks().len(), 1);
         // The larger box alone now: still the same face.
         t.update(std::slice::from_ref(&bigger));
         assert_eq!(t.visible().map(|tr| tr.id).collect::<Vec<_>>(), vec![face]);
         // A face beside it, overlapping a little, is a new face.
-        let ids = t.update(&[bigger, det(140.0, 100.0)]);
+        let ids = t.update(&[bigger.clone(), det(160.0, 100.0)]);
         assert_eq!(ids[0], face);
         assert_ne!(ids[1], face);
-        assert_eq!(t.tracks().len(), 2);
+        // A young track born on a second box that overlapped too little to be merged never
+        // takes the face from its established track, even where it overlaps the face more.
+        let shifted = det_box(120.0, 97.0, 60.0, 60.0);
+        let ids = t.update(&[bigger.clone(), shifted.clone()]);
+        assert_eq!(ids[0], face);
+        let young = ids[1];
+        assert_ne!(young, face);
+        let ids = t.update(std::slice::from_ref(&shifted));
+        assert_eq!(ids, vec![face], "the established track keeps the face");
+        assert!(t.tracks().iter().any(|tr| tr.id == young && tr.misses == 1));
     }
 
     #[test]
