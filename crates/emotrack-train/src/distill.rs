@@ -106,6 +106,19 @@ impl OnlineTeachers {
         Ok(Self { members, student })
     }
 
+    /// Mixes the teachers' probabilities for the batch `x` (see [`Self::probabilities`]) into
+    /// its `targets` (`N x 7`, the labels' part), `weight` to the teachers.
+    pub fn blend(&self, x: &[f32], targets: &mut [f32], weight: f32) {
+        for (t, p) in targets
+            .chunks_exact_mut(Emotion::COUNT)
+            .zip(self.probabilities(x))
+        {
+            for (v, q) in t.iter_mut().zip(p) {
+                *v = (1.0 - weight) * *v + weight * q;
+            }
+        }
+    }
+
     /// The teachers' mean probabilities, each flip-averaged, for a batch of 48x48 images `x`
     /// normalised as the student's input (`[N, 1, 48, 48]` row-major).
     pub fn probabilities(&self, x: &[f32]) -> Vec<[f32; Emotion::COUNT]> {
