@@ -18,7 +18,7 @@ use crate::data::{Dataset, IMAGE_PIXELS, IMAGE_SIDE};
 use crate::error::TrainError;
 use crate::evaluate::{Backend, load_model};
 use crate::metrics::Predictor;
-use crate::tta::Tta;
+use crate::tta::{Tta, mirror};
 
 /// The teachers' probabilities for every training image (offline distillation).
 pub type TeacherTargets = Vec<[f32; Emotion::COUNT]>;
@@ -130,11 +130,8 @@ impl OnlineTeachers {
             let t = &teacher.config().normalization;
             let scale = self.student.std / t.std;
             let shift = (self.student.mean - t.mean) / t.std;
-            let mut views = Vec::with_capacity(2 * x.len());
-            views.extend(x.iter().map(|v| v * scale + shift));
-            for row in x.chunks_exact(IMAGE_SIDE) {
-                views.extend(row.iter().rev().map(|v| v * scale + shift));
-            }
+            let mut views: Vec<f32> = x.iter().map(|v| v * scale + shift).collect();
+            views.extend(mirror(&views));
             let input = Tensor::from_vec([2 * n, 1, IMAGE_SIDE, IMAGE_SIDE], views);
             let logits = teacher.logits_of_tensor(&input);
             for (k, l) in logits.iter().enumerate() {

@@ -98,8 +98,8 @@ impl Tta {
     }
 }
 
-/// `crop` mirrored left to right.
-pub fn mirror(crop: &[u8]) -> Vec<u8> {
+/// `crop` mirrored left to right (or a batch of crops: any number of 48-pixel rows).
+pub fn mirror<T: Copy>(crop: &[T]) -> Vec<T> {
     crop.chunks_exact(IMAGE_SIDE)
         .flat_map(|row| row.iter().rev().copied())
         .collect()

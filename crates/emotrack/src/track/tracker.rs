@@ -129,6 +129,12 @@ pub struct Track {
 }
 
 impl Track {
+    /// Whether the track is confirmed: detected on at least `min_hits` frames, so it is shown
+    /// whenever it is seen.
+    pub fn is_confirmed(&self, min_hits: u32) -> bool {
+        self.hits >= min_hits
+    }
+
     /// Where the face should be on the next frame: the last box moved by the velocity.
     pub fn predicted(&self) -> BBox {
         BBox {
@@ -175,7 +181,7 @@ impl Tracker {
     pub fn visible(&self) -> impl Iterator<Item = &Track> {
         self.tracks
             .iter()
-            .filter(|t| t.hits >= self.config.min_hits && t.misses == 0)
+            .filter(|t| t.is_confirmed(self.config.min_hits) && t.misses == 0)
     }
 
     /// Associates this frame's detections with the tracks; returns, in detection order, the id
@@ -186,7 +192,7 @@ impl Tracker {
         let confirmed: Vec<bool> = self
             .tracks
             .iter()
-            .map(|t| t.hits >= self.config.min_hits)
+            .map(|t| t.is_confirmed(self.config.min_hits))
             .collect();
         let pairs = assign(
             &predicted,
@@ -253,7 +259,7 @@ impl Tracker {
                 .iter()
                 .zip(&matched)
                 .find(|(t, m)| {
-                    (**m || t.hits >= min_hits)
+                    (**m || t.is_confirmed(min_hits))
                         && area > 0.0
                         && det.bbox.intersection(&t.raw_bbox) >= DUPLICATE_SHARE * area
                 })
