@@ -75,18 +75,15 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         args.out.display()
     );
     if let Some(d) = &cfg.distill {
-        if d.online {
-            eprintln!(
-                "distilling online from {} teacher(s): they classify every batch",
-                d.teachers.len()
-            );
+        let when = if d.online {
+            "every batch, as the student sees it"
         } else {
-            eprintln!(
-                "distilling from {} teacher(s): they classify the training images first \
-                 (about a minute each)",
-                d.teachers.len()
-            );
-        }
+            "the training images first (about a minute each)"
+        };
+        eprintln!(
+            "distilling from {} teacher(s): they classify {when}",
+            d.teachers.len()
+        );
     }
     if let Some(init) = &cfg.init {
         eprintln!("starting from the weights of {}", init.display());
