@@ -26,8 +26,13 @@ pub type TeacherTargets = Vec<[f32; Emotion::COUNT]>;
 /// The teachers of a run, as its [`DistillConfig`] asks for them.
 #[derive(Debug)]
 pub enum Teachers {
-    /// Probabilities computed once per training image.
-    Offline(TeacherTargets),
+    /// Probabilities computed once per training image, and the teachers' share of each target.
+    Offline {
+        /// One row per training image.
+        targets: TeacherTargets,
+        /// [`DistillConfig::weight`].
+        weight: f32,
+    },
     /// Teachers run on every batch.
     Online(OnlineTeachers),
 }
@@ -42,7 +47,10 @@ impl Teachers {
         Ok(if distill.online {
             Teachers::Online(OnlineTeachers::load(distill, student)?)
         } else {
-            Teachers::Offline(teacher_targets(distill, data)?)
+            Teachers::Offline {
+                targets: teacher_targets(distill, data)?,
+                weight: distill.weight,
+            }
         })
     }
 }
@@ -80,6 +88,8 @@ pub struct OnlineTeachers {
     members: Vec<Classifier>,
     /// The normalisation of the student's input, which the batches come in.
     student: Normalization,
+    /// The teachers' share of each target ([`DistillConfig::weight`]).
+    weight: f32,
 }
 
 impl std::fmt::Debug for OnlineTeachers {
@@ -87,6 +97,7 @@ impl std::fmt::Debug for OnlineTeachers {
         f.debug_struct("OnlineTeachers")
             .field("members", &self.members.len())
             .field("student", &self.student)
+            .field("weight", &self.weight)
             .finish()
     }
 }
@@ -103,12 +114,17 @@ impl OnlineTeachers {
                 Ok(model.into_runtime().expect("loaded on the runtime backend"))
             })
             .collect::<Result<_, TrainError>>()?;
-        Ok(Self { members, student })
+        Ok(Self {
+            members,
+            student,
+            weight: distill.weight,
+        })
     }
 
     /// Mixes the teachers' probabilities for the batch `x` (see [`Self::probabilities`]) into
-    /// its `targets` (`N x 7`, the labels' part), `weight` to the teachers.
-    pub fn blend(&self, x: &[f32], targets: &mut [f32], weight: f32) {
+    /// its `targets` (`N x 7`, the labels' part), [`DistillConfig::weight`] to the teachers.
+    pub fn blend(&self, x: &[f32], targets: &mut [f32]) {
+        let weight = self.weight;
         for (t, p) in targets
             .chunks_exact_mut(Emotion::COUNT)
             .zip(self.probabilities(x))

@@ -260,8 +260,8 @@ fn spawn_loader(
         ])));
         let k = Emotion::COUNT;
         // Online teachers run on the training thread instead (see `train`).
-        let offline = match (teachers.as_deref(), &cfg.distill) {
-            (Some(Teachers::Offline(p)), Some(d)) => Some((p, d.weight)),
+        let offline = match teachers.as_deref() {
+            Some(Teachers::Offline { targets, weight }) => Some((targets, *weight)),
             _ => None,
         };
         let target = Targets {
@@ -679,11 +679,11 @@ pub fn train(
         let mut lr = learning_rate(&cfg, s.state.global_step, total_steps);
         for mut batch in rx.iter() {
             debug_assert_eq!(batch.index, s.state.batch);
-            if let (Some(Teachers::Online(online)), Some(d)) = (teachers.as_deref(), &cfg.distill) {
+            if let Some(Teachers::Online(online)) = teachers.as_deref() {
                 // Here rather than on the loader thread: run alongside the training step, the
                 // teachers and burn compete for the same two cores and both slow down (the
                 // online-distill run trained at 42 img/s that way, 79 this way).
-                online.blend(&batch.x, &mut batch.targets, d.weight);
+                online.blend(&batch.x, &mut batch.targets);
             }
             lr = learning_rate(&cfg, s.state.global_step, total_steps);
             device.seed(mix(&[
