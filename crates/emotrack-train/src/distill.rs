@@ -18,7 +18,7 @@ use crate::data::{Dataset, IMAGE_PIXELS, IMAGE_SIDE};
 use crate::error::TrainError;
 use crate::evaluate::{Backend, load_model};
 use crate::metrics::Predictor;
-use crate::tta::{Tta, mirror};
+use crate::tta::{Tta, mirror, zoom_centre};
 
 /// The teachers' probabilities for every training image (offline distillation).
 pub type TeacherTargets = Vec<[f32; Emotion::COUNT]>;
@@ -90,6 +90,8 @@ pub struct OnlineTeachers {
     student: Normalization,
     /// The teachers' share of each target ([`DistillConfig::weight`]).
     weight: f32,
+    /// The centre the teachers see ([`DistillConfig::teacher_crop`]).
+    crop: usize,
 }
 
 impl std::fmt::Debug for OnlineTeachers {
@@ -98,6 +100,7 @@ impl std::fmt::Debug for OnlineTeachers {
             .field("members", &self.members.len())
             .field("student", &self.student)
             .field("weight", &self.weight)
+            .field("crop", &self.crop)
             .finish()
     }
 }
@@ -118,6 +121,7 @@ impl OnlineTeachers {
             members,
             student,
             weight: distill.weight,
+            crop: distill.teacher_crop as usize,
         })
     }
 
@@ -135,10 +139,18 @@ impl OnlineTeachers {
         }
     }
 
-    /// The teachers' mean probabilities, each flip-averaged, for a batch of 48x48 images `x`
-    /// normalised as the student's input (`[N, 1, 48, 48]` row-major).
+    /// The teachers' mean probabilities, each flip-averaged (and of the zoomed centre, see
+    /// [`DistillConfig::teacher_crop`]), for a batch of 48x48 images `x` normalised as the
+    /// student's input (`[N, 1, 48, 48]` row-major).
     pub fn probabilities(&self, x: &[f32]) -> Vec<[f32; Emotion::COUNT]> {
         let n = x.len() / IMAGE_PIXELS;
+        let zoomed;
+        let x = if self.crop == IMAGE_SIDE {
+            x
+        } else {
+            zoomed = zoom_centre(x, self.crop);
+            &zoomed
+        };
         let mut sum = vec![[0f32; Emotion::COUNT]; n];
         let share = 1.0 / (2 * self.members.len()) as f32;
         for teacher in &self.members {

@@ -105,6 +105,38 @@ pub fn mirror<T: Copy>(crop: &[T]) -> Vec<T> {
         .collect()
 }
 
+/// The centre `side` x `side` pixels of each 48x48 image of `batch` (row-major, any number
+/// of images), enlarged back to 48x48 by bilinear interpolation between pixel centres (what
+/// a triangle filter does when it enlarges). `side` 48 returns the images unchanged.
+///
+/// # Panics
+/// If `side` is 0 or above 48.
+pub fn zoom_centre(batch: &[f32], side: usize) -> Vec<f32> {
+    assert!((1..=IMAGE_SIDE).contains(&side), "zoom to {side} px");
+    // Source coordinate of each output row (or column): its lower neighbour and weight.
+    let offset = (IMAGE_SIDE - side) as f32 / 2.0;
+    let step = side as f32 / IMAGE_SIDE as f32;
+    let taps: Vec<(usize, f32)> = (0..IMAGE_SIDE)
+        .map(|d| {
+            let s = ((d as f32 + 0.5) * step - 0.5 + offset).clamp(0.0, (IMAGE_SIDE - 1) as f32);
+            let lo = (s.floor() as usize).min(IMAGE_SIDE - 2);
+            (lo, s - lo as f32)
+        })
+        .collect();
+    let mut out = Vec::with_capacity(batch.len());
+    for image in batch.chunks_exact(IMAGE_PIXELS) {
+        for &(y, fy) in &taps {
+            let (top, bottom) = (&image[y * IMAGE_SIDE..], &image[(y + 1) * IMAGE_SIDE..]);
+            for &(x, fx) in &taps {
+                let t = top[x] + fx * (top[x + 1] - top[x]);
+                let b = bottom[x] + fx * (bottom[x + 1] - bottom[x]);
+                out.push(t + fy * (b - t));
+            }
+        }
+    }
+    out
+}
+
 /// The centre and the four corner [`SUB_CROP`]-pixel squares of `crop`, resized to 48x48.
 fn sub_crops(crop: &[u8]) -> Vec<Vec<u8>> {
     let side = IMAGE_SIDE as u32;
@@ -127,6 +159,30 @@ mod tests {
         (0..IMAGE_PIXELS)
             .map(|i| ((i % IMAGE_SIDE) * 5 + i / IMAGE_SIDE) as u8)
             .collect()
+    }
+
+    #[test]
+    fn zooming_to_48_is_the_identity_and_a_zoom_enlarges_the_centre() {
+        // Linear: 5 per column, 1 per row.
+        let ramp: Vec<f32> = (0..IMAGE_PIXELS)
+            .map(|i| ((i % IMAGE_SIDE) * 5 + i / IMAGE_SIDE) as f32)
+            .collect();
+        let batch = [ramp.clone(), ramp.iter().map(|v| -v).collect()].concat();
+        let same = zoom_centre(&batch, IMAGE_SIDE);
+        assert!(same.iter().zip(&batch).all(|(a, b)| (a - b).abs() < 1e-4));
+        // Bilinear interpolation of a linear ramp is exact: output pixel d samples source (d + 0.5) * 46 / 48 - 0.5 + 1, clamped to the image.
+        let zoomed = zoom_centre(&batch, 46);
+        assert_eq!(zoomed.len(), batch.len());
+        let source = |d: usize| ((d as f32 + 0.5) * 46.0 / 48.0 + 0.5).clamp(0.0, 47.0);
+        for y in 0..IMAGE_SIDE {
+            for x in 0..IMAGE_SIDE {
+                let want = 5.0 * source(x) + source(y);
+                let got = zoomed[y * IMAGE_SIDE + x];
+                assert!((got - want).abs() < 1e-3, "({x}, {y}): {got} vs {want}");
+                let negated = zoomed[IMAGE_PIXELS + y * IMAGE_SIDE + x];
+                assert!((negated + want).abs() < 1e-3);
+            }
+        }
     }
 
     #[test]

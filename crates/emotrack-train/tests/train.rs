@@ -271,6 +271,7 @@ fn distilling_from_the_built_in_model() {
         teachers: vec![teacher],
         weight: 0.5,
         online: false,
+        teacher_crop: DistillConfig::default_teacher_crop(),
     };
 
     // On val, the teacher's targets are its predictions: about its accuracy, far above the 1 in
@@ -309,11 +310,41 @@ fn distilling_from_the_built_in_model() {
         );
     }
 
-    for online in [false, true] {
+    // Teachers shown the zoomed centre: as accurate, but other probabilities.
+    let zoomed = DistillConfig {
+        online: true,
+        teacher_crop: 46,
+        ..distill.clone()
+    };
+    let closer = OnlineTeachers::load(&zoomed, student)
+        .unwrap()
+        .probabilities(&x);
+    let right = closer
+        .iter()
+        .enumerate()
+        .filter(|(i, p)| (0..7).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap() == val.label(*i))
+        .count();
+    assert!(
+        right * 2 > val.len(),
+        "zoomed: {right} of {} right",
+        val.len()
+    );
+    let moved = closer
+        .iter()
+        .zip(&live)
+        .filter(|(a, b)| a.iter().zip(*b).any(|(a, b)| (a - b).abs() > 1e-3))
+        .count();
+    assert!(
+        moved * 2 > val.len(),
+        "zoomed views changed {moved} targets"
+    );
+
+    for (online, teacher_crop) in [(false, 48), (true, 48), (true, 46)] {
         let cfg = TrainConfig {
             epochs: 2,
             distill: Some(DistillConfig {
                 online,
+                teacher_crop,
                 ..distill.clone()
             }),
             ..tiny_config()
