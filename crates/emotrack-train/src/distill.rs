@@ -13,12 +13,12 @@ use emotrack::classify::{Classifier, Normalization};
 use emotrack::nn::Tensor;
 use emotrack::{Emotion, EmotionScores};
 
-use crate::config::DistillConfig;
+use crate::config::{DistillConfig, TeacherViews};
 use crate::data::{Dataset, IMAGE_PIXELS, IMAGE_SIDE};
 use crate::error::TrainError;
 use crate::evaluate::{Backend, load_model};
 use crate::metrics::Predictor;
-use crate::tta::{Tta, mirror, zoom_centre};
+use crate::tta::{SUB_CROP, SUB_CROP_CORNERS, Tta, enlarge, mirror};
 
 /// The teachers' probabilities for every training image (offline distillation).
 pub type TeacherTargets = Vec<[f32; Emotion::COUNT]>;
@@ -90,8 +90,9 @@ pub struct OnlineTeachers {
     student: Normalization,
     /// The teachers' share of each target ([`DistillConfig::weight`]).
     weight: f32,
-    /// The centre the teachers see ([`DistillConfig::teacher_crop`]).
-    crop: usize,
+    /// The squares of each image the teachers see, each also mirrored: `(side, (x0, y0))`
+    /// ([`DistillConfig::teacher_views`]).
+    squares: Vec<(usize, (usize, usize))>,
 }
 
 impl std::fmt::Debug for OnlineTeachers {
@@ -100,7 +101,7 @@ impl std::fmt::Debug for OnlineTeachers {
             .field("members", &self.members.len())
             .field("student", &self.student)
             .field("weight", &self.weight)
-            .field("crop", &self.crop)
+            .field("squares", &self.squares)
             .finish()
     }
 }
@@ -121,7 +122,7 @@ impl OnlineTeachers {
             members,
             student,
             weight: distill.weight,
-            crop: distill.teacher_crop as usize,
+            squares: squares(distill.teacher_views),
         })
     }
 
@@ -139,36 +140,53 @@ impl OnlineTeachers {
         }
     }
 
-    /// The teachers' mean probabilities, each flip-averaged (and of the zoomed centre, see
-    /// [`DistillConfig::teacher_crop`]), for a batch of 48x48 images `x` normalised as the
-    /// student's input (`[N, 1, 48, 48]` row-major).
+    /// The teachers' mean probabilities over their views ([`DistillConfig::teacher_views`],
+    /// each view also mirrored) for a batch of 48x48 images `x` normalised as the student's
+    /// input (`[N, 1, 48, 48]` row-major).
     pub fn probabilities(&self, x: &[f32]) -> Vec<[f32; Emotion::COUNT]> {
         let n = x.len() / IMAGE_PIXELS;
-        let zoomed;
-        let x = if self.crop == IMAGE_SIDE {
-            x
-        } else {
-            zoomed = zoom_centre(x, self.crop);
-            &zoomed
-        };
         let mut sum = vec![[0f32; Emotion::COUNT]; n];
-        let share = 1.0 / (2 * self.members.len()) as f32;
-        for teacher in &self.members {
-            // Back to pixels with the student's normalisation, then into the teacher's.
-            let t = &teacher.config().normalization;
-            let scale = self.student.std / t.std;
-            let shift = (self.student.mean - t.mean) / t.std;
-            let mut views: Vec<f32> = x.iter().map(|v| v * scale + shift).collect();
-            views.extend(mirror(&views));
-            let input = Tensor::from_vec([2 * n, 1, IMAGE_SIDE, IMAGE_SIDE], views);
-            let logits = teacher.logits_of_tensor(&input);
-            for (k, l) in logits.iter().enumerate() {
-                let p = EmotionScores::from_logits(l);
-                for (s, v) in sum[k % n].iter_mut().zip(p.0) {
-                    *s += share * v;
+        let share = 1.0 / (2 * self.squares.len() * self.members.len()) as f32;
+        for &(side, corner) in &self.squares {
+            let square = enlarge(x, side, corner);
+            for teacher in &self.members {
+                // Back to pixels with the student's normalisation, then into the teacher's.
+                let t = &teacher.config().normalization;
+                let scale = self.student.std / t.std;
+                let shift = (self.student.mean - t.mean) / t.std;
+                let mut views: Vec<f32> = square.iter().map(|v| v * scale + shift).collect();
+                views.extend(mirror(&views));
+                let input = Tensor::from_vec([2 * n, 1, IMAGE_SIDE, IMAGE_SIDE], views);
+                let logits = teacher.logits_of_tensor(&input);
+                for (k, l) in logits.iter().enumerate() {
+                    let p = EmotionScores::from_logits(l);
+                    for (s, v) in sum[k % n].iter_mut().zip(p.0) {
+                        *s += share * v;
+                    }
                 }
             }
         }
         sum
+    }
+}
+
+/// The squares `(side, (x0, y0))` of a 48x48 image that `views` shows the teachers.
+fn squares(views: TeacherViews) -> Vec<(usize, (usize, usize))> {
+    match views {
+        TeacherViews::Flip => vec![(IMAGE_SIDE, (0, 0))],
+        TeacherViews::Zoom(side) => {
+            let side = side as usize;
+            let (start, end) = ((IMAGE_SIDE - side) / 2, (IMAGE_SIDE - side).div_ceil(2));
+            // An odd margin: the two centred squares, half a pixel either side.
+            let mut s = vec![(side, (start, start))];
+            if end != start {
+                s.push((side, (end, end)));
+            }
+            s
+        }
+        TeacherViews::TenCrop => SUB_CROP_CORNERS
+            .iter()
+            .map(|&(x, y)| (SUB_CROP as usize, (x as usize, y as usize)))
+            .collect(),
     }
 }

@@ -105,29 +105,43 @@ pub fn mirror<T: Copy>(crop: &[T]) -> Vec<T> {
         .collect()
 }
 
-/// The centre `side` x `side` pixels of each 48x48 image of `batch` (row-major, any number
-/// of images), enlarged back to 48x48 by bilinear interpolation between pixel centres (what
-/// a triangle filter does when it enlarges). `side` 48 returns the images unchanged.
+/// Top-left corners of the five [`SUB_CROP`] squares of [`Tta::FiveCrop`]: the centre, then
+/// the four corners.
+pub const SUB_CROP_CORNERS: [(u32, u32); 5] = {
+    let far = IMAGE_SIDE as u32 - SUB_CROP;
+    [(far / 2, far / 2), (0, 0), (far, 0), (0, far), (far, far)]
+};
+
+/// The `side` x `side` square at `(x0, y0)` of each 48x48 image of `batch` (row-major, any
+/// number of images), enlarged to 48x48 by bilinear interpolation between pixel centres (what
+/// a triangle filter does when it enlarges). `side` 48 at `(0, 0)` gives the images back.
 ///
 /// # Panics
-/// If `side` is 0 or above 48.
-pub fn zoom_centre(batch: &[f32], side: usize) -> Vec<f32> {
-    assert!((1..=IMAGE_SIDE).contains(&side), "zoom to {side} px");
-    // Source coordinate of each output row (or column): its lower neighbour and weight.
-    let offset = (IMAGE_SIDE - side) as f32 / 2.0;
+/// If the square is not inside the image.
+pub fn enlarge(batch: &[f32], side: usize, (x0, y0): (usize, usize)) -> Vec<f32> {
+    assert!(
+        side >= 1 && x0 + side <= IMAGE_SIDE && y0 + side <= IMAGE_SIDE,
+        "square of {side} px at ({x0}, {y0})"
+    );
+    // Source coordinate of each output row (or column) at `offset`: its lower neighbour and
+    // weight.
     let step = side as f32 / IMAGE_SIDE as f32;
-    let taps: Vec<(usize, f32)> = (0..IMAGE_SIDE)
-        .map(|d| {
-            let s = ((d as f32 + 0.5) * step - 0.5 + offset).clamp(0.0, (IMAGE_SIDE - 1) as f32);
-            let lo = (s.floor() as usize).min(IMAGE_SIDE - 2);
-            (lo, s - lo as f32)
-        })
-        .collect();
+    let taps = |offset: usize| -> Vec<(usize, f32)> {
+        (0..IMAGE_SIDE)
+            .map(|d| {
+                let s = ((d as f32 + 0.5) * step - 0.5 + offset as f32)
+                    .clamp(0.0, (IMAGE_SIDE - 1) as f32);
+                let lo = (s.floor() as usize).min(IMAGE_SIDE - 2);
+                (lo, s - lo as f32)
+            })
+            .collect()
+    };
+    let (columns, rows) = (taps(x0), taps(y0));
     let mut out = Vec::with_capacity(batch.len());
     for image in batch.chunks_exact(IMAGE_PIXELS) {
-        for &(y, fy) in &taps {
+        for &(y, fy) in &rows {
             let (top, bottom) = (&image[y * IMAGE_SIDE..], &image[(y + 1) * IMAGE_SIDE..]);
-            for &(x, fx) in &taps {
+            for &(x, fx) in &columns {
                 let t = top[x] + fx * (top[x + 1] - top[x]);
                 let b = bottom[x] + fx * (bottom[x + 1] - bottom[x]);
                 out.push(t + fy * (b - t));
@@ -141,8 +155,7 @@ pub fn zoom_centre(batch: &[f32], side: usize) -> Vec<f32> {
 fn sub_crops(crop: &[u8]) -> Vec<Vec<u8>> {
     let side = IMAGE_SIDE as u32;
     let image = GrayImage::from_raw(side, side, crop.to_vec()).expect("length checked");
-    let far = side - SUB_CROP;
-    [(far / 2, far / 2), (0, 0), (far, 0), (0, far), (far, far)]
+    SUB_CROP_CORNERS
         .into_iter()
         .map(|(x, y)| {
             let sub = imageops::crop_imm(&image, x, y, SUB_CROP, SUB_CROP).to_image();
@@ -162,25 +175,32 @@ mod tests {
     }
 
     #[test]
-    fn zooming_to_48_is_the_identity_and_a_zoom_enlarges_the_centre() {
+    fn enlarging_the_whole_image_is_the_identity_and_a_square_is_interpolated() {
         // Linear: 5 per column, 1 per row.
         let ramp: Vec<f32> = (0..IMAGE_PIXELS)
             .map(|i| ((i % IMAGE_SIDE) * 5 + i / IMAGE_SIDE) as f32)
             .collect();
         let batch = [ramp.clone(), ramp.iter().map(|v| -v).collect()].concat();
-        let same = zoom_centre(&batch, IMAGE_SIDE);
+        let same = enlarge(&batch, IMAGE_SIDE, (0, 0));
         assert!(same.iter().zip(&batch).all(|(a, b)| (a - b).abs() < 1e-4));
-        // Bilinear interpolation of a linear ramp is exact: output pixel d samples source (d + 0.5) * 46 / 48 - 0.5 + 1, clamped to the image.
-        let zoomed = zoom_centre(&batch, 46);
-        assert_eq!(zoomed.len(), batch.len());
-        let source = |d: usize| ((d as f32 + 0.5) * 46.0 / 48.0 + 0.5).clamp(0.0, 47.0);
-        for y in 0..IMAGE_SIDE {
-            for x in 0..IMAGE_SIDE {
-                let want = 5.0 * source(x) + source(y);
-                let got = zoomed[y * IMAGE_SIDE + x];
-                assert!((got - want).abs() < 1e-3, "({x}, {y}): {got} vs {want}");
-                let negated = zoomed[IMAGE_PIXELS + y * IMAGE_SIDE + x];
-                assert!((negated + want).abs() < 1e-3);
+        // Bilinear interpolation of a linear ramp is exact: output pixel d samples source
+        // (d + 0.5) * side / 48 - 0.5 + offset, clamped to the image.
+        for (side, (x0, y0)) in [(46, (1, 1)), (44, (4, 0)), (44, (0, 4))] {
+            let out = enlarge(&batch, side, (x0, y0));
+            assert_eq!(out.len(), batch.len());
+            let source = |d: usize, o: usize| {
+                ((d as f32 + 0.5) * side as f32 / 48.0 - 0.5 + o as f32).clamp(0.0, 47.0)
+            };
+            for y in 0..IMAGE_SIDE {
+                for x in 0..IMAGE_SIDE {
+                    let want = 5.0 * source(x, x0) + source(y, y0);
+                    let got = out[y * IMAGE_SIDE + x];
+                    assert!(
+                        (got - want).abs() < 1e-3,
+                        "{side} ({x}, {y}): {got} vs {want}"
+                    );
+                    assert!((out[IMAGE_PIXELS + y * IMAGE_SIDE + x] + want).abs() < 1e-3);
+                }
             }
         }
     }

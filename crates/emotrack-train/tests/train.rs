@@ -12,7 +12,7 @@ use std::sync::atomic::AtomicBool;
 
 use emotrack::classify::Classifier;
 use emotrack_train::checkpoint::RunInfo;
-use emotrack_train::config::{DistillConfig, OptimizerKind, Schedule};
+use emotrack_train::config::{DistillConfig, OptimizerKind, Schedule, TeacherViews};
 use emotrack_train::distill::{OnlineTeachers, teacher_targets};
 use emotrack_train::evaluate::{Backend, load_model};
 use emotrack_train::metrics::{Predictor, evaluate};
@@ -271,7 +271,7 @@ fn distilling_from_the_built_in_model() {
         teachers: vec![teacher],
         weight: 0.5,
         online: false,
-        teacher_crop: DistillConfig::default_teacher_crop(),
+        teacher_views: TeacherViews::Flip,
     };
 
     // On val, the teacher's targets are its predictions: about its accuracy, far above the 1 in
@@ -310,41 +310,46 @@ fn distilling_from_the_built_in_model() {
         );
     }
 
-    // Teachers shown the zoomed centre: as accurate, but other probabilities.
-    let zoomed = DistillConfig {
-        online: true,
-        teacher_crop: 46,
-        ..distill.clone()
-    };
-    let closer = OnlineTeachers::load(&zoomed, student)
-        .unwrap()
-        .probabilities(&x);
-    let right = closer
-        .iter()
-        .enumerate()
-        .filter(|(i, p)| (0..7).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap() == val.label(*i))
-        .count();
-    assert!(
-        right * 2 > val.len(),
-        "zoomed: {right} of {} right",
-        val.len()
-    );
-    let moved = closer
-        .iter()
-        .zip(&live)
-        .filter(|(a, b)| a.iter().zip(*b).any(|(a, b)| (a - b).abs() > 1e-3))
-        .count();
-    assert!(
-        moved * 2 > val.len(),
-        "zoomed views changed {moved} targets"
-    );
+    // Teachers shown zoomed or ten-crop views: as accurate, but other probabilities.
+    for views in [TeacherViews::Zoom(46), TeacherViews::TenCrop] {
+        let other = DistillConfig {
+            online: true,
+            teacher_views: views,
+            ..distill.clone()
+        };
+        let probs = OnlineTeachers::load(&other, student)
+            .unwrap()
+            .probabilities(&x);
+        let right = probs
+            .iter()
+            .enumerate()
+            .filter(|(i, p)| {
+                (0..7).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap() == val.label(*i)
+            })
+            .count();
+        assert!(
+            right * 2 > val.len(),
+            "{views:?}: {right} of {} right",
+            val.len()
+        );
+        let moved = probs
+            .iter()
+            .zip(&live)
+            .filter(|(a, b)| a.iter().zip(*b).any(|(a, b)| (a - b).abs() > 1e-3))
+            .count();
+        assert!(moved * 2 > val.len(), "{views:?} changed {moved} targets");
+    }
 
-    for (online, teacher_crop) in [(false, 48), (true, 48), (true, 46)] {
+    for (online, teacher_views) in [
+        (false, TeacherViews::Flip),
+        (true, TeacherViews::Flip),
+        (true, TeacherViews::Zoom(46)),
+    ] {
         let cfg = TrainConfig {
             epochs: 2,
             distill: Some(DistillConfig {
                 online,
-                teacher_crop,
+                teacher_views,
                 ..distill.clone()
             }),
             ..tiny_config()
