@@ -164,9 +164,11 @@ impl TrainConfig {
             }
             let side = crate::data::IMAGE_SIDE as u32;
             if let TeacherViews::Zoom(n) = d.teacher_views
-                && !(side / 2..=side).contains(&n)
+                && !((side / 2..=side).contains(&n) && n % 2 == 0)
             {
-                return bad("distill.teacher_views zoom must be in [24, 48] (48: the whole image)");
+                return bad(
+                    "distill.teacher_views zoom must be an even number in [24, 48] (48: the whole image)",
+                );
             }
             if d.teacher_views != TeacherViews::Flip && !d.online {
                 return bad(
@@ -247,8 +249,8 @@ pub enum TeacherViews {
     /// The image and its mirror image (2 views).
     #[default]
     Flip,
-    /// `{"zoom": N}`: the centre N x N pixels enlarged back to 48x48 (bilinear), and its
-    /// mirror image (2 views).
+    /// `{"zoom": N}`: the centre N x N pixels (N even, so the square is centred on whole
+    /// pixels) enlarged back to 48x48 (bilinear), and its mirror image (2 views).
     Zoom(u32),
     /// `eval --tta ten-crop`'s views: the centre and the four corner squares of 44 px, each
     /// enlarged to 48x48, and their mirror images (10 views: five times the teachers' work).
@@ -308,7 +310,7 @@ mod tests {
             let err = with(false, views).validate().unwrap_err().to_string();
             assert!(err.contains("online"), "{err}");
         }
-        for bad in [0, 23, 49] {
+        for bad in [0, 22, 45, 49] {
             let err = with(true, TeacherViews::Zoom(bad))
                 .validate()
                 .unwrap_err()

@@ -175,14 +175,10 @@ fn squares(views: TeacherViews) -> Vec<(usize, (usize, usize))> {
     match views {
         TeacherViews::Flip => vec![(IMAGE_SIDE, (0, 0))],
         TeacherViews::Zoom(side) => {
+            // Validated: even, so the margin splits into whole pixels.
             let side = side as usize;
-            let (start, end) = ((IMAGE_SIDE - side) / 2, (IMAGE_SIDE - side).div_ceil(2));
-            // An odd margin: the two centred squares, half a pixel either side.
-            let mut s = vec![(side, (start, start))];
-            if end != start {
-                s.push((side, (end, end)));
-            }
-            s
+            let margin = (IMAGE_SIDE - side) / 2;
+            vec![(side, (margin, margin))]
         }
         TeacherViews::TenCrop => SUB_CROP_CORNERS
             .iter()
