@@ -9,8 +9,6 @@
 //! patient and consistent*, CVPR 2022), which gives the student the teachers' view of images
 //! they never saw, at the cost of the teachers' forward passes on every batch.
 
-use std::borrow::Cow;
-
 use emotrack::classify::{Classifier, Normalization};
 use emotrack::nn::Tensor;
 use emotrack::{Emotion, EmotionScores};
@@ -150,12 +148,7 @@ impl OnlineTeachers {
         let mut sum = vec![[0f32; Emotion::COUNT]; n];
         let share = 1.0 / (2 * self.squares.len() * self.members.len()) as f32;
         for &(side, corner) in &self.squares {
-            // The whole image needs no resampling.
-            let square = if side == IMAGE_SIDE {
-                Cow::Borrowed(x)
-            } else {
-                Cow::Owned(enlarge(x, side, corner))
-            };
+            let square = enlarge(x, side, corner);
             for teacher in &self.members {
                 // Back to pixels with the student's normalisation, then into the teacher's.
                 let t = &teacher.config().normalization;
