@@ -822,6 +822,12 @@ pub fn train(
         elapsed_base = s.state.elapsed_s;
         session_clock = Instant::now();
         save_checkpoint(run_dir, &s)?;
+        // Go on from what was just written, as a resumed run would: the weights' values are
+        // the same either way, but tensors loaded from a file are not laid out in memory like
+        // those the optimiser made, and some of burn's kernels then round differently (seen as
+        // resumed runs drifting in the fourth decimal of the loss). This also checks every
+        // epoch's checkpoint as it is written.
+        s = load_session(run_dir, &cfg, &device, &plain)?;
         observer.on_epoch(&summary);
         epochs_this_session += 1;
         let out_of_epochs = req
