@@ -3,7 +3,8 @@
 //!
 //! * [`data`]: [`Dataset`] — a FER-2013 split (`<split>/<emotion>/*.jpg`) decoded into memory.
 //! * [`augment`]: on-the-fly flip/rotate/scale/shift, brightness/contrast, random erasing.
-//! * [`model`]: [`Net`], the ResNet-style CNN of [`emotrack::classify::Architecture::Resnet`].
+//! * [`model`]: [`Net`], the ResNet-style CNN of [`emotrack::classify::Architecture::Resnet`];
+//!   its convolutions train through [`conv`] (faster forward and backward passes than flex's).
 //! * [`config`]: [`TrainConfig`], every setting of a run in one serde struct.
 //! * [`distill`]: the teachers of knowledge distillation, offline or online.
 //! * [`train`]: the resumable loop ([`train::train`]), writing a run folder
@@ -17,6 +18,7 @@
 pub mod augment;
 pub mod checkpoint;
 pub mod config;
+pub mod conv;
 pub mod data;
 pub mod distill;
 pub mod error;

@@ -15,6 +15,7 @@ use burn::tensor::{Device, Tensor};
 use emotrack::classify::Architecture;
 use serde::{Deserialize, Serialize};
 
+use crate::conv;
 use crate::error::TrainError;
 
 /// Layout of the network; the training-side twin of [`Architecture::Resnet`] plus dropout.
@@ -188,7 +189,7 @@ pub struct ConvBn {
 
 impl ConvBn {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.bn.forward(self.conv.forward(x))
+        self.bn.forward(conv::forward(&self.conv, x))
     }
 }
 
@@ -213,8 +214,8 @@ impl BasicBlock {
             Some(sc) => sc.forward(x.clone()),
             None => x.clone(),
         };
-        let y = relu(self.bn1.forward(self.conv1.forward(x)));
-        let y = self.bn2.forward(self.conv2.forward(y));
+        let y = relu(self.bn1.forward(conv::forward(&self.conv1, x)));
+        let y = self.bn2.forward(conv::forward(&self.conv2, y));
         relu(y + identity)
     }
 }

@@ -398,12 +398,17 @@ fn finish_copy(dst: &mut [f32], src: &[f32], bias: f32, slope: Option<f32>) {
     }
 }
 
-/// Unfolds output rows `rows` of one CHW image into their `[c*kh*kw, rows.len()*ow]` patch
-/// matrix (zeros where the kernel overlaps the padding), written at column `offset` of `col`,
-/// whose rows are `ld` long. Row `(ci, ky, kx)`, column `offset + (oy - rows.start, ox)` holds
-/// `x[ci, oy*sy + ky - py, ox*sx + kx - px]`.
+/// Unfolds output rows `rows` of one CHW image `x` (`h` x `w`) into their
+/// `[c*kh*kw, rows.len()*ow]` patch matrix (zeros where the kernel overlaps the padding),
+/// written at column `offset` of `col`, whose rows are `ld` long. Row `(ci, ky, kx)`, column
+/// `offset + (oy - rows.start, ox)` holds `x[ci, oy*sy + ky - py, ox*sx + kx - px]`.
+///
+/// Public for training (`emotrack-train` computes weight gradients from it).
+///
+/// # Panics
+/// If `x` has fewer than `in_channels` planes or `col` fewer than `c*kh*kw` rows of `ld`.
 #[allow(clippy::too_many_arguments)] // geometry of one unfold; a struct would only rename them
-fn im2col(
+pub fn im2col(
     x: &[f32],
     h: usize,
     w: usize,

@@ -50,7 +50,7 @@ mod ops;
 mod tensor;
 mod weights;
 
-pub use conv::{Activation, BatchNorm, COL_BUDGET, Conv2d, ConvSpec};
+pub use conv::{Activation, BatchNorm, COL_BUDGET, Conv2d, ConvSpec, im2col};
 pub use ops::{
     Linear, MaxPool2d, PRelu, add_inplace, global_avg_pool, relu_inplace, softmax_channels_inplace,
 };
