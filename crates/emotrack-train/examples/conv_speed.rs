@@ -6,25 +6,37 @@
 use std::time::Instant;
 
 use burn::nn::PaddingConfig2d;
-use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::conv::Conv2d;
 use burn::tensor::{Device, Distribution, Tensor};
 use emotrack_train::conv;
+use emotrack_train::model::{Net, NetConfig};
 
-/// The network's convolutions: input channels, output channels, kernel, stride, input side,
-/// and how many of them the network has.
-const LAYERS: [(usize, usize, usize, usize, usize, usize); 11] = [
-    (1, 32, 3, 2, 48, 1),
-    (32, 32, 3, 1, 24, 2),
-    (32, 64, 3, 2, 24, 1),
-    (64, 64, 3, 1, 12, 1),
-    (32, 64, 1, 2, 24, 1),
-    (64, 128, 3, 2, 12, 1),
-    (128, 128, 3, 1, 6, 1),
-    (64, 128, 1, 2, 12, 1),
-    (128, 256, 3, 2, 6, 1),
-    (256, 256, 3, 1, 3, 1),
-    (128, 256, 1, 2, 6, 1),
-];
+/// The network's convolutions in order, each with the side of its (square) input.
+fn convolutions(net: &Net) -> Vec<(&Conv2d, usize)> {
+    let mut side = 48;
+    let mut layers = vec![(&net.stem.conv, side)];
+    side = output_side(&net.stem.conv, side);
+    for block in net.stages.iter().flatten() {
+        let inner = output_side(&block.conv1, side);
+        layers.push((&block.conv1, side));
+        layers.push((&block.conv2, inner));
+        if let Some(shortcut) = &block.shortcut {
+            layers.push((&shortcut.conv, side));
+        }
+        side = inner;
+    }
+    layers
+}
+
+/// The side of `conv`'s output for a square input of `side` (the network pads evenly).
+fn output_side(conv: &Conv2d, side: usize) -> usize {
+    let [.., k, _] = conv.weight.dims();
+    let p = match conv.padding {
+        PaddingConfig2d::Explicit(p, ..) => p,
+        _ => 0,
+    };
+    (side + 2 * p - k) / conv.stride[0] + 1
+}
 
 /// One way to run a convolution layer.
 type Path = fn(&Conv2d, Tensor<4>) -> Tensor<4>;
@@ -39,13 +51,10 @@ fn main() {
     let (batch, repeats) = (arg(1, 128), arg(2, 5).max(1));
     let device = Device::flex().autodiff();
     let mut totals = [0.0; 2];
-    for (i, o, k, stride, side, count) in LAYERS {
-        let p = k / 2;
-        let layer = Conv2dConfig::new([i, o], [k, k])
-            .with_stride([stride, stride])
-            .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
-            .with_bias(false)
-            .init(&device);
+    let net = NetConfig::default().init(7, &device);
+    for (layer, side) in convolutions(&net) {
+        let [o, i, k, _] = layer.weight.dims();
+        let stride = layer.stride[0];
         // The stem's input (the images) needs no gradient.
         let x = Tensor::<4>::random(
             [batch, i, side, side],
@@ -55,7 +64,7 @@ fn main() {
         let x = if i > 1 { x.require_grad() } else { x };
         let paths: [Path; 2] = [|c, x| c.forward(x), conv::forward];
         let step = |path: Path| {
-            let grads = path(&layer, x.clone()).sum().backward();
+            let grads = path(layer, x.clone()).sum().backward();
             let gw = layer.weight.grad(&grads).expect("the weight is trained");
             let _ = (gw.into_data(), x.grad(&grads).map(Tensor::into_data));
         };
@@ -71,13 +80,13 @@ fn main() {
             }
         }
         for (total, best) in totals.iter_mut().zip(best) {
-            *total += count as f64 * best;
+            *total += best;
         }
-        let out = (side + 2 * p - k) / stride + 1;
+        let out = output_side(layer, side);
         // A backward pass costs two forward passes (input and weight gradients).
         let flops = 3.0 * 2.0 * (batch * o * out * out * i * k * k) as f64;
         println!(
-            "{count}x {i:>3} -> {o:<3} {k}x{k} stride {stride} at {side:>2} px: \
+            "{i:>3} -> {o:<3} {k}x{k} stride {stride} at {side:>2} px: \
              flex {:6.1} ms ({:5.1} GFLOP/s), emotrack_train::conv {:6.1} ms ({:5.1} GFLOP/s): {:.2}x",
             best[0] * 1e3,
             flops / best[0] / 1e9,

@@ -106,10 +106,8 @@ impl Geometry {
         };
         let [sy, sx] = conv.stride;
         let square = kh == kw && sy == sx;
-        if conv.bias.is_some() || conv.groups != 1 || conv.dilation != [1, 1] || !square {
-            return None;
-        }
-        if inp != c || n == 0 {
+        let plain = conv.bias.is_none() && conv.groups == 1 && conv.dilation == [1, 1];
+        if !plain || !square || inp != c || n == 0 {
             return None;
         }
         let spec = ConvSpec::new(c, out, kh).stride(sy).padding(pad).no_bias();
@@ -157,19 +155,8 @@ impl Geometry {
         let k = self.spec.kernel[0];
         let p = self.spec.padding[0];
         if self.spec.stride[0] == 1 && p < k {
-            let mut flipped = vec![0.0; weight.len()];
-            for oc in 0..o {
-                for ic in 0..c {
-                    for ky in 0..k {
-                        for kx in 0..k {
-                            flipped[((ic * o + oc) * k + (k - 1 - ky)) * k + (k - 1 - kx)] =
-                                weight[((oc * c + ic) * k + ky) * k + kx];
-                        }
-                    }
-                }
-            }
             let spec = ConvSpec::new(o, c, k).padding(k - 1 - p).no_bias();
-            let conv = emotrack::nn::Conv2d::new(spec, flipped, None);
+            let conv = emotrack::nn::Conv2d::new(spec, flip_transpose(weight, o, c, k), None);
             return convolve_batch(&conv, gy, [o, self.oh, self.ow], self.n, self.image_len());
         }
         let (kk, ohw) = (self.patch_len(), self.oh * self.ow);
@@ -200,6 +187,7 @@ impl Geometry {
             .zip(gy.par_chunks(IMAGES_PER_SUM * self.out_len()))
             .map(|(xs, gys)| {
                 let mut gw = vec![0.0; o * kk];
+                let mut acc = ArrayViewMut2::from_shape((o, kk), &mut gw[..]).expect("sized");
                 let mut col = vec![0.0; kk * ohw];
                 for (x, gy) in xs
                     .chunks_exact(self.image_len())
@@ -218,8 +206,6 @@ impl Geometry {
                     );
                     let g = ArrayView2::from_shape((o, ohw), gy).expect("gradient shape checked");
                     let patches = ArrayView2::from_shape((kk, ohw), &col[..]).expect("sized above");
-                    let mut acc =
-                        ArrayViewMut2::from_shape((o, kk), &mut gw[..]).expect("sized above");
                     general_mat_mul(1.0, &g, &patches.t(), 1.0, &mut acc);
                 }
                 gw
@@ -255,6 +241,22 @@ impl Geometry {
             }
         }
     }
+}
+
+/// The `[o, c, k, k]` kernel `weight` as the `[c, o, k, k]` kernel of the stride-1 input
+/// gradient: input and output channels swapped, each `k x k` tap grid turned by 180°.
+fn flip_transpose(weight: &[f32], o: usize, c: usize, k: usize) -> Vec<f32> {
+    let kk = k * k;
+    let mut flipped = vec![0.0; weight.len()];
+    for (i, taps) in weight.chunks_exact(kk).enumerate() {
+        let (oc, ic) = (i / c, i % c);
+        let dst = &mut flipped[(ic * o + oc) * kk..][..kk];
+        // Reversing the row-major taps turns the grid by 180°.
+        dst.iter_mut()
+            .zip(taps.iter().rev())
+            .for_each(|(d, t)| *d = *t);
+    }
+    flipped
 }
 
 /// Runs `conv` over `n` images of `[c, h, w]` in `x`, one chunk of images per thread;
