@@ -4,8 +4,9 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use emotrack_train::evaluate::{Backend, load_embedded, load_model};
-use emotrack_train::metrics::{Metrics, evaluate};
+use emotrack_train::compare::{Paired, paired};
+use emotrack_train::evaluate::{Backend, LoadedModel, load_embedded, load_model};
+use emotrack_train::metrics::{Metrics, evaluate_each};
 use emotrack_train::tta::Tta;
 
 use crate::Outcome;
@@ -84,6 +85,58 @@ pub struct Args {
     /// Crops per forward pass.
     #[arg(long, default_value_t = 256)]
     batch: usize,
+    /// Also evaluate this model (`--baseline` alone: the built-in one) on the same images,
+    /// with the same TTA, and compare the two image by image: the images only one of them gets
+    /// right and McNemar's exact p-value (below 0.05: the difference is more than chance).
+    #[arg(long, value_name = "MODEL", num_args = 0..=1)]
+    baseline: Option<Option<PathBuf>>,
+}
+
+/// The model a path names, or the built-in one.
+fn load(
+    path: Option<&PathBuf>,
+    backend: Backend,
+    tta: Tta,
+) -> anyhow::Result<(LoadedModel, String)> {
+    Ok(match path {
+        Some(path) => (
+            load_model(path, backend, tta)
+                .with_context(|| format!("loading model {}", path.display()))?,
+            path.display().to_string(),
+        ),
+        None => (
+            load_embedded(backend, tta).context("loading the built-in model")?,
+            "built-in model".to_owned(),
+        ),
+    })
+}
+
+/// The evaluated model against `--baseline` (the `baseline` object of `--format json`).
+#[derive(Debug, serde::Serialize)]
+struct Comparison {
+    /// The baseline's name.
+    model: String,
+    accuracy: f64,
+    macro_f1: f64,
+    /// Images only the evaluated model gets right.
+    right_only_by_model: u64,
+    /// Images only the baseline gets right.
+    right_only_by_baseline: u64,
+    /// McNemar's exact two-sided p-value.
+    mcnemar_p: f64,
+}
+
+impl Comparison {
+    fn new(model: String, baseline: &Metrics, paired: Paired) -> Self {
+        Self {
+            model,
+            accuracy: baseline.accuracy,
+            macro_f1: baseline.macro_f1,
+            right_only_by_model: paired.only_first,
+            right_only_by_baseline: paired.only_second,
+            mcnemar_p: paired.p_value,
+        }
+    }
 }
 
 /// Runs the subcommand.
@@ -93,15 +146,11 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         BackendArg::Runtime => Backend::Runtime,
         BackendArg::Burn => Backend::Burn,
     };
-    let mut model = match &args.model {
-        Some(path) => load_model(path, backend, tta)
-            .with_context(|| format!("loading model {}", path.display()))?,
-        None => load_embedded(backend, tta).context("loading the built-in model")?,
+    let (mut model, model_name) = load(args.model.as_ref(), backend, tta)?;
+    let mut baseline = match &args.baseline {
+        Some(path) => Some(load(path.as_ref(), backend, tta).context("loading the baseline")?),
+        None => None,
     };
-    let model_name = args
-        .model
-        .as_ref()
-        .map_or_else(|| "built-in model".to_owned(), |p| p.display().to_string());
     let mut data = emotrack_train::load_split(&args.data)?;
     let skipped = data.skipped.len();
     for s in &data.skipped {
@@ -111,8 +160,18 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         data = data.stratified_subset(n);
     }
     let started = std::time::Instant::now();
-    let metrics = evaluate(&mut model, &data, args.batch);
+    let evaluation = evaluate_each(&mut model, &data, args.batch);
     let seconds = started.elapsed().as_secs_f64();
+    let metrics = evaluation.metrics;
+    let comparison = baseline.as_mut().map(|(base, name)| {
+        let base_eval = evaluate_each(base, &data, args.batch);
+        let truth: Vec<usize> = (0..data.len()).map(|i| data.label(i)).collect();
+        Comparison::new(
+            std::mem::take(name),
+            &base_eval.metrics,
+            paired(&truth, &evaluation.predicted, &base_eval.predicted),
+        )
+    });
     let split = args
         .data
         .file_name()
@@ -151,6 +210,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                 "seconds": seconds,
                 "confusion_png": png_written,
                 "metrics": metrics,
+                "baseline": comparison,
             });
             println!("{}", serde_json::to_string_pretty(&out)?);
         }
@@ -163,6 +223,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             seconds,
             png_written.as_ref(),
         ),
+    }
+    if let (Format::Text, Some(c)) = (args.format, &comparison) {
+        print_comparison(c);
     }
     Ok(if skipped > 0 {
         Outcome::SomeFailed
@@ -242,4 +305,26 @@ fn print_text(
         println!();
         println!("confusion matrix written to {}", p.display());
     }
+}
+
+/// The text report's comparison with `--baseline`.
+fn print_comparison(c: &Comparison) {
+    println!();
+    println!(
+        "against {} on the same images: accuracy {:.2}%  macro-F1 {:.4}",
+        c.model,
+        c.accuracy * 100.0,
+        c.macro_f1
+    );
+    println!(
+        "right only by this model {}, only by the baseline {}: McNemar exact p = {:.3}{}",
+        c.right_only_by_model,
+        c.right_only_by_baseline,
+        c.mcnemar_p,
+        if c.mcnemar_p < 0.05 {
+            " (a real difference)"
+        } else {
+            " (within chance)"
+        }
+    );
 }

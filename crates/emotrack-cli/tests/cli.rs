@@ -302,6 +302,20 @@ fn eval_runs_the_built_in_model_by_default() {
         tta_accuracy > 0.45,
         "accuracy {tta_accuracy} with ten-crop TTA"
     );
+
+    // The built-in model against itself: the same predictions image by image, so nothing is
+    // right for only one of them and McNemar's p is 1.
+    let same = eval(&["--baseline"]);
+    let baseline = &same["baseline"];
+    assert_eq!(baseline["model"], "built-in model");
+    assert_eq!(baseline["accuracy"], report["metrics"]["accuracy"]);
+    assert_eq!(baseline["right_only_by_model"], 0);
+    assert_eq!(baseline["right_only_by_baseline"], 0);
+    assert_eq!(baseline["mcnemar_p"], 1.0);
+    // With TTA the baseline sees the same views as the model.
+    let same_tta = eval(&["--tta", "ten-crop", "--baseline"]);
+    assert_eq!(same_tta["baseline"]["accuracy"], tta["metrics"]["accuracy"]);
+    assert_eq!(same_tta["baseline"]["right_only_by_model"], 0);
 }
 
 #[test]

@@ -14,9 +14,11 @@
 //!   with optional test-time augmentation ([`tta`]).
 //! * [`metrics`]: accuracy, macro-F1, per-class P/R/F1, confusion matrix, ECE over any
 //!   [`metrics::Predictor`]; [`plot`] draws the confusion matrix.
+//! * [`compare`]: two models on the same images, McNemar's exact test.
 
 pub mod augment;
 pub mod checkpoint;
+pub mod compare;
 pub mod config;
 pub mod conv;
 pub mod data;

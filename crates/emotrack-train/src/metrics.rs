@@ -147,7 +147,23 @@ pub struct Metrics {
 
 /// Runs `predictor` over the dataset in batches of `batch` crops.
 pub fn evaluate(predictor: &mut impl Predictor, data: &Dataset, batch: usize) -> Metrics {
+    evaluate_each(predictor, data, batch).metrics
+}
+
+/// The metrics of an evaluation and the class predicted for each image.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    /// The metrics over all images.
+    pub metrics: Metrics,
+    /// The predicted class index ([`Emotion::ALL`] order) of each image, in dataset order.
+    pub predicted: Vec<usize>,
+}
+
+/// [`evaluate`], keeping each image's predicted class (for paired comparisons, see
+/// [`crate::compare`]).
+pub fn evaluate_each(predictor: &mut impl Predictor, data: &Dataset, batch: usize) -> Evaluation {
     let mut m = MetricsBuilder::default();
+    let mut predicted = Vec::with_capacity(data.len());
     let batch = batch.max(1);
     let mut start = 0;
     while start < data.len() {
@@ -156,10 +172,14 @@ pub fn evaluate(predictor: &mut impl Predictor, data: &Dataset, batch: usize) ->
         let scores = predictor.predict(&crops);
         for (i, s) in (start..end).zip(&scores) {
             m.add(data.label(i), s);
+            predicted.push(s.top().0.index());
         }
         start = end;
     }
-    m.finish()
+    Evaluation {
+        metrics: m.finish(),
+        predicted,
+    }
 }
 
 #[cfg(test)]
