@@ -1,5 +1,5 @@
 //! `emotrack ensemble`: combines trained classifiers into one model file whose logits are the
-//! mean of theirs.
+//! mean of theirs, or (`--average`) into one network whose weights are the mean of theirs.
 
 use std::path::PathBuf;
 
@@ -15,6 +15,9 @@ use crate::Outcome;
 /// Each member is `<name>.safetensors` (with `<name>.json` beside it), a training run folder (its
 /// best weights) or a checkpoint folder. The result is one `<name>.safetensors` + `<name>.json`
 /// that every command takes as `--model`; it runs every member, so it costs their summed time.
+/// With `--average` it is one network instead, whose weights are the members' mean (a "model
+/// soup"): it costs one network's time, and it is a good network only when the members were
+/// fine-tuned from the same start (measure it with `--data`).
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The member models (two or more).
@@ -28,6 +31,10 @@ pub struct Args {
     /// accuracy and macro-F1 in the config.
     #[arg(long)]
     data: Option<PathBuf>,
+    /// Average the members' weights into one network (same layout, fine-tuned from one start;
+    /// float32) instead of averaging their logits.
+    #[arg(long)]
+    average: bool,
 }
 
 /// Runs the subcommand.
@@ -38,7 +45,11 @@ pub fn run(args: Args) -> Result<Outcome> {
             args.out.display()
         );
     }
-    let (bytes, mut config) = emotrack_train::export::ensemble(&args.models)?;
+    let (bytes, mut config) = if args.average {
+        emotrack_train::export::soup(&args.models)?
+    } else {
+        emotrack_train::export::ensemble(&args.models)?
+    };
     config.provenance.command = Some(std::env::args().collect::<Vec<_>>().join(" "));
     config.provenance.commit = crate::train::git_commit();
     // Loading it checks the file the way every command will read it, before anything is
@@ -50,7 +61,7 @@ pub fn run(args: Args) -> Result<Outcome> {
         Backend::Runtime,
         Tta::None,
     )
-    .context("loading the ensemble")?;
+    .context("loading the combined model")?;
     if let Some(data) = &args.data {
         let split = emotrack_train::load_split(data)?;
         let metrics = evaluate(&mut model, &split, 256);
@@ -67,10 +78,15 @@ pub fn run(args: Args) -> Result<Outcome> {
     emotrack_train::checkpoint::write_atomic(&args.out, &bytes)?;
     emotrack_train::checkpoint::write_json(&json, &config)?;
     println!(
-        "wrote {} ({:.2} MB, {} members) and {}",
+        "wrote {} ({:.2} MB, {} {}) and {}",
         args.out.display(),
         bytes.len() as f64 / 1e6,
         args.models.len(),
+        if args.average {
+            "models averaged"
+        } else {
+            "members"
+        },
         json.display()
     );
     Ok(Outcome::Success)

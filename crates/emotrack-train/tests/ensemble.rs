@@ -1,6 +1,6 @@
 //! Ensembles (`export::ensemble`): one float16 file holding several ResNets whose logits the
-//! runtime averages. Built here from the built-in model and a copy with its logits doubled, on
-//! real faces.
+//! runtime averages; and soups (`export::soup`): one ResNet whose weights are the members'
+//! mean. Built here from the built-in model and a copy with its logits doubled, on real faces.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 #[path = "../../emotrack/tests/common/mod.rs"]
@@ -12,7 +12,7 @@ use emotrack::classify::{Architecture, Classifier, ModelConfig, embedded_model};
 use emotrack_train::checkpoint::{
     HostTensors, read_safetensors, safetensors_bytes, write_atomic, write_json,
 };
-use emotrack_train::export::ensemble;
+use emotrack_train::export::{ensemble, soup};
 
 /// The built-in model as a file in `dir`, its weights rounded to float16 (what an ensemble
 /// stores) and its head multiplied by `head_scale` (so its logits are multiplied by it).
@@ -102,4 +102,43 @@ fn ensembles_refuse_one_model_and_members_that_do_not_fit() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("nowhere"), "{err}");
+}
+
+#[test]
+fn a_soup_is_one_network_with_the_mean_of_its_members_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = [member(dir.path(), "a", 1.0), member(dir.path(), "b", 2.0)];
+    let (bytes, config) = soup(&paths).unwrap();
+    assert!(matches!(config.architecture, Architecture::Resnet { .. }));
+    // The members differ only in the head, 1x and 2x: the mean network's logits are 1.5x a's.
+    let crops = common::real_crops();
+    let souped = Classifier::from_bytes(&bytes, config, Path::new("soup"))
+        .unwrap()
+        .logits(&crops);
+    let a = Classifier::from_file(&paths[0]).unwrap().logits(&crops);
+    let expected: Vec<[f32; 7]> = a.iter().map(|l| l.map(|v| v * 1.5)).collect();
+    let diff = common::max_abs_diff(&souped, &expected);
+    assert!(diff <= 1e-4, "soup vs 1.5x the first member: {diff}");
+    assert!(
+        common::max_abs_diff(&souped, &a) > 0.1,
+        "the soup is just a"
+    );
+}
+
+#[test]
+fn soups_refuse_networks_of_different_layouts() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = [member(dir.path(), "a", 1.0), member(dir.path(), "b", 1.0)];
+    let err = soup(&paths[..1]).unwrap_err().to_string();
+    assert!(err.contains("at least two"), "{err}");
+
+    let json = paths[1].with_extension("json");
+    let mut config: ModelConfig =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    if let Architecture::Resnet { widths, .. } = &mut config.architecture {
+        widths[3] = 128;
+    }
+    write_json(&json, &config).unwrap();
+    let err = soup(&paths).unwrap_err().to_string();
+    assert!(err.contains("layout"), "{err}");
 }
