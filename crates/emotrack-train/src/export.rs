@@ -201,13 +201,6 @@ pub fn net_from_exported(
 /// classes and normalisation.
 pub fn ensemble(members: &[PathBuf]) -> Result<(Vec<u8>, ModelConfig), TrainError> {
     let loaded = load_members(members)?;
-    let mut tensors = HostTensors::new();
-    for (i, member) in loaded.iter().enumerate() {
-        for (name, tensor) in &member.tensors {
-            tensors.insert(format!("members.{i}.{name}"), tensor.clone());
-        }
-    }
-    let bytes = checkpoint::safetensors_bytes_f16(&tensors).map_err(TrainError::Config)?;
     let config = ModelConfig {
         architecture: Architecture::Ensemble {
             members: loaded
@@ -225,6 +218,13 @@ pub fn ensemble(members: &[PathBuf]) -> Result<(Vec<u8>, ModelConfig), TrainErro
         },
         ..loaded[0].config.clone()
     };
+    let mut tensors = HostTensors::new();
+    for (i, member) in loaded.into_iter().enumerate() {
+        for (name, tensor) in member.tensors {
+            tensors.insert(format!("members.{i}.{name}"), tensor);
+        }
+    }
+    let bytes = checkpoint::safetensors_bytes_f16(&tensors).map_err(TrainError::Config)?;
     Ok((bytes, config))
 }
 
@@ -235,9 +235,24 @@ pub fn ensemble(members: &[PathBuf]) -> Result<(Vec<u8>, ModelConfig), TrainErro
 /// --data` does. Every member must be a ResNet of the same layout.
 pub fn soup(members: &[PathBuf]) -> Result<(Vec<u8>, ModelConfig), TrainError> {
     let loaded = load_members(members)?;
-    let reference = &loaded[0];
-    let mut sum = reference.tensors.clone();
-    for member in &loaded[1..] {
+    let config = ModelConfig {
+        provenance: ModelProvenance {
+            notes: Some(format!(
+                "mean weights of {} models: {}",
+                members.len(),
+                notes(&loaded)
+            )),
+            ..ModelProvenance::default()
+        },
+        ..loaded[0].config.clone()
+    };
+    let n = loaded.len() as f32;
+    let mut loaded = loaded.into_iter();
+    let reference = loaded
+        .next()
+        .expect("load_members returns two or more models");
+    let mut sum = reference.tensors;
+    for member in loaded {
         let bad = |message: String| TrainError::Checkpoint {
             path: member.path.clone(),
             message,
@@ -256,9 +271,9 @@ pub fn soup(members: &[PathBuf]) -> Result<(Vec<u8>, ModelConfig), TrainError> {
                 sum.len()
             )));
         }
-        for (name, (shape, values)) in &member.tensors {
-            match sum.get_mut(name) {
-                Some((s, acc)) if s == shape => {
+        for (name, (shape, values)) in member.tensors {
+            match sum.get_mut(&name) {
+                Some((s, acc)) if *s == shape => {
                     acc.iter_mut().zip(values).for_each(|(a, v)| *a += v);
                 }
                 _ => {
@@ -270,22 +285,10 @@ pub fn soup(members: &[PathBuf]) -> Result<(Vec<u8>, ModelConfig), TrainError> {
             }
         }
     }
-    let n = loaded.len() as f32;
     for (_, values) in sum.values_mut() {
         values.iter_mut().for_each(|v| *v /= n);
     }
     let bytes = checkpoint::safetensors_bytes(&sum, None).map_err(TrainError::Config)?;
-    let config = ModelConfig {
-        provenance: ModelProvenance {
-            notes: Some(format!(
-                "mean weights of {} models: {}",
-                members.len(),
-                notes(&loaded)
-            )),
-            ..ModelProvenance::default()
-        },
-        ..reference.config.clone()
-    };
     Ok((bytes, config))
 }
 

@@ -40,6 +40,15 @@ fn member(dir: &Path, name: &str, head_scale: f32) -> PathBuf {
     path
 }
 
+/// Rewrites the config beside `model` with `edit` applied.
+fn edit_config(model: &Path, edit: impl FnOnce(&mut ModelConfig)) {
+    let json = model.with_extension("json");
+    let mut config: ModelConfig =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    edit(&mut config);
+    write_json(&json, &config).unwrap();
+}
+
 #[test]
 fn an_ensemble_gives_the_mean_of_its_members_logits() {
     let dir = tempfile::tempdir().unwrap();
@@ -88,11 +97,7 @@ fn ensembles_refuse_one_model_and_members_that_do_not_fit() {
     assert!(err.contains("at least two"), "{err}");
 
     // A member normalising its input differently cannot share the ensemble's input.
-    let json = paths[1].with_extension("json");
-    let mut config: ModelConfig =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    config.normalization.mean += 0.1;
-    write_json(&json, &config).unwrap();
+    edit_config(&paths[1], |c| c.normalization.mean += 0.1);
     let err = ensemble(&paths).unwrap_err().to_string();
     assert!(err.contains("normalisation"), "{err}");
 
@@ -132,13 +137,11 @@ fn soups_refuse_networks_of_different_layouts() {
     let err = soup(&paths[..1]).unwrap_err().to_string();
     assert!(err.contains("at least two"), "{err}");
 
-    let json = paths[1].with_extension("json");
-    let mut config: ModelConfig =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    if let Architecture::Resnet { widths, .. } = &mut config.architecture {
-        widths[3] = 128;
-    }
-    write_json(&json, &config).unwrap();
+    edit_config(&paths[1], |c| {
+        if let Architecture::Resnet { widths, .. } = &mut c.architecture {
+            widths[3] = 128;
+        }
+    });
     let err = soup(&paths).unwrap_err().to_string();
     assert!(err.contains("layout"), "{err}");
 }
