@@ -9,12 +9,12 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// Frames in fer_test.mp4.
-const FER_FRAMES: u64 = 115;
+use common::{FER_FRAMES, fer_clip, ffmpeg, streams};
+
 /// Exit code for "the input broke off mid-way; the outputs hold what came before".
 const EXIT_PARTIAL: i32 = 2;
 
@@ -31,54 +31,6 @@ fn text(bytes: &[u8]) -> String {
 
 fn p(path: &Path) -> &str {
     path.to_str().expect("test paths are UTF-8")
-}
-
-fn fer_clip() -> PathBuf {
-    common::fixture("videos/fer_test.mp4")
-}
-
-fn ffmpeg(args: &[&str]) {
-    let out = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y"])
-        .args(args)
-        .output()
-        .expect("ffmpeg runs");
-    assert!(
-        out.status.success(),
-        "ffmpeg {args:?}: {}",
-        text(&out.stderr)
-    );
-}
-
-/// `(codec_type, frames)` of every stream, frames counted by decoding.
-fn streams(path: &Path) -> Vec<(String, u64)> {
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-count_frames", "-print_format", "json"])
-        .args(["-show_entries", "stream=codec_type,nb_read_frames"])
-        .arg(path)
-        .output()
-        .expect("ffprobe runs");
-    assert!(
-        out.status.success(),
-        "{}: {}",
-        path.display(),
-        text(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    v["streams"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|s| {
-                    let n = s["nb_read_frames"].as_str().and_then(|n| n.parse().ok());
-                    (
-                        s["codec_type"].as_str().unwrap_or("").to_owned(),
-                        n.unwrap_or(0),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn jsonl_records(path: &Path) -> Vec<serde_json::Value> {

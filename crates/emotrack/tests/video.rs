@@ -22,14 +22,10 @@ use emotrack::video::{
 };
 use emotrack::{Analyzer, AnalyzerConfig, DetectorConfig, DetectorKind, Error};
 
-/// Frames in fer_test.mp4 (ffprobe -count_frames).
-const FER_FRAMES: u64 = 115;
+use common::{FER_FRAMES, fer_clip, ffmpeg, streams};
+
 /// Frames in short_hamilton_clip.mp4.
 const HAMILTON_FRAMES: u64 = 275;
-
-fn fer_clip() -> PathBuf {
-    common::fixture("videos/fer_test.mp4")
-}
 
 /// A scratch folder removed when dropped.
 struct Scratch(PathBuf);
@@ -67,52 +63,6 @@ fn analyzer(kind: DetectorKind) -> Analyzer {
         ..AnalyzerConfig::default()
     })
     .expect("the built-in models load")
-}
-
-fn ffmpeg(args: &[&str]) {
-    let out = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y"])
-        .args(args)
-        .output()
-        .expect("ffmpeg runs");
-    assert!(
-        out.status.success(),
-        "ffmpeg {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// `(codec_type, frames)` of every stream of a file, frames counted by decoding.
-fn streams(path: &Path) -> Vec<(String, u64)> {
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-count_frames", "-print_format", "json"])
-        .args(["-show_entries", "stream=codec_type,nb_read_frames"])
-        .arg(path)
-        .output()
-        .expect("ffprobe runs");
-    assert!(
-        out.status.success(),
-        "ffprobe {}: {}",
-        path.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ffprobe json");
-    v["streams"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|s| {
-                    (
-                        s["codec_type"].as_str().unwrap_or("").to_owned(),
-                        s["nb_read_frames"]
-                            .as_str()
-                            .and_then(|n| n.parse().ok())
-                            .unwrap_or(0),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn open(source: &str, options: DecodeOptions) -> emotrack::error::Result<VideoInput> {

@@ -107,3 +107,58 @@ pub fn max_abs_diff(a: &[[f32; 7]], b: &[[f32; 7]]) -> f32 {
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f32::max)
 }
+
+/// Frames in `tests/fixtures/videos/fer_test.mp4` (`ffprobe -count_frames`).
+pub const FER_FRAMES: u64 = 115;
+
+/// The repo's one-face fixture clip, `tests/fixtures/videos/fer_test.mp4`.
+pub fn fer_clip() -> PathBuf {
+    fixture("videos/fer_test.mp4")
+}
+
+/// Runs `ffmpeg -y` quietly with `args`; fails the test if it fails.
+pub fn ffmpeg(args: &[&str]) {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args(args)
+        .output()
+        .expect("ffmpeg runs");
+    assert!(
+        out.status.success(),
+        "ffmpeg {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `(codec_type, frames)` of every stream of a file, frames counted by decoding.
+pub fn streams(path: &Path) -> Vec<(String, u64)> {
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-print_format", "json"])
+        .args(["-show_entries", "stream=codec_type,nb_read_frames"])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
+    assert!(
+        out.status.success(),
+        "ffprobe {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ffprobe json");
+    v["streams"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|s| {
+                    (
+                        s["codec_type"].as_str().unwrap_or("").to_owned(),
+                        s["nb_read_frames"]
+                            .as_str()
+                            .and_then(|n| n.parse().ok())
+                            .unwrap_or(0),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
