@@ -26,16 +26,8 @@ const WIDTH: u32 = 640;
 const HEIGHT: u32 = 480;
 
 fn main() {
-    let Some(media) = common::media_dir() else {
+    let Some(rgb) = common::shared_photo(PHOTO) else {
         return;
-    };
-    let path = media.join(PHOTO);
-    let rgb = match image::open(&path) {
-        Ok(img) => img.to_rgb8(),
-        Err(e) => {
-            eprintln!("SKIPPED: {}: {e}", path.display());
-            return;
-        }
     };
     let gray = resize_gray(&gray_from_rgb(&rgb), WIDTH, HEIGHT);
     let detector = match HaarDetector::frontal_face(&DetectorConfig::default()) {

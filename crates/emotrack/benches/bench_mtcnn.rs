@@ -31,16 +31,8 @@ const WIDTH: u32 = 640;
 const HEIGHT: u32 = 480;
 
 fn main() {
-    let Some(media) = common::media_dir() else {
+    let Some(rgb) = common::shared_photo(PHOTO) else {
         return;
-    };
-    let path = media.join(PHOTO);
-    let rgb = match image::open(&path) {
-        Ok(img) => img.to_rgb8(),
-        Err(e) => {
-            eprintln!("SKIPPED: {}: {e}", path.display());
-            return;
-        }
     };
     let rgb = resize(&rgb, WIDTH, HEIGHT, FilterType::Triangle);
     let detector = match Mtcnn::embedded(&DetectorConfig::default()) {

@@ -46,6 +46,19 @@ pub fn fer2013_dir() -> Option<PathBuf> {
     locate("EMOTRACK_FER2013", "../shared/datasets/fer2013")
 }
 
+/// A photo of the shared media (`photos/...`) as RGB; `None`, said on stderr, when the media
+/// folder is absent (see [`media_dir`]) or the photo does not decode.
+pub fn shared_photo(name: &str) -> Option<image::RgbImage> {
+    let path = media_dir()?.join(name);
+    match image::open(&path) {
+        Ok(img) => Some(img.to_rgb8()),
+        Err(e) => {
+            eprintln!("SKIPPED: {}: {e}", path.display());
+            None
+        }
+    }
+}
+
 /// Files in the repo's own `tests/fixtures`.
 pub fn fixture(name: &str) -> PathBuf {
     workspace_root().join("tests/fixtures").join(name)
