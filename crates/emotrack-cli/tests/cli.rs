@@ -259,29 +259,23 @@ fn bad_settings_fail_at_start_with_advice() {
     );
 }
 
+/// `emotrack eval --format json` on the split folder `data`, with `extra` flags, as JSON.
+fn eval_json(data: &Path, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["eval", "--data", p(data), "--no-png", "--format", "json"];
+    args.extend_from_slice(extra);
+    let out = emotrack(&args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("eval --format json prints JSON")
+}
+
 #[test]
 fn eval_runs_the_built_in_model_by_default() {
     let Some(fer) = common::fer2013_dir() else {
         return;
     };
     let val = fer.join("val");
-    // `eval --format json` on 140 val images, with `extra` flags.
-    let eval = |extra: &[&str]| -> serde_json::Value {
-        let mut args = vec![
-            "eval",
-            "--data",
-            p(&val),
-            "--limit",
-            "140",
-            "--no-png",
-            "--format",
-            "json",
-        ];
-        args.extend_from_slice(extra);
-        let out = emotrack(&args);
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        serde_json::from_slice(&out.stdout).expect("eval --format json prints JSON")
-    };
+    // On 140 val images, with `extra` flags.
+    let eval = |extra: &[&str]| eval_json(&val, &[&["--limit", "140"], extra].concat());
     let report = eval(&[]);
     assert_eq!(report["model"], "built-in model");
     let accuracy = report["metrics"]["accuracy"]
@@ -326,17 +320,7 @@ fn built_in_model_meets_the_accuracy_target_on_all_of_val() {
     let Some(fer) = common::fer2013_dir() else {
         return;
     };
-    let out = emotrack(&[
-        "eval",
-        "--data",
-        p(&fer.join("val")),
-        "--no-png",
-        "--format",
-        "json",
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let report: serde_json::Value =
-        serde_json::from_slice(&out.stdout).expect("eval --format json prints JSON");
+    let report = eval_json(&fer.join("val"), &[]);
     assert_eq!(report["metrics"]["count"], 3589);
     let accuracy = report["metrics"]["accuracy"]
         .as_f64()
@@ -346,14 +330,14 @@ fn built_in_model_meets_the_accuracy_target_on_all_of_val() {
         "the built-in model scores {accuracy} on val"
     );
 
-    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/emotion.json");
-    let config: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&config).expect("models/emotion.json"))
-            .expect("models/emotion.json is JSON");
-    let recorded = config["provenance"]["val_accuracy"]
-        .as_f64()
-        .expect("the built-in model's config records its val accuracy");
-    // Within one image of the recorded figure: the model card and the binary agree.
+    let (_, config) = emotrack::classify::embedded_model().expect("the built-in model's config");
+    let recorded = f64::from(
+        config
+            .provenance
+            .val_accuracy
+            .expect("the built-in model's config records its val accuracy"),
+    );
+    // Within one image of the figure the embedded config records.
     assert!(
         (accuracy - recorded).abs() <= 1.0 / 3589.0,
         "eval gives {accuracy}, models/emotion.json records {recorded}"
