@@ -1,20 +1,20 @@
 //! `emotrack analyze PATH...`: faces, emotions and vibes for photos, folders and globs.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use anyhow::{Context, Result};
 use clap::ValueEnum;
-use emotrack::annotate::{Annotator, FaceOverlay};
+use emotrack::annotate::Annotator;
 use emotrack::{AnalyzedFace, Analyzer, Emotion};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::Outcome;
 use crate::inputs::{Input, expand, require_some};
 use crate::options::AnalyzerArgs;
+use crate::outcome::Outcome;
+use crate::progress::progress_bar;
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -77,7 +77,7 @@ pub fn run(args: Args) -> Result<Outcome> {
             Input::Problem(..) => None,
         })
         .collect();
-    let bar = progress_bar(files.len());
+    let bar = progress_bar(Some(files.len() as u64), "images");
     let annotator = Annotator::new();
     let used_names = Mutex::new(std::collections::HashSet::new());
     let mut results: Vec<ImageReport> = files
@@ -127,19 +127,6 @@ pub fn run(args: Args) -> Result<Outcome> {
     }
 }
 
-fn progress_bar(len: usize) -> ProgressBar {
-    let bar = ProgressBar::new(len as u64);
-    if len < 2 || !std::io::stderr().is_terminal() {
-        bar.set_draw_target(ProgressDrawTarget::hidden());
-    }
-    if let Ok(style) =
-        ProgressStyle::with_template("{bar:40} {pos}/{len} images  {per_sec}  ETA {eta}")
-    {
-        bar.set_style(style);
-    }
-    bar
-}
-
 fn analyze_one(
     analyzer: &Analyzer,
     path: &Path,
@@ -157,7 +144,8 @@ fn analyze_one(
     let image = match analyzer.load(path) {
         Ok(image) => image,
         Err(e) => {
-            report.error = Some(strip_path(&e.to_string(), path));
+            // The report names the file already: the error's own words, without it.
+            report.error = Some(e.detail());
             return report;
         }
     };
@@ -166,17 +154,7 @@ fn analyze_one(
     let faces = analyzer.analyze(&image);
     if let Some(dir) = annotate {
         let mut canvas = image;
-        let overlays: Vec<_> = faces
-            .iter()
-            .map(|f| FaceOverlay {
-                bbox: f.bbox,
-                landmarks: f.landmarks.as_ref(),
-                id: None,
-                label: f.emotion,
-                scores: &f.scores,
-                vibe: &f.vibe,
-            })
-            .collect();
+        let overlays: Vec<_> = faces.iter().map(AnalyzedFace::overlay).collect();
         annotator.draw(&mut canvas, &overlays);
         let target = annotated_name(dir, path, used_names);
         if let Err(e) = canvas.save(&target) {
@@ -188,17 +166,6 @@ fn analyze_one(
     }
     report.faces = Some(faces);
     report
-}
-
-/// The library's messages start with the path; the report prints it separately.
-fn strip_path(message: &str, path: &Path) -> String {
-    let prefix = format!("image {}: ", path.display());
-    let prefix2 = format!("{}: ", path.display());
-    message
-        .strip_prefix(&prefix)
-        .or_else(|| message.strip_prefix(&prefix2))
-        .unwrap_or(message)
-        .to_owned()
 }
 
 /// `<dir>/<stem>.emotrack.jpg`, with `-2`, `-3`, ... when two inputs share a stem.

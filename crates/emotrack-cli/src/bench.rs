@@ -14,8 +14,9 @@ use emotrack::{DetectorConfig, DetectorKind};
 use image::{GrayImage, RgbImage};
 use serde::Serialize;
 
-use crate::Outcome;
 use crate::inputs::{Input, expand};
+use crate::options::parse_size;
+use crate::outcome::Outcome;
 
 mod video;
 
@@ -69,18 +70,6 @@ struct ClassifyArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
-}
-
-fn parse_size(s: &str) -> Result<(u32, u32), String> {
-    let (w, h) = s
-        .split_once('x')
-        .ok_or("expected WIDTHxHEIGHT, e.g. 640x480")?;
-    let w: u32 = w.parse().map_err(|_| format!("bad width {w:?}"))?;
-    let h: u32 = h.parse().map_err(|_| format!("bad height {h:?}"))?;
-    if w < 24 || h < 24 || w > 8192 || h > 8192 {
-        return Err("width and height must be within 24..=8192".into());
-    }
-    Ok((w, h))
 }
 
 /// Runs the subcommand.
@@ -210,7 +199,7 @@ fn detect(a: DetectArgs) -> Result<Outcome> {
 }
 
 fn classify(a: ClassifyArgs) -> Result<Outcome> {
-    let source = a.model.map_or(ModelSource::Embedded, ModelSource::File);
+    let source = ModelSource::resolve(a.model.as_deref())?;
     let classifier = Classifier::load(&source)?;
     // Real faces: crops of the example photo's faces, repeated to fill a batch.
     let photo = Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -8,7 +8,7 @@ use emotrack_train::evaluate::{Backend, from_bytes};
 use emotrack_train::metrics::evaluate;
 use emotrack_train::tta::Tta;
 
-use crate::Outcome;
+use crate::outcome::Outcome;
 
 /// Combine trained classifiers into one ensemble model (mean of their logits, float16).
 ///

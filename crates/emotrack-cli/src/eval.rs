@@ -9,7 +9,7 @@ use emotrack_train::evaluate::{Backend, LoadedModel, load_embedded, load_model};
 use emotrack_train::metrics::{Metrics, evaluate_each};
 use emotrack_train::tta::Tta;
 
-use crate::Outcome;
+use crate::outcome::Outcome;
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use emotrack::classify::{Classifier, EMBEDDED_ORIGIN, embedded_model};
 
-use crate::Outcome;
+use crate::outcome::Outcome;
 
 /// Write the emotion classifier as ONNX, for other runtimes (onnxruntime, tract, OpenCV DNN).
 ///

@@ -8,6 +8,8 @@ mod eval;
 mod export;
 mod inputs;
 mod options;
+mod outcome;
+mod progress;
 mod train;
 mod video;
 
@@ -41,9 +43,6 @@ enum Command {
     Video(video::Args),
 }
 
-/// Exit code when some inputs failed but the run went on with the others.
-const EXIT_PARTIAL_FAILURE: u8 = 2;
-
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -63,20 +62,10 @@ fn main() -> ExitCode {
         Command::Video(args) => video::run(args),
     };
     match result {
-        Ok(Outcome::Success) => ExitCode::SUCCESS,
-        Ok(Outcome::SomeFailed) => ExitCode::from(EXIT_PARTIAL_FAILURE),
+        Ok(outcome) => outcome.into(),
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
         }
     }
-}
-
-/// How a subcommand that did not fail outright ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Every input was processed.
-    Success,
-    /// Some inputs failed (each was reported); the others were processed.
-    SomeFailed,
 }

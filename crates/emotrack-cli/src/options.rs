@@ -68,3 +68,17 @@ impl AnalyzerArgs {
         }
     }
 }
+
+/// Parses a `WIDTHxHEIGHT` flag (`--size`), each side within 24..=8192 pixels: a frame smaller
+/// than the smallest face searched, or larger than FFmpeg's usual limits, is a typing mistake.
+pub fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let (w, h) = s
+        .split_once('x')
+        .ok_or("expected WIDTHxHEIGHT, e.g. 640x480")?;
+    let w: u32 = w.parse().map_err(|_| format!("bad width {w:?}"))?;
+    let h: u32 = h.parse().map_err(|_| format!("bad height {h:?}"))?;
+    if !(24..=8192).contains(&w) || !(24..=8192).contains(&h) {
+        return Err("width and height must be within 24..=8192".into());
+    }
+    Ok((w, h))
+}

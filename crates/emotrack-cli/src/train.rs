@@ -13,7 +13,7 @@ use emotrack_train::train::{
 use emotrack_train::{TrainConfig, load_split};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::Outcome;
+use crate::outcome::Outcome;
 
 /// Arguments of `emotrack train`.
 #[derive(Debug, clap::Args)]

@@ -2,25 +2,25 @@
 //! an image sequence, with tracking and smoothing; annotated video, JSONL, CSV and timeline.
 
 use std::fs::File;
-use std::io::{BufWriter, IsTerminal, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::ValueEnum;
-use emotrack::annotate::{Annotator, FaceOverlay};
+use emotrack::annotate::Annotator;
 use emotrack::track::smoothing::DEFAULT_WINDOW;
 use emotrack::track::{ScoreSmoothing, TrackerConfig};
 use emotrack::video::{
     DEFAULT_DETECT_EVERY, DecodeOptions, Encoder, EndReason, FrameReport, PipelineConfig, RunStats,
-    Source, Summary, Timeline, VideoInput, VideoPipeline, write_jsonl,
+    Source, Summary, Timeline, TrackedFace, VideoInput, VideoPipeline, write_jsonl,
 };
 use emotrack::{Analyzer, Emotion};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::Outcome;
-use crate::options::AnalyzerArgs;
+use crate::options::{AnalyzerArgs, parse_size};
+use crate::outcome::Outcome;
+use crate::progress::progress_bar;
 
 /// Set by Ctrl-C (or SIGTERM): finish the outputs and stop.
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -157,16 +157,6 @@ pub struct Args {
     pub analyzer: AnalyzerArgs,
 }
 
-/// Parses `WIDTHxHEIGHT`.
-pub fn parse_size(s: &str) -> Result<(u32, u32), String> {
-    let (w, h) = s
-        .split_once('x')
-        .ok_or("expected WIDTHxHEIGHT, e.g. 640x480")?;
-    let w: u32 = w.parse().map_err(|_| format!("bad width {w:?}"))?;
-    let h: u32 = h.parse().map_err(|_| format!("bad height {h:?}"))?;
-    Ok((w, h))
-}
-
 impl Args {
     fn decode_options(&self) -> Result<DecodeOptions> {
         if !(self.stall_timeout.is_finite() && self.stall_timeout > 0.0) {
@@ -249,7 +239,7 @@ pub fn run(args: Args) -> Result<Outcome> {
         None => None,
     };
 
-    let bar = progress_bar(&input);
+    let bar = progress_bar(input.expected_frames(), "frames");
     let annotator = Annotator::new();
     let mut summary = Summary::new();
     let mut timeline = args.timeline.as_ref().map(|_| Timeline::new());
@@ -262,18 +252,7 @@ pub fn run(args: Args) -> Result<Outcome> {
             j.write(report)?;
         }
         if let Some(e) = encoder.as_mut() {
-            let overlays: Vec<FaceOverlay<'_>> = report
-                .faces
-                .iter()
-                .map(|f| FaceOverlay {
-                    bbox: f.bbox,
-                    landmarks: None,
-                    id: Some(f.id),
-                    label: f.label,
-                    scores: &f.smoothed,
-                    vibe: &f.vibe,
-                })
-                .collect();
+            let overlays: Vec<_> = report.faces.iter().map(TrackedFace::overlay).collect();
             annotator.draw(image, &overlays);
             e.write(image, report.time)?;
         }
@@ -362,33 +341,6 @@ fn install_ctrlc() {
             std::process::exit(EXIT_INTERRUPTED);
         }
     });
-}
-
-fn progress_bar(input: &VideoInput) -> ProgressBar {
-    let bar = match input.expected_frames() {
-        Some(n) => {
-            let bar = ProgressBar::new(n);
-            if let Ok(style) = ProgressStyle::with_template(
-                "{bar:40} {pos}/{len} frames  {per_sec}  ETA {eta}  {msg}",
-            ) {
-                bar.set_style(style);
-            }
-            bar
-        }
-        None => {
-            let bar = ProgressBar::new_spinner();
-            if let Ok(style) =
-                ProgressStyle::with_template("{spinner} {pos} frames  {per_sec}  {elapsed}")
-            {
-                bar.set_style(style);
-            }
-            bar
-        }
-    };
-    if !std::io::stderr().is_terminal() {
-        bar.set_draw_target(ProgressDrawTarget::hidden());
-    }
-    bar
 }
 
 /// Prints the per-track table (stdout, unless JSONL goes there) and how the run ended.

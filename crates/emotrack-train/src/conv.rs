@@ -8,7 +8,7 @@
 //! convolution. Here the forward pass and, for stride 1, the input gradient are direct
 //! convolutions (emotrack's AVX2 kernel; the input gradient is the output gradient convolved
 //! with the flipped, transposed kernel); the weight gradient and the strided input gradient
-//! are one matrix product per image over its patch matrix ([`emotrack::nn::im2col`]). The
+//! are one matrix product per image over its patch matrix ([`emotrack_nn::im2col`]). The
 //! values equal flex's up to float rounding (`tests` below compare both gradients).
 //! `examples/conv_speed.rs` times both per layer: 1.5-4x faster on all but the last stage's
 //! 3x3 layers, 1.9x over the network's convolutions; whole training steps about 1.5x
@@ -29,7 +29,7 @@ use burn_autodiff::checkpoint::strategy::NoCheckpointing;
 use burn_autodiff::grads::Gradients;
 use burn_autodiff::ops::{Backward, Ops, OpsKind};
 use burn_flex::{Flex, FlexTensor};
-use emotrack::nn::{ConvSpec, Scratch, im2col};
+use emotrack_nn::{ConvSpec, Scratch, im2col};
 use ndarray::{ArrayView2, ArrayViewMut2, linalg::general_mat_mul};
 use rayon::prelude::*;
 
@@ -142,7 +142,7 @@ impl Geometry {
 
     /// `y = conv(x, weight)` for the whole batch, images spread over the threads.
     fn forward(&self, x: &[f32], weight: &[f32]) -> Vec<f32> {
-        let conv = emotrack::nn::Conv2d::new(self.spec, weight.to_vec(), None);
+        let conv = emotrack_nn::Conv2d::new(self.spec, weight.to_vec(), None);
         let (c, h, w) = (self.spec.in_channels, self.h, self.w);
         convolve_batch(&conv, x, [c, h, w], self.n, self.out_len())
     }
@@ -156,7 +156,7 @@ impl Geometry {
         let p = self.spec.padding[0];
         if self.spec.stride[0] == 1 && p < k {
             let spec = ConvSpec::new(o, c, k).padding(k - 1 - p).no_bias();
-            let conv = emotrack::nn::Conv2d::new(spec, flip_transpose(weight, o, c, k), None);
+            let conv = emotrack_nn::Conv2d::new(spec, flip_transpose(weight, o, c, k), None);
             return convolve_batch(&conv, gy, [o, self.oh, self.ow], self.n, self.image_len());
         }
         let (kk, ohw) = (self.patch_len(), self.oh * self.ow);
@@ -262,7 +262,7 @@ fn flip_transpose(weight: &[f32], o: usize, c: usize, k: usize) -> Vec<f32> {
 /// Runs `conv` over `n` images of `[c, h, w]` in `x`, one chunk of images per thread;
 /// `out_len` values per image.
 fn convolve_batch(
-    conv: &emotrack::nn::Conv2d,
+    conv: &emotrack_nn::Conv2d,
     x: &[f32],
     [c, h, w]: [usize; 3],
     n: usize,
@@ -274,8 +274,8 @@ fn convolve_batch(
         .zip(x.par_chunks(per_thread * c * h * w))
         .for_each(|(y, x)| {
             let images = x.len() / (c * h * w);
-            let input = emotrack::nn::Tensor::from_vec([images, c, h, w], x.to_vec());
-            let mut out = emotrack::nn::Tensor::new();
+            let input = emotrack_nn::Tensor::from_vec([images, c, h, w], x.to_vec());
+            let mut out = emotrack_nn::Tensor::new();
             conv.forward(&input, &mut out, &mut Scratch::new());
             y.copy_from_slice(out.data());
         });

@@ -10,8 +10,8 @@
 //! they never saw, at the cost of the teachers' forward passes on every batch.
 
 use emotrack::classify::{Classifier, Normalization};
-use emotrack::nn::Tensor;
 use emotrack::{Emotion, EmotionScores};
+use emotrack_nn::Tensor;
 
 use crate::config::{DistillConfig, TeacherViews};
 use crate::data::{Dataset, IMAGE_PIXELS, IMAGE_SIDE};

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use image::RgbImage;
 use serde::Serialize;
 
+use crate::annotate::FaceOverlay;
 use crate::classify::{Classifier, ModelSource};
 use crate::detect::{DetectorConfig, FaceDetector};
 use crate::error::{Error, Result};
@@ -82,6 +83,20 @@ pub struct Analyzer {
     decode_limits: DecodeLimits,
 }
 
+impl AnalyzedFace {
+    /// What [`crate::annotate::Annotator`] draws for this face: box, landmarks, label, bars, vibe.
+    pub fn overlay(&self) -> FaceOverlay<'_> {
+        FaceOverlay {
+            bbox: self.bbox,
+            landmarks: self.landmarks.as_ref(),
+            id: None,
+            label: self.emotion,
+            scores: &self.scores,
+            vibe: &self.vibe,
+        }
+    }
+}
+
 impl std::fmt::Debug for Analyzer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Analyzer")
@@ -96,7 +111,7 @@ impl Analyzer {
     /// change if any setting or file is bad.
     pub fn new(config: AnalyzerConfig) -> Result<Self> {
         if !(0.0..=1.0).contains(&config.crop_margin) {
-            return Err(Error::Config(format!(
+            return Err(Error::config(format!(
                 "crop_margin is {}, it must be in [0, 1]",
                 config.crop_margin
             )));
@@ -189,14 +204,14 @@ impl Analyzer {
         let image = load_image(path, self.decode_limits)?;
         let (w, h) = image.dimensions();
         if w < self.min_face || h < self.min_face {
-            return Err(Error::Image {
-                path: path.to_path_buf(),
-                message: format!(
-                    "the image is {w}x{h} pixels, smaller than the smallest face searched for ({0}x{0}); \
-                     lower --min-face if this is a tiny face crop",
+            return Err(Error::image(
+                path,
+                format!(
+                    "the image is {w}x{h} pixels, smaller than the smallest face searched for ({0}x{0})",
                     self.min_face
                 ),
-            });
+            )
+            .with_hint("lower --min-face if this is a tiny face crop"));
         }
         Ok(image)
     }

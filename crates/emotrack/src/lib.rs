@@ -11,13 +11,14 @@
 //! * [`Analyzer`] ties them together: `Analyzer::new(config)?.analyze(&image)`.
 //! * [`video`] runs it over videos, webcams and streams with tracking ([`track`]) and smoothing.
 
+#![warn(missing_docs)]
+
 pub mod analyze;
 pub mod annotate;
 pub mod classify;
 pub mod detect;
 pub mod error;
 pub mod imgproc;
-pub mod nn;
 pub mod track;
 pub mod types;
 pub mod vibes;

@@ -67,7 +67,7 @@ impl Vibes {
 
     fn parse(text: &str, path: &Path) -> Result<Self> {
         let bad =
-            |message: String| Error::Config(format!("vibes file {}: {message}", path.display()));
+            |message: String| Error::config(format!("vibes file {}: {message}", path.display()));
         let file: VibesFile = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
         let mut per_emotion = Vec::with_capacity(Emotion::COUNT);
         for e in Emotion::ALL {

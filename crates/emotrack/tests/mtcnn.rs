@@ -331,13 +331,13 @@ fn bad_configuration_fails_when_the_detector_is_built() {
     ];
     for config in cases {
         let err = Mtcnn::embedded(&config).expect_err("invalid config accepted");
-        assert!(matches!(err, Error::Config(_)), "{err}");
+        assert!(matches!(err, Error::Config { .. }), "{err}");
         let via_build = DetectorConfig {
             kind: emotrack::DetectorKind::Mtcnn,
             ..config
         }
         .build();
-        assert!(matches!(via_build, Err(Error::Config(_))));
+        assert!(matches!(via_build, Err(Error::Config { .. })));
     }
 }
 

@@ -23,35 +23,17 @@ use emotrack::video::{
 use emotrack::{Analyzer, AnalyzerConfig, DetectorConfig, DetectorKind, Error};
 
 use common::{FER_FRAMES, fer_clip, ffmpeg, streams};
+use tempfile::TempDir;
 
 /// Frames in short_hamilton_clip.mp4.
 const HAMILTON_FRAMES: u64 = 275;
 
-/// A scratch folder removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "emotrack-video-{name}-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos())
-        ));
-        std::fs::create_dir_all(&dir).expect("create a scratch folder");
-        Self(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// A scratch folder, removed when dropped.
+fn scratch(name: &str) -> TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("emotrack-video-{name}-"))
+        .tempdir()
+        .expect("create a scratch folder")
 }
 
 fn analyzer(kind: DetectorKind) -> Analyzer {
@@ -133,8 +115,8 @@ fn probing_the_hamilton_clip_finds_its_audio_and_late_video_start() {
 
 #[test]
 fn one_face_on_every_frame_is_one_stable_track_and_the_annotated_video_keeps_the_frame_count() {
-    let scratch = Scratch::new("fer");
-    let out = scratch.path("annotated.mp4");
+    let scratch = scratch("fer");
+    let out = scratch.path().join("annotated.mp4");
     let input = open_file(&fer_clip()).expect("opens");
     // MTCNN, the default detector: Haar also fires on this clip's street lights.
     let analyzer = analyzer(DetectorKind::Mtcnn);
@@ -178,8 +160,8 @@ fn the_annotated_hamilton_clip_keeps_its_frames_and_audio() {
     let Some(media) = common::media_dir() else {
         return;
     };
-    let scratch = Scratch::new("hamilton");
-    let out = scratch.path("annotated.mp4");
+    let scratch = scratch("hamilton");
+    let out = scratch.path().join("annotated.mp4");
     let input = open_file(&media.join("videos/short_hamilton_clip.mp4")).expect("opens");
     let analyzer = analyzer(DetectorKind::Haar);
     let (stats, reports) = run(
@@ -417,8 +399,8 @@ fn sampling_at_5_fps_takes_a_frame_every_fifth_of_a_second() {
 
 #[test]
 fn an_image_sequence_is_read_like_a_video() {
-    let scratch = Scratch::new("seq");
-    let pattern = scratch.path("frame%03d.png");
+    let scratch = scratch("seq");
+    let pattern = scratch.path().join("frame%03d.png");
     let clip = fer_clip();
     ffmpeg(&[
         "-i",
@@ -432,7 +414,7 @@ fn an_image_sequence_is_read_like_a_video() {
     let analyzer = analyzer(DetectorKind::Haar);
     let (stats, _) = run(&analyzer, &input, PipelineConfig::default(), None, None);
     assert_eq!(stats.expect("runs").analysed, 8);
-    let glob = scratch.path("*.png");
+    let glob = scratch.path().join("*.png");
     let input = open(glob.to_str().expect("utf-8"), DecodeOptions::default()).expect("opens");
     let (stats, _) = run(&analyzer, &input, PipelineConfig::default(), None, None);
     assert_eq!(stats.expect("runs").analysed, 8);
@@ -440,8 +422,8 @@ fn an_image_sequence_is_read_like_a_video() {
 
 #[test]
 fn stopping_mid_way_leaves_a_playable_video_of_the_frames_done() {
-    let scratch = Scratch::new("stop");
-    let out = scratch.path("partial.mp4");
+    let scratch = scratch("stop");
+    let out = scratch.path().join("partial.mp4");
     let input = open_file(&fer_clip()).expect("opens");
     let analyzer = analyzer(DetectorKind::Haar);
     let (stats, reports) = run(
@@ -490,8 +472,8 @@ fn a_missing_file_is_reported_as_missing() {
 
 #[test]
 fn an_empty_file_is_reported_as_empty() {
-    let scratch = Scratch::new("empty");
-    let p = scratch.path("empty.mp4");
+    let scratch = scratch("empty");
+    let p = scratch.path().join("empty.mp4");
     std::fs::write(&p, b"").expect("write");
     let e = open_file(&p).expect_err("empty");
     assert!(message(&e).contains("empty"), "{e}");
@@ -499,8 +481,8 @@ fn an_empty_file_is_reported_as_empty() {
 
 #[test]
 fn a_text_file_named_mp4_is_not_a_video() {
-    let scratch = Scratch::new("text");
-    let p = scratch.path("notes.mp4");
+    let scratch = scratch("text");
+    let p = scratch.path().join("notes.mp4");
     std::fs::write(&p, "these are my notes, not a video\n").expect("write");
     let e = open_file(&p).expect_err("text");
     assert!(message(&e).contains("not a video"), "{e}");
@@ -510,8 +492,8 @@ fn a_text_file_named_mp4_is_not_a_video() {
 #[test]
 fn a_truncated_mp4_without_its_index_is_not_a_video() {
     // fer_test.mp4 keeps its index (moov) at the end, so cutting the file loses it.
-    let scratch = Scratch::new("trunc");
-    let p = scratch.path("truncated.mp4");
+    let scratch = scratch("trunc");
+    let p = scratch.path().join("truncated.mp4");
     let bytes = std::fs::read(fer_clip()).expect("read");
     std::fs::write(&p, &bytes[..bytes.len() / 2]).expect("write");
     let e = open_file(&p).expect_err("truncated");
@@ -521,8 +503,8 @@ fn a_truncated_mp4_without_its_index_is_not_a_video() {
 #[test]
 fn a_truncated_streamable_mp4_ends_cleanly_after_the_frames_it_has() {
     // With the index first (faststart), the frames before the cut decode; the run ends early.
-    let scratch = Scratch::new("trunc-fs");
-    let whole = scratch.path("faststart.mp4");
+    let scratch = scratch("trunc-fs");
+    let whole = scratch.path().join("faststart.mp4");
     let clip = fer_clip();
     ffmpeg(&[
         "-i",
@@ -533,10 +515,10 @@ fn a_truncated_streamable_mp4_ends_cleanly_after_the_frames_it_has() {
         "+faststart",
         whole.to_str().expect("utf-8"),
     ]);
-    let cut = scratch.path("cut.mp4");
+    let cut = scratch.path().join("cut.mp4");
     let bytes = std::fs::read(&whole).expect("read");
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).expect("write");
-    let out = scratch.path("annotated.mp4");
+    let out = scratch.path().join("annotated.mp4");
     let input = open_file(&cut).expect("the index is intact, so it opens");
     let analyzer = analyzer(DetectorKind::Haar);
     let (stats, reports) = run(
@@ -563,8 +545,8 @@ fn a_truncated_streamable_mp4_ends_cleanly_after_the_frames_it_has() {
 #[test]
 fn an_audio_only_file_has_no_video_stream() {
     // No real audio-only file exists in the shared media: a generated tone stands in.
-    let scratch = Scratch::new("audio");
-    let p = scratch.path("tone.m4a");
+    let scratch = scratch("audio");
+    let p = scratch.path().join("tone.m4a");
     ffmpeg(&[
         "-f",
         "lavfi",
@@ -581,8 +563,8 @@ fn an_audio_only_file_has_no_video_stream() {
 #[test]
 fn an_unknown_codec_is_named_as_such() {
     // The fixture remuxed to Matroska with its codec id overwritten by one no decoder knows.
-    let scratch = Scratch::new("codec");
-    let mkv = scratch.path("ok.mkv");
+    let scratch = scratch("codec");
+    let mkv = scratch.path().join("ok.mkv");
     let clip = fer_clip();
     ffmpeg(&[
         "-i",
@@ -599,7 +581,7 @@ fn an_unknown_codec_is_named_as_such() {
         .expect("the Matroska codec id is present");
     let mut patched = bytes.clone();
     patched[at..at + to.len()].copy_from_slice(to);
-    let p = scratch.path("unknown.mkv");
+    let p = scratch.path().join("unknown.mkv");
     std::fs::write(&p, patched).expect("write");
     let e = open_file(&p).expect_err("unknown codec");
     assert!(message(&e).contains("codec is unknown"), "{e}");
@@ -675,8 +657,8 @@ fn serve(data: Vec<u8>, cut: usize, stall: bool) -> String {
     format!("http://127.0.0.1:{port}/live")
 }
 
-fn fixture_as_ts(scratch: &Scratch) -> Vec<u8> {
-    let ts = scratch.path("clip.ts");
+fn fixture_as_ts(scratch: &TempDir) -> Vec<u8> {
+    let ts = scratch.path().join("clip.ts");
     let clip = fer_clip();
     ffmpeg(&[
         "-i",
@@ -692,13 +674,13 @@ fn fixture_as_ts(scratch: &Scratch) -> Vec<u8> {
 
 #[test]
 fn a_stream_that_closes_mid_way_ends_the_run_cleanly() {
-    let scratch = Scratch::new("stream-cut");
+    let scratch = scratch("stream-cut");
     let data = fixture_as_ts(&scratch);
     let cut = data.len() / 2;
     let url = serve(data, cut, false);
     let input = open(&url, DecodeOptions::default()).expect("the stream opens");
     assert!(input.is_live());
-    let out = scratch.path("annotated.mp4");
+    let out = scratch.path().join("annotated.mp4");
     let analyzer = analyzer(DetectorKind::Haar);
     let (stats, reports) = run(
         &analyzer,
@@ -730,7 +712,7 @@ fn a_stream_that_closes_mid_way_ends_the_run_cleanly() {
 
 #[test]
 fn a_stream_that_stops_sending_ends_after_the_stall_timeout() {
-    let scratch = Scratch::new("stream-stall");
+    let scratch = scratch("stream-stall");
     let data = fixture_as_ts(&scratch);
     let cut = data.len() / 2;
     let url = serve(data, cut, true);
@@ -742,7 +724,7 @@ fn a_stream_that_stops_sending_ends_after_the_stall_timeout() {
         },
     )
     .expect("the stream opens");
-    let out = scratch.path("annotated.mp4");
+    let out = scratch.path().join("annotated.mp4");
     let analyzer = analyzer(DetectorKind::Haar);
     let started = std::time::Instant::now();
     let (stats, _) = run(
@@ -823,9 +805,9 @@ fn serve_dir(dir: PathBuf) -> String {
 
 #[test]
 fn an_hls_stream_over_http_is_read_live() {
-    let scratch = Scratch::new("hls");
+    let scratch = scratch("hls");
     let clip = fer_clip();
-    let playlist = scratch.path("index.m3u8");
+    let playlist = scratch.path().join("index.m3u8");
     ffmpeg(&[
         "-i",
         clip.to_str().expect("utf-8"),
@@ -839,7 +821,7 @@ fn an_hls_stream_over_http_is_read_live() {
         "0",
         playlist.to_str().expect("utf-8"),
     ]);
-    let url = format!("{}/index.m3u8", serve_dir(scratch.0.clone()));
+    let url = format!("{}/index.m3u8", serve_dir(scratch.path().to_path_buf()));
     let input = open(&url, DecodeOptions::default()).expect("the playlist opens");
     assert!(input.is_live());
     assert_eq!(input.frame_size(), (596, 336));

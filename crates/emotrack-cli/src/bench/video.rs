@@ -13,9 +13,10 @@ use emotrack::video::{
 use emotrack::{Analyzer, DetectorKind};
 use serde::Serialize;
 
-use crate::Outcome;
+use crate::options::parse_size;
 use crate::options::{AnalyzerArgs, DetectorArg};
-use crate::video::{TrackerArgs, parse_size};
+use crate::outcome::Outcome;
+use crate::video::TrackerArgs;
 
 const SMOOTHING_HELP: &str = "\
 Runs each video frame by frame through detection, tracking and classification, and compares,

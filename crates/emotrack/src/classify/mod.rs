@@ -25,8 +25,9 @@ use image::GrayImage;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use emotrack_nn::{Tensor, Weights};
+
 use crate::error::{Error, Result};
-use crate::nn::{Tensor, Weights};
 use crate::types::{Emotion, EmotionScores};
 
 /// Pixel normalisation applied to a grayscale crop: `x = (pixel / 255 - mean) / std`.
@@ -117,7 +118,7 @@ fn default_bn_eps() -> f32 {
     1e-5
 }
 
-/// Where a model came from and how good it is; informational, shown by `emotrack info`/`eval`.
+/// Where a model came from and how good it is; informational, shown by `emotrack eval`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ModelProvenance {
@@ -152,7 +153,7 @@ pub struct ModelConfig {
 impl ModelConfig {
     /// Checks that the config is usable, saying what to fix.
     pub fn validate(&self) -> Result<()> {
-        let bad = |m: String| Error::Config(format!("model config: {m}"));
+        let bad = |m: String| Error::config(format!("model config: {m}"));
         if !(8..=512).contains(&self.input_size) {
             return Err(bad(format!(
                 "input_size {} is outside 8..=512",
@@ -239,10 +240,8 @@ pub const EMBEDDED_ORIGIN: &str = "<embedded model>";
 /// The built-in model's safetensors bytes and config (for tools that run it another way, such as
 /// `emotrack eval --backend burn`).
 pub fn embedded_model() -> Result<(&'static [u8], ModelConfig)> {
-    let config = serde_json::from_str(EMBEDDED_CONFIG).map_err(|e| Error::Model {
-        path: EMBEDDED_ORIGIN.into(),
-        message: format!("config: {e}"),
-    })?;
+    let config = serde_json::from_str(EMBEDDED_CONFIG)
+        .map_err(|e| Error::model(EMBEDDED_ORIGIN, format!("config: {e}")))?;
     Ok((EMBEDDED_WEIGHTS, config))
 }
 
@@ -252,8 +251,65 @@ pub enum ModelSource {
     /// The model built into the binary.
     #[default]
     Embedded,
-    /// `<name>.safetensors` with its `<name>.json` config next to it.
+    /// `<name>.safetensors` (or `<name>.onnx`) with its `<name>.json` config next to it.
     File(PathBuf),
+}
+
+/// What a model is on disk, for messages.
+const MODEL_FILES_HINT: &str = "a model is <name>.safetensors (or <name>.onnx) with <name>.json \
+     beside it, or a training run folder";
+
+/// The inference weights a training run folder holds: `emotrack train` exports its best weights
+/// there (with [`RUN_MODEL_CONFIG`] beside them) whenever validation improves.
+pub const RUN_MODEL_WEIGHTS: &str = "model.safetensors";
+/// The config of [`RUN_MODEL_WEIGHTS`].
+pub const RUN_MODEL_CONFIG: &str = "model.json";
+
+impl ModelSource {
+    /// What a user named with `--model` (every subcommand and the server read it this way):
+    ///
+    /// * `None`: the built-in model;
+    /// * a `.safetensors` or `.onnx` file: that model, its `<name>.json` config beside it;
+    /// * a folder: a training run, whose [`RUN_MODEL_WEIGHTS`] it loads.
+    ///
+    /// Only the path is checked here (that it exists, and that a folder holds a model); the
+    /// files are read by [`Classifier::load`].
+    ///
+    /// ```
+    /// use emotrack::classify::ModelSource;
+    /// assert_eq!(ModelSource::resolve(None).unwrap(), ModelSource::Embedded);
+    /// assert!(ModelSource::resolve(Some("no/such/model.safetensors".as_ref())).is_err());
+    /// ```
+    pub fn resolve(path: Option<&Path>) -> Result<Self> {
+        let Some(path) = path else {
+            return Ok(Self::Embedded);
+        };
+        if path.is_dir() {
+            let weights = path.join(RUN_MODEL_WEIGHTS);
+            if !weights.is_file() {
+                return Err(Error::model(
+                    path,
+                    format!("is a folder without {RUN_MODEL_WEIGHTS}"),
+                )
+                .with_hint(format!(
+                    "{MODEL_FILES_HINT}; a training run folder holds one after its first epoch"
+                )));
+            }
+            return Ok(Self::File(weights));
+        }
+        if !path.exists() {
+            return Err(Error::model(path, "does not exist").with_hint(MODEL_FILES_HINT));
+        }
+        Ok(Self::File(path.to_path_buf()))
+    }
+
+    /// The weights file this source reads (`None` for the built-in model).
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Self::Embedded => None,
+            Self::File(path) => Some(path),
+        }
+    }
 }
 
 /// A loaded emotion classifier. Cheap to share across threads (`&self` methods); each call
@@ -301,16 +357,18 @@ impl Classifier {
     /// Loads `path` (a `.safetensors` or `.onnx` file) and the `.json` config next to it.
     pub fn from_file(path: &Path) -> Result<Self> {
         let config_path = path.with_extension("json");
-        let text = std::fs::read_to_string(&config_path).map_err(|e| Error::Model {
-            path: config_path.clone(),
-            message: format!(
-                "cannot read the model config that must sit next to the weights ({e}); \
-                 a model is <name>.safetensors (or <name>.onnx) plus <name>.json"
-            ),
+        let text = std::fs::read_to_string(&config_path).map_err(|e| {
+            Error::model(
+                &config_path,
+                format!("cannot read the model config that must sit next to the weights ({e})"),
+            )
+            .with_hint(MODEL_FILES_HINT)
         })?;
-        let config: ModelConfig = serde_json::from_str(&text).map_err(|e| Error::Model {
-            path: config_path.clone(),
-            message: format!("not a valid model config: {e}"),
+        let config: ModelConfig = serde_json::from_str(&text).map_err(|e| {
+            Error::model(
+                config_path.clone(),
+                format!("not a valid model config: {e}"),
+            )
         })?;
         let bytes = std::fs::read(path).map_err(|source| Error::Io {
             path: path.into(),
@@ -322,10 +380,7 @@ impl Classifier {
     /// A classifier from model bytes (safetensors weights, or an ONNX graph when the config's
     /// architecture is `onnx`) and their config; `origin` names them in errors.
     pub fn from_bytes(bytes: &[u8], config: ModelConfig, origin: &Path) -> Result<Self> {
-        let model_error = |message: String| Error::Model {
-            path: origin.into(),
-            message,
-        };
+        let model_error = |message: String| Error::model(origin, message);
         config.validate().map_err(|e| model_error(e.to_string()))?;
         let net = match config.architecture {
             Architecture::Resnet { .. } | Architecture::Ensemble { .. } => {
@@ -368,6 +423,12 @@ impl Classifier {
             // validate() checked every name.
             *o = Emotion::from_name(name).map_or(0, Emotion::index);
         }
+        tracing::debug!(
+            origin = %origin.display(),
+            architecture = ?config.architecture,
+            input_size = config.input_size,
+            "emotion model loaded"
+        );
         Ok(Self {
             config,
             net,
@@ -382,10 +443,10 @@ impl Classifier {
     #[cfg(feature = "onnx")]
     pub fn to_onnx(&self) -> Result<(Vec<u8>, ModelConfig)> {
         let Net::Native { members, .. } = &self.net else {
-            return Err(Error::Model {
-                path: self.origin.clone(),
-                message: "is already an ONNX model; copy the .onnx file instead".into(),
-            });
+            return Err(
+                Error::model(self.origin.clone(), "is already an ONNX model")
+                    .with_hint("copy the .onnx file instead"),
+            );
         };
         let doc = format!(
             "emotrack emotion classifier; classes {:?}; input (pixel/255 - {}) / {}",

@@ -13,7 +13,7 @@ use tract_onnx::prelude::*;
 
 use super::{OnnxOutputs, resnet::ResNet};
 use crate::error::{Error, Result};
-use crate::nn::{Conv2d, Linear, Tensor as NnTensor};
+use emotrack_nn::{Conv2d, Linear, Tensor as NnTensor};
 
 /// Where the single gray channel sits in the graph's 4-D input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -326,12 +326,12 @@ pub(crate) fn export(nets: &[ResNet], side: usize, classes: usize, doc: &str) ->
             None => logits,
         });
     }
-    let out = out.ok_or_else(|| Error::Config("there is no network to export".into()))?;
+    let out = out.ok_or_else(|| Error::config("there is no network to export"))?;
     let last = g
         .nodes
         .iter_mut()
         .find(|n| n.output.first() == Some(&out))
-        .ok_or_else(|| Error::Config("the network wrote no layers".into()))?;
+        .ok_or_else(|| Error::config("the network wrote no layers"))?;
     last.output = vec!["logits".into()];
     let batch = DimParam("N".into());
     let side = side as i64;

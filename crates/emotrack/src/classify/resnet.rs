@@ -3,7 +3,7 @@
 
 use super::Architecture;
 use crate::error::{Error, Result};
-use crate::nn::{
+use emotrack_nn::{
     Activation, Conv2d, ConvSpec, Linear, Scratch, Tensor, Weights, add_inplace, global_avg_pool,
     relu_inplace,
 };
@@ -54,9 +54,7 @@ impl ResNet {
             bn_eps,
         } = arch
         else {
-            return Err(Error::Config(
-                "the native runtime runs ResNet models only".into(),
-            ));
+            return Err(Error::config("the native runtime runs ResNet models only"));
         };
         let (stem_channels, stem_stride, bn_eps) = (*stem_channels, *stem_stride, *bn_eps);
         let conv3 = |i, o, s| ConvSpec::new(i, o, 3).stride(s).padding(1).no_bias();

@@ -101,7 +101,7 @@ impl DetectorConfig {
     /// Checks every field, saying which one to change.
     pub fn validate(&self) -> Result<()> {
         if self.min_face < 12 {
-            return Err(Error::Config(format!(
+            return Err(Error::config(format!(
                 "min_face is {}, it must be at least 12 pixels",
                 self.min_face
             )));
@@ -109,27 +109,27 @@ impl DetectorConfig {
         if let Some(max) = self.max_face
             && max < self.min_face
         {
-            return Err(Error::Config(format!(
+            return Err(Error::config(format!(
                 "max_face ({max}) is smaller than min_face ({})",
                 self.min_face
             )));
         }
         if !(self.haar_scale_factor > 1.0 && self.haar_scale_factor < 2.0) {
-            return Err(Error::Config(format!(
+            return Err(Error::config(format!(
                 "haar_scale_factor is {}, it must be in (1, 2); 1.1 is OpenCV's default",
                 self.haar_scale_factor
             )));
         }
         for (i, t) in self.mtcnn_thresholds.iter().enumerate() {
             if !(0.0..=1.0).contains(t) {
-                return Err(Error::Config(format!(
+                return Err(Error::config(format!(
                     "mtcnn threshold {} is {t}, it must be in [0, 1]",
                     i + 1
                 )));
             }
         }
         if !(self.mtcnn_factor > 0.1 && self.mtcnn_factor < 1.0) {
-            return Err(Error::Config(format!(
+            return Err(Error::config(format!(
                 "mtcnn_factor is {}, it must be in (0.1, 1); 0.709 is the usual value",
                 self.mtcnn_factor
             )));
@@ -140,6 +140,7 @@ impl DetectorConfig {
     /// Builds the configured detector with its embedded model.
     pub fn build(&self) -> Result<Box<dyn FaceDetector>> {
         self.validate()?;
+        tracing::debug!(config = ?self, "building the face detector");
         Ok(match self.kind {
             DetectorKind::Haar => Box::new(haar::HaarDetector::frontal_face(self)?),
             DetectorKind::Mtcnn => Box::new(mtcnn::Mtcnn::embedded(self)?),

@@ -34,8 +34,10 @@ use rayon::prelude::*;
 use super::{DetectorConfig, FaceDetector, FaceSizes, near};
 use crate::error::Result;
 use crate::imgproc::area::{AreaSums, Region};
-use crate::nn::{Activation, Conv2d, ConvSpec, Linear, MaxPool2d, PRelu, Scratch, Tensor, Weights};
 use crate::types::{BBox, Detection, Landmarks};
+use emotrack_nn::{
+    Activation, Conv2d, ConvSpec, Linear, MaxPool2d, PRelu, Scratch, Tensor, Weights,
+};
 
 /// facenet-pytorch's P-, R- and O-Net weights (MIT), converted by `scripts/convert_mtcnn.py`;
 /// see `models/NOTICE.md`.
@@ -671,7 +673,7 @@ fn load_whc_linear(w: &Weights<'_>, name: &str, chw: [usize; 3], out: usize) -> 
 }
 
 fn conv(w: &Weights<'_>, name: &str, i: usize, o: usize, k: usize) -> Result<Conv2d> {
-    Conv2d::load(w, name, ConvSpec::new(i, o, k))
+    Ok(Conv2d::load(w, name, ConvSpec::new(i, o, k))?)
 }
 
 /// P-Net: 12x12 windows, stride 2, fully convolutional.

@@ -31,10 +31,7 @@ impl Default for DecodeLimits {
 /// Reads and decodes an image file into RGB, refusing files whose header claims more than
 /// `limits` allow. The format is guessed from the content, not the extension.
 pub fn load_image(path: &Path, limits: DecodeLimits) -> Result<RgbImage> {
-    let bad = |message: String| Error::Image {
-        path: path.to_path_buf(),
-        message,
-    };
+    let bad = |message: String| Error::image(path.to_path_buf(), message);
     let file = std::fs::File::open(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,

@@ -67,7 +67,7 @@ impl Default for TrackerConfig {
 impl TrackerConfig {
     /// Checks every field, saying which one to change.
     pub fn validate(&self) -> Result<()> {
-        let bad = |m: String| Err(Error::Config(format!("tracker: {m}")));
+        let bad = |m: String| Err(Error::config(format!("tracker: {m}")));
         if !(0.0..1.0).contains(&self.iou_threshold) {
             return bad(format!(
                 "iou_threshold is {}, it must be in [0, 1)",

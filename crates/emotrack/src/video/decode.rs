@@ -54,7 +54,7 @@ impl Default for DecodeOptions {
 impl DecodeOptions {
     /// Checks every field, saying which one to change.
     pub fn validate(&self) -> Result<()> {
-        let bad = |m: String| Err(Error::Config(m));
+        let bad = |m: String| Err(Error::config(m));
         if let Some(fps) = self.fps
             && !(fps > 0.0 && fps <= 1000.0)
         {
@@ -94,13 +94,13 @@ impl VideoInput {
         options.validate()?;
         let info = probe(&source, options.stall_timeout)?;
         if info.width > MAX_SIDE || info.height > MAX_SIDE {
-            return Err(Error::Video {
-                input: source.to_string(),
-                message: format!(
+            return Err(Error::video(
+                source.to_string(),
+                format!(
                     "frames are {}x{}, larger than {MAX_SIDE} pixels a side; resize it first",
                     info.width, info.height
                 ),
-            });
+            ));
         }
         Ok(Self {
             source,
@@ -252,10 +252,7 @@ impl Decoder {
         let Some(stdout) = child.stdout.take() else {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(Error::Video {
-                input: name,
-                message: "cannot read ffmpeg's output".into(),
-            });
+            return Err(Error::video(name, "cannot read ffmpeg's output"));
         };
         Ok(Self {
             input: name,
@@ -297,10 +294,10 @@ impl Decoder {
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    break Err(Error::Video {
-                        input: self.input.clone(),
-                        message: format!("cannot read decoded frames from ffmpeg: {e}"),
-                    });
+                    break Err(Error::video(
+                        self.input.clone(),
+                        format!("cannot read decoded frames from ffmpeg: {e}"),
+                    ));
                 }
             }
         };

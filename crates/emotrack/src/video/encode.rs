@@ -42,10 +42,7 @@ impl Encoder {
     /// exists) for frames decoded from `input`.
     pub fn create(path: &Path, input: &VideoInput) -> Result<Self> {
         let name = path.display().to_string();
-        let err = |message: String| Error::Video {
-            input: name.clone(),
-            message,
-        };
+        let err = |message: String| Error::video(name.clone(), message);
         let ext = path
             .extension()
             .and_then(|e| e.to_str())
@@ -137,16 +134,16 @@ impl Encoder {
     /// frame; not at all if the previous frame already covers `time`).
     pub fn write(&mut self, image: &RgbImage, time: f64) -> Result<()> {
         if image.dimensions() != self.size {
-            return Err(Error::Video {
-                input: self.path.display().to_string(),
-                message: format!(
+            return Err(Error::video(
+                self.path.display().to_string(),
+                format!(
                     "frame is {}x{}, the video is {}x{}",
                     image.width(),
                     image.height(),
                     self.size.0,
                     self.size.1
                 ),
-            });
+            ));
         }
         let copies = if self.live {
             let first = *self.first_time.get_or_insert(time);
@@ -204,10 +201,7 @@ impl Encoder {
         } else {
             format!("{what}: {messages}")
         };
-        Error::Video {
-            input: self.path.display().to_string(),
-            message,
-        }
+        Error::video(self.path.display().to_string(), message)
     }
 }
 

@@ -64,20 +64,22 @@ impl Program {
 
     /// Starts `cmd`, turning "not found" into advice on installing FFmpeg.
     pub(crate) fn spawn(self, cmd: &mut Command, input: &str) -> Result<Child> {
+        tracing::debug!(command = ?cmd, "starting {}", self.path());
         cmd.spawn().map_err(|e| {
-            let message = if e.kind() == std::io::ErrorKind::NotFound {
-                format!(
-                    "cannot run `{}`: FFmpeg is not installed or not on PATH. Install it \
-                     (Debian/Ubuntu: `apt-get install ffmpeg`) or set {} to the program",
-                    self.path(),
-                    self.env_var()
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::video(
+                    input,
+                    format!(
+                        "cannot run `{}`: FFmpeg is not installed or not on PATH",
+                        self.path()
+                    ),
                 )
+                .with_hint(format!(
+                    "install it (Debian/Ubuntu: `apt-get install ffmpeg`) or set {} to the program",
+                    self.env_var()
+                ))
             } else {
-                format!("cannot run `{}`: {e}", self.path())
-            };
-            Error::Video {
-                input: input.to_owned(),
-                message,
+                Error::video(input, format!("cannot run `{}`: {e}", self.path()))
             }
         })
     }
@@ -178,22 +180,22 @@ pub(crate) fn run_with_timeout(
             Ok(None) if start.elapsed() >= timeout => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(Error::Video {
-                    input: input.to_owned(),
-                    message: format!(
+                return Err(Error::video(
+                    input.to_owned(),
+                    format!(
                         "`{}` got no answer within {:.0} s; check that the source is reachable \
                          and sending video",
                         program.path(),
                         timeout.as_secs_f64()
                     ),
-                });
+                ));
             }
             Ok(None) => std::thread::sleep(POLL),
             Err(e) => {
-                return Err(Error::Video {
-                    input: input.to_owned(),
-                    message: format!("cannot wait for `{}`: {e}", program.path()),
-                });
+                return Err(Error::video(
+                    input.to_owned(),
+                    format!("cannot wait for `{}`: {e}", program.path()),
+                ));
             }
         }
     };

@@ -28,6 +28,7 @@ use serde::Serialize;
 use super::decode::{Decoder, StopCause, VideoInput};
 use super::mailbox::{LatestReceiver, LatestSender, latest};
 use crate::analyze::Analyzer;
+use crate::annotate::FaceOverlay;
 use crate::error::{Error, Result};
 use crate::track::{Track, TrackId, Tracker, TrackerConfig};
 use crate::types::{BBox, Detection, Emotion, EmotionScores, Landmarks};
@@ -74,8 +75,8 @@ impl PipelineConfig {
     pub fn validate(&self) -> Result<()> {
         self.tracker.validate()?;
         if self.detect_every == 0 {
-            return Err(Error::Config(
-                "detect_every is 0, it must be at least 1 (1 = detect on every frame)".into(),
+            return Err(Error::config(
+                "detect_every is 0, it must be at least 1 (1 = detect on every frame)",
             ));
         }
         Ok(())
@@ -103,6 +104,22 @@ pub struct TrackedFace {
     pub label: Emotion,
     /// A vibe message for the label; it changes only when the label does.
     pub vibe: String,
+}
+
+impl TrackedFace {
+    /// What [`crate::annotate::Annotator`] draws for this face: the smoothed box and
+    /// probabilities, the track id, the shown label and its vibe (no landmarks: they would
+    /// jump between detections).
+    pub fn overlay(&self) -> FaceOverlay<'_> {
+        FaceOverlay {
+            bbox: self.bbox,
+            landmarks: None,
+            id: Some(self.id),
+            label: self.label,
+            scores: &self.smoothed,
+            vibe: &self.vibe,
+        }
+    }
 }
 
 /// Everything known about one analysed frame.
@@ -289,6 +306,7 @@ impl<'a> VideoPipeline<'a> {
         let decoder = input.decoder()?;
         let live = input.is_live();
         let stall_timeout = input.options().stall_timeout;
+        tracing::debug!(live, config = ?self.config, "video analysis starts");
         let start = Instant::now();
         let halt = AtomicBool::new(false);
         let decode_done = AtomicBool::new(false);
@@ -367,12 +385,12 @@ impl<'a> VideoPipeline<'a> {
                 } else {
                     exit.messages.clone()
                 };
-                return Err(Error::Video {
-                    input: name,
-                    message: format!(
+                return Err(Error::video(
+                    name,
+                    format!(
                         "no frame could be decoded ({why}); the file may be truncated or damaged"
                     ),
-                });
+                ));
             }
             _ if !exit.success => EndReason::Failed(if exit.messages.is_empty() {
                 format!("ffmpeg failed ({})", exit.status)
@@ -397,6 +415,13 @@ impl<'a> VideoPipeline<'a> {
                 _ => EndReason::Finished,
             },
         };
+        tracing::debug!(
+            decoded = decode.frames,
+            analysed,
+            dropped = decode.dropped + search_dropped,
+            end = ?end,
+            "video analysis ended"
+        );
         Ok(RunStats {
             decoded: decode.frames,
             analysed,
@@ -699,8 +724,5 @@ impl Drop for SetOnDrop<'_> {
 }
 
 fn internal(what: &str) -> Error {
-    Error::Video {
-        input: "pipeline".into(),
-        message: format!("{what}; this is a bug, please report it"),
-    }
+    Error::video("pipeline", what).with_hint("this is a bug, please report it")
 }

@@ -85,10 +85,7 @@ pub fn probe(source: &Source, timeout: Duration) -> Result<VideoInfo> {
     ]);
     cmd.arg(source.input_arg());
     let out = run_with_timeout(Program::Ffprobe, cmd, &input, timeout)?;
-    let err = |message: String| Error::Video {
-        input: input.clone(),
-        message,
-    };
+    let err = |message: String| Error::video(input.clone(), message);
     if !out.status.success() {
         let detail = if out.stderr.is_empty() {
             format!("ffprobe failed ({})", out.status)

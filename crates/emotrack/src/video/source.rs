@@ -108,12 +108,7 @@ impl Source {
     /// Checks what can be checked before running FFmpeg, with a message saying what to do:
     /// a file must exist, be a file and not be empty; a camera device must exist.
     pub fn check(&self) -> Result<()> {
-        let err = |message: String| {
-            Err(Error::Video {
-                input: self.to_string(),
-                message,
-            })
-        };
+        let err = |message: String| Err(Error::video(self.to_string(), message));
         match self {
             Source::File(path) => match std::fs::metadata(path) {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

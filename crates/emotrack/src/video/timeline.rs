@@ -217,9 +217,11 @@ impl Timeline {
     pub fn save(&self, path: &Path, frame_interval: f64) -> Result<()> {
         self.render(frame_interval)
             .save_with_format(path, image::ImageFormat::Png)
-            .map_err(|e| Error::Image {
-                path: path.to_path_buf(),
-                message: format!("cannot write the timeline: {e}"),
+            .map_err(|e| {
+                Error::image(
+                    path.to_path_buf(),
+                    format!("cannot write the timeline: {e}"),
+                )
             })
     }
 }

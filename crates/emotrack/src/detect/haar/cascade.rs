@@ -113,10 +113,7 @@ impl HaarCascade {
 
     /// Parses cascade XML text; `origin` names it in error messages.
     pub fn from_xml(text: &str, origin: &Path) -> Result<Self> {
-        let err = |message: String| Error::Model {
-            path: PathBuf::from(origin),
-            message,
-        };
+        let err = |message: String| Error::model(PathBuf::from(origin), message);
         let doc = Document::parse(text).map_err(|e| err(format!("not valid XML: {e}")))?;
         parse_cascade(&doc).map_err(err)
     }

@@ -114,7 +114,7 @@ impl HaarDetector {
     /// A detector on any supported cascade (see [`HaarCascade::from_path`]).
     pub fn new(cascade: HaarCascade, params: HaarParams) -> Result<Self> {
         if !(params.scale_factor > 1.0 && params.scale_factor.is_finite()) {
-            return Err(Error::Config(format!(
+            return Err(Error::config(format!(
                 "haar scale factor is {}, it must be greater than 1; 1.1 is OpenCV's default",
                 params.scale_factor
             )));
@@ -122,7 +122,7 @@ impl HaarDetector {
         if let Some(max) = params.max_size
             && max < params.min_size
         {
-            return Err(Error::Config(format!(
+            return Err(Error::config(format!(
                 "max face size ({max}) is smaller than the min face size ({})",
                 params.min_size
             )));

@@ -464,8 +464,8 @@ pub fn im2col(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::PRelu;
-    use crate::nn::weights::tests::safetensors_bytes;
+    use crate::PRelu;
+    use crate::weights::tests::safetensors_bytes;
 
     fn ramp(len: usize, scale: f32, offset: f32) -> Vec<f32> {
         (0..len).map(|i| i as f32 * scale + offset).collect()
@@ -653,7 +653,7 @@ mod tests {
             conv.forward_act(&x, &mut fused, &mut scratch, Activation::PRelu(&prelu));
             assert_eq!(plain, fused, "n={n}");
             conv.forward(&x, &mut plain, &mut scratch);
-            crate::nn::relu_inplace(&mut plain);
+            crate::relu_inplace(&mut plain);
             conv.forward_act(&x, &mut fused, &mut scratch, Activation::Relu);
             assert_eq!(plain, fused, "n={n}");
         }

@@ -4,34 +4,14 @@
 //! `tests/fixtures/videos/fer_test.mp4`: one woman in all 115 frames, no audio (see
 //! tests/fixtures/README.md).
 
-#[path = "../../emotrack/tests/common/mod.rs"]
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{FER_FRAMES, fer_clip, ffmpeg, streams};
-
-/// Exit code for "the input broke off mid-way; the outputs hold what came before".
-const EXIT_PARTIAL: i32 = 2;
-
-fn emotrack(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_emotrack"))
-        .args(args)
-        .output()
-        .expect("the emotrack binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().expect("test paths are UTF-8")
-}
+use crate::common::{self, FER_FRAMES, fer_clip, ffmpeg, streams};
+use crate::util::{EXIT_PARTIAL_FAILURE, emotrack, p, text};
 
 fn jsonl_records(path: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path)
@@ -308,7 +288,7 @@ fn a_truncated_streamable_file_ends_early_with_valid_outputs_and_exit_code_2() {
         p(&jsonl),
     ]);
     let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(EXIT_PARTIAL), "{stderr}");
+    assert_eq!(out.status.code(), Some(EXIT_PARTIAL_FAILURE), "{stderr}");
     assert!(
         stderr.contains("broke off") && stderr.contains("of 115 frames"),
         "{stderr}"
@@ -359,7 +339,7 @@ fn a_stream_that_stops_sending_ends_with_a_warning_and_exit_code_2() {
         p(&mp4),
     ]);
     let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(EXIT_PARTIAL), "{stderr}");
+    assert_eq!(out.status.code(), Some(EXIT_PARTIAL_FAILURE), "{stderr}");
     assert!(stderr.contains("sent no frame for 2 s"), "{stderr}");
     assert_eq!(streams(&mp4).len(), 1, "the annotated video is readable");
 }

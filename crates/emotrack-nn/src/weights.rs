@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use safetensors::{Dtype, SafeTensors};
 
-use crate::error::{Error, Result};
+use crate::error::{Result, WeightsError};
 
 /// A read-only view of the tensors in a safetensors file (borrowed bytes, e.g. from
 /// `include_bytes!` or a file read into memory).
@@ -30,7 +30,7 @@ impl<'a> Weights<'a> {
     /// built-in models).
     pub fn from_bytes(bytes: &'a [u8], origin: impl AsRef<Path>) -> Result<Self> {
         let origin = origin.as_ref().to_path_buf();
-        let tensors = SafeTensors::deserialize(bytes).map_err(|e| Error::Model {
+        let tensors = SafeTensors::deserialize(bytes).map_err(|e| WeightsError {
             path: origin.clone(),
             message: format!("not a valid safetensors file ({e})"),
         })?;
@@ -87,15 +87,15 @@ impl<'a> Weights<'a> {
         }
     }
 
-    /// An [`Error::Model`] about this file.
-    pub fn error(&self, message: String) -> Error {
-        Error::Model {
+    /// An error about this file.
+    pub fn error(&self, message: String) -> WeightsError {
+        WeightsError {
             path: self.origin.clone(),
             message,
         }
     }
 
-    fn missing(&self, name: &str) -> Error {
+    fn missing(&self, name: &str) -> WeightsError {
         self.error(format!(
             "tensor `{name}` is missing; the file was made for a different model"
         ))
@@ -142,7 +142,7 @@ pub(crate) mod tests {
         let msg = err.to_string();
         assert!(msg.contains("a.weight") && msg.contains("[2, 3]"), "{msg}");
         let err = w.tensor("b.weight", &[1]).expect_err("missing");
-        assert!(matches!(err, Error::Model { .. }));
+        assert!(matches!(err, WeightsError { .. }));
         assert!(err.to_string().contains("b.weight"));
     }
 
@@ -175,6 +175,6 @@ pub(crate) mod tests {
     #[test]
     fn garbage_bytes_are_a_model_error() {
         let err = Weights::from_bytes(b"not safetensors", "x.safetensors").expect_err("garbage");
-        assert!(matches!(err, Error::Model { .. }));
+        assert!(matches!(err, WeightsError { .. }));
     }
 }

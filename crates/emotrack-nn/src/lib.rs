@@ -1,4 +1,4 @@
-//! A small CPU inference runtime for the convolutional nets emotrack runs (MTCNN's three nets and
+//! emotrack's small CPU inference runtime for the convolutional nets emotrack runs (MTCNN's three nets and
 //! the emotion CNN): NCHW `f32` tensors, the handful of layers those nets use, and weights by
 //! name from safetensors.
 //!
@@ -26,7 +26,7 @@
 //!
 //! # Example
 //! ```
-//! use emotrack::nn::{Conv2d, ConvSpec, MaxPool2d, Scratch, Tensor, relu_inplace};
+//! use emotrack_nn::{Conv2d, ConvSpec, MaxPool2d, Scratch, Tensor, relu_inplace};
 //!
 //! // nn.Conv2d(1, 2, 3, padding=1) with all-ones weights, then ReLU and MaxPool2d(2, 2).
 //! let conv = Conv2d::new(ConvSpec::new(1, 2, 3).padding(1), vec![1.0; 18], Some(vec![0.0, -1.0]));
@@ -42,15 +42,25 @@
 //! Loading by name, PyTorch names kept (`{prefix}.weight`, `{prefix}.bias`, batch-norm
 //! `{bn}.running_mean` …): [`Weights::from_bytes`], then [`Conv2d::load`],
 //! [`Conv2d::load_with_batchnorm`], [`PRelu::load`], [`Linear::load`]; a missing tensor or a
-//! shape that differs from the architecture's is an [`crate::Error::Model`] naming the tensor.
+//! shape that differs from the architecture's is a [`WeightsError`] naming the tensor.
+//!
+//! # Who uses it
+//! The `emotrack` library builds its nets (MTCNN, the emotion ResNet) on it, and
+//! `emotrack-train` runs its training convolutions on these kernels. It is a crate of its own
+//! so that the library's public API is what a user needs, while the layers stay reachable to
+//! the trainer: nothing here is specific to faces.
+
+#![warn(missing_docs)]
 
 mod conv;
 mod direct;
+mod error;
 mod ops;
 mod tensor;
 mod weights;
 
 pub use conv::{Activation, BatchNorm, COL_BUDGET, Conv2d, ConvSpec, im2col};
+pub use error::{Result, WeightsError};
 pub use ops::{
     Linear, MaxPool2d, PRelu, add_inplace, global_avg_pool, relu_inplace, softmax_channels_inplace,
 };

@@ -4,7 +4,7 @@
 //! (2 per multiply-add), so criterion's "elem/s" reads as FLOP/s:
 //!
 //! ```text
-//! cargo bench -p emotrack --bench bench_conv
+//! cargo bench -p emotrack-nn --bench bench_conv
 //! ```
 //!
 //! The weights and inputs are ramps, not a real net's: the kernel's speed does not depend on
@@ -14,7 +14,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput};
-use emotrack::nn::{Conv2d, ConvSpec, Scratch, Tensor};
+use emotrack_nn::{Conv2d, ConvSpec, Scratch, Tensor};
 
 /// `(name, batch, in channels, out channels, input height, input width)`.
 const LAYERS: [(&str, usize, usize, usize, usize, usize); 8] = [

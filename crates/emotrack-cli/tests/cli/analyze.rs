@@ -1,31 +1,13 @@
-//! The `emotrack` binary end to end: every CLI test lives in this one test binary.
-
-#[path = "../../emotrack/tests/common/mod.rs"]
-mod common;
+//! `emotrack analyze`, `eval`, `export` and `ensemble` end to end, on the fixture photos and
+//! FER-2013.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-/// Exit code for "some inputs failed, the rest were processed" (see main.rs).
-const EXIT_PARTIAL_FAILURE: i32 = 2;
-
-fn emotrack(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_emotrack"))
-        .args(args)
-        .output()
-        .expect("the emotrack binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use crate::common;
+use crate::util::{EXIT_PARTIAL_FAILURE, emotrack, p, text};
 
 fn good_photo() -> PathBuf {
     common::fixture("photos/ageitgey_kit_with_rose.jpg")
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().expect("test paths are UTF-8")
 }
 
 /// Analyses `bad` next to a good photo: the bad file is named on stderr with `expect` in its
