@@ -7,9 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use emotrack_train::checkpoint::{LoopState, RunInfo};
-use emotrack_train::train::{
-    BatchProgress, EpochSummary, TrainObserver, TrainOutcome, TrainRequest,
-};
+use emotrack_train::progress::{BatchProgress, EpochSummary, TrainObserver};
+use emotrack_train::train::{TrainOutcome, TrainRequest};
 use emotrack_train::{TrainConfig, load_split};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -55,7 +54,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         commit: git_commit(),
         command: Some(std::env::args().collect::<Vec<_>>().join(" ")),
     };
-    let info = emotrack_train::train::prepare_run(&args.out, info, args.resume)?;
+    let info = emotrack_train::checkpoint::prepare_run(&args.out, info, args.resume)?;
     let cfg = &info.config;
     eprintln!("loading {} ...", args.data.display());
     let mut train = load_split(&args.data.join("train"))?;
