@@ -51,7 +51,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     };
     let info = RunInfo {
         config,
-        commit: git_commit(),
+        commit: build_commit(),
         command: Some(std::env::args().collect::<Vec<_>>().join(" ")),
     };
     let info = emotrack_train::checkpoint::prepare_run(&args.out, info, args.resume)?;
@@ -146,20 +146,10 @@ fn report_skipped(split: &str, data: &emotrack_train::Dataset) {
     }
 }
 
-/// `git rev-parse HEAD` (plus `-dirty` when tracked files changed), if git is available.
-pub(crate) fn git_commit() -> Option<String> {
-    let git = |args: &[&str]| {
-        std::process::Command::new("git")
-            .args(args)
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-    };
-    let head = git(&["rev-parse", "HEAD"])?;
-    let dirty =
-        git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
-    Some(if dirty { format!("{head}-dirty") } else { head })
+/// The commit this binary was built from (see `build.rs`), if known.
+pub(crate) fn build_commit() -> Option<String> {
+    let commit = env!("EMOTRACK_BUILD_COMMIT");
+    (commit != "unknown").then(|| commit.to_string())
 }
 
 /// A progress bar per epoch on a terminal; one line per epoch otherwise (logs).
