@@ -41,6 +41,8 @@
 //! config, augment, model, conv, params, metrics, plot, compare, tta, data, error
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod augment;
 pub mod checkpoint;
 pub mod compare;
