@@ -23,14 +23,10 @@ pub fn ensemble(members: &[PathBuf]) -> Result<(Vec<u8>, ModelConfig), TrainErro
                 .map(|m| m.config.architecture.clone())
                 .collect(),
         },
-        provenance: ModelProvenance {
-            notes: Some(format!(
-                "mean logits of {} models, float16: {}",
-                members.len(),
-                notes(&loaded)
-            )),
-            ..ModelProvenance::default()
-        },
+        provenance: provenance(
+            format!("mean logits of {} models, float16", members.len()),
+            &loaded,
+        ),
         ..loaded[0].config.clone()
     };
     let mut tensors = HostTensors::new();
@@ -51,14 +47,7 @@ pub fn ensemble(members: &[PathBuf]) -> Result<(Vec<u8>, ModelConfig), TrainErro
 pub fn soup(members: &[PathBuf]) -> Result<(Vec<u8>, ModelConfig), TrainError> {
     let loaded = load_members(members)?;
     let config = ModelConfig {
-        provenance: ModelProvenance {
-            notes: Some(format!(
-                "mean weights of {} models: {}",
-                members.len(),
-                notes(&loaded)
-            )),
-            ..ModelProvenance::default()
-        },
+        provenance: provenance(format!("mean weights of {} models", members.len()), &loaded),
         ..loaded[0].config.clone()
     };
     let n = loaded.len() as f32;
@@ -153,9 +142,10 @@ fn load_members(members: &[PathBuf]) -> Result<Vec<Member>, TrainError> {
     Ok(loaded)
 }
 
-/// Each member's path, val accuracy and notes, for the combined model's provenance.
-fn notes(members: &[Member]) -> String {
-    members
+/// The provenance of a model made of `members` as `what` says: its notes are `what`, then
+/// each member's path, val accuracy and notes.
+fn provenance(what: String, members: &[Member]) -> ModelProvenance {
+    let notes = members
         .iter()
         .map(|m| {
             let p = &m.config.provenance;
@@ -168,5 +158,9 @@ fn notes(members: &[Member]) -> String {
             )
         })
         .collect::<Vec<_>>()
-        .join("; ")
+        .join("; ");
+    ModelProvenance {
+        notes: Some(format!("{what}: {notes}")),
+        ..ModelProvenance::default()
+    }
 }
