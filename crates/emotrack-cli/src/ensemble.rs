@@ -46,12 +46,12 @@ pub fn run(args: Args) -> Result<Outcome> {
         );
     }
     let (bytes, mut config) = if args.average {
-        emotrack_train::export::soup(&args.models)?
+        emotrack_train::ensemble::soup(&args.models)?
     } else {
-        emotrack_train::export::ensemble(&args.models)?
+        emotrack_train::ensemble::ensemble(&args.models)?
     };
     config.provenance.command = Some(std::env::args().collect::<Vec<_>>().join(" "));
-    config.provenance.commit = crate::train::git_commit();
+    config.provenance.commit = crate::train::build_commit();
     // Loading it checks the file the way every command will read it, before anything is
     // written over OUT.
     let mut model = from_bytes(

@@ -32,7 +32,7 @@ pub fn run(args: Args) -> Result<Outcome> {
     }
     let classifier = match &args.model {
         Some(path) => {
-            let (bytes, config) = emotrack_train::evaluate::model_bytes(path)
+            let (bytes, config) = emotrack_train::model_file::read(path)
                 .with_context(|| format!("loading model {}", path.display()))?;
             Classifier::from_bytes(&bytes, config, path)?
         }

@@ -7,9 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use emotrack_train::checkpoint::{LoopState, RunInfo};
-use emotrack_train::train::{
-    BatchProgress, EpochSummary, TrainObserver, TrainOutcome, TrainRequest,
-};
+use emotrack_train::progress::{BatchProgress, EpochSummary, TrainObserver};
+use emotrack_train::train::{TrainOutcome, TrainRequest};
 use emotrack_train::{TrainConfig, load_split};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -52,10 +51,10 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     };
     let info = RunInfo {
         config,
-        commit: git_commit(),
+        commit: build_commit(),
         command: Some(std::env::args().collect::<Vec<_>>().join(" ")),
     };
-    let info = emotrack_train::train::prepare_run(&args.out, info, args.resume)?;
+    let info = emotrack_train::checkpoint::prepare_run(&args.out, info, args.resume)?;
     let cfg = &info.config;
     eprintln!("loading {} ...", args.data.display());
     let mut train = load_split(&args.data.join("train"))?;
@@ -147,20 +146,10 @@ fn report_skipped(split: &str, data: &emotrack_train::Dataset) {
     }
 }
 
-/// `git rev-parse HEAD` (plus `-dirty` when tracked files changed), if git is available.
-pub(crate) fn git_commit() -> Option<String> {
-    let git = |args: &[&str]| {
-        std::process::Command::new("git")
-            .args(args)
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-    };
-    let head = git(&["rev-parse", "HEAD"])?;
-    let dirty =
-        git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
-    Some(if dirty { format!("{head}-dirty") } else { head })
+/// The commit this binary was built from (see `build.rs`), if known.
+pub(crate) fn build_commit() -> Option<String> {
+    let commit = env!("EMOTRACK_BUILD_COMMIT");
+    (commit != "unknown").then(|| commit.to_string())
 }
 
 /// A progress bar per epoch on a terminal; one line per epoch otherwise (logs).

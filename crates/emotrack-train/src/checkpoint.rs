@@ -1,9 +1,10 @@
-//! Run-folder files: the run info, per-epoch checkpoints (model, optimizer, EMA, loop state),
-//! weight files in safetensors and the metrics CSV.
+//! The run folder: its layout and files (run info, best weights, JSON written atomically), and
+//! resuming: [`prepare_run`] starts or reopens a run, and the per-epoch checkpoint (model,
+//! optimizer, EMA, loop state) is saved and loaded here.
 //!
 //! A run folder holds:
 //!
-//! * `config.json` — [`RunInfo`]: the [`TrainConfig`], seed, git commit and command.
+//! * `config.json` — [`RunInfo`]: the [`TrainConfig`], seed, commit and command.
 //! * `checkpoint/` — the latest state: `model.bpk` and `optim.bpk` (burn records; parameter
 //!   ids tie the optimizer state to the parameters), `ema.safetensors`, `state.json`
 //!   ([`LoopState`]). Replaced atomically (written beside, then renamed).
@@ -12,13 +13,19 @@
 //! * `model.safetensors` + `model.json` — the best weights exported for inference.
 //! * `metrics.csv` — one line per epoch.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use burn::module::Module;
+use burn::optim::ModuleOptimizer;
+use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use crate::config::TrainConfig;
 use crate::error::TrainError;
+use crate::model::Net;
+use crate::optim::build_optimizer;
+use crate::params;
+use crate::weights;
 
 /// Folder of the latest checkpoint inside a run folder.
 pub const CHECKPOINT_DIR: &str = "checkpoint";
@@ -34,6 +41,14 @@ pub const BEST_INFO: &str = "best.json";
 pub const MODEL_WEIGHTS: &str = "model.safetensors";
 /// Exported inference config.
 pub const MODEL_CONFIG: &str = "model.json";
+/// In a checkpoint folder: where the loop stands ([`LoopState`]).
+pub const STATE_FILE: &str = "state.json";
+/// In a checkpoint folder: the model's burn record.
+pub const MODEL_RECORD: &str = "model.bpk";
+/// In a checkpoint folder: the optimizer's burn record.
+pub const OPTIM_RECORD: &str = "optim.bpk";
+/// In a checkpoint folder: the EMA weights by burn path, when the EMA is on.
+pub const EMA_WEIGHTS: &str = "ema.safetensors";
 
 /// The header of `metrics.csv`.
 pub const METRICS_HEADER: &str =
@@ -44,7 +59,7 @@ pub const METRICS_HEADER: &str =
 pub struct RunInfo {
     /// All settings (the seed is `config.seed`).
     pub config: TrainConfig,
-    /// `git rev-parse HEAD` of the code, with `-dirty` when the tree had changes, if known.
+    /// The commit the code was built from (`git rev-parse HEAD` of its source tree), if known.
     pub commit: Option<String>,
     /// The command line that started the run.
     pub command: Option<String>,
@@ -77,6 +92,37 @@ pub struct LoopState {
     pub best_epoch: Option<usize>,
 }
 
+impl LoopState {
+    /// Counts a finished step on batch `index` of `images` images, `correct` of them classified
+    /// correctly, with mean loss `loss`.
+    pub(crate) fn add_step(&mut self, index: usize, images: usize, loss: f32, correct: usize) {
+        self.global_step += 1;
+        self.batch = index + 1;
+        self.epoch_loss_sum += f64::from(loss) * images as f64;
+        self.epoch_correct += correct as u64;
+        self.epoch_seen += images as u64;
+    }
+
+    /// Mean training loss of the epoch so far.
+    pub(crate) fn train_loss(&self) -> f64 {
+        self.epoch_loss_sum / self.epoch_seen.max(1) as f64
+    }
+
+    /// Training accuracy of the epoch so far.
+    pub(crate) fn train_accuracy(&self) -> f64 {
+        self.epoch_correct as f64 / self.epoch_seen.max(1) as f64
+    }
+
+    /// Moves on to the first batch of the next epoch.
+    pub(crate) fn next_epoch(&mut self) {
+        self.epoch += 1;
+        self.batch = 0;
+        self.epoch_loss_sum = 0.0;
+        self.epoch_correct = 0;
+        self.epoch_seen = 0;
+    }
+}
+
 /// What the best weights scored; `best.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BestInfo {
@@ -90,80 +136,6 @@ pub struct BestInfo {
     pub elapsed_s: f64,
     /// Whether these are EMA weights.
     pub ema: bool,
-}
-
-/// Host tensors by name: `(shape, values)`.
-pub type HostTensors = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
-
-/// Serialises f32 tensors to safetensors bytes.
-pub fn safetensors_bytes(
-    tensors: &HostTensors,
-    metadata: Option<std::collections::HashMap<String, String>>,
-) -> Result<Vec<u8>, String> {
-    serialize(tensors, metadata, safetensors::Dtype::F32, |x, out| {
-        out.extend(x.to_le_bytes());
-    })
-}
-
-/// Serialises tensors to safetensors bytes in half precision (float16): half the size, for
-/// inference files (the runtime reads float16 as float32).
-pub fn safetensors_bytes_f16(tensors: &HostTensors) -> Result<Vec<u8>, String> {
-    serialize(tensors, None, safetensors::Dtype::F16, |x, out| {
-        out.extend(half::f16::from_f32(x).to_le_bytes());
-    })
-}
-
-fn serialize(
-    tensors: &HostTensors,
-    metadata: Option<std::collections::HashMap<String, String>>,
-    dtype: safetensors::Dtype,
-    encode: impl Fn(f32, &mut Vec<u8>),
-) -> Result<Vec<u8>, String> {
-    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
-        .iter()
-        .map(|(k, (shape, v))| {
-            let mut b = Vec::with_capacity(v.len() * dtype.bitsize() / 8);
-            for &x in v {
-                encode(x, &mut b);
-            }
-            (k.clone(), shape.clone(), b)
-        })
-        .collect();
-    let views = bytes
-        .iter()
-        .map(|(k, shape, b)| {
-            safetensors::tensor::TensorView::new(dtype, shape.clone(), b).map(|v| (k.clone(), v))
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())?;
-    safetensors::serialize(views, metadata).map_err(|e| e.to_string())
-}
-
-/// Reads f32 tensors from safetensors bytes.
-pub fn read_safetensors(bytes: &[u8]) -> Result<HostTensors, String> {
-    let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
-    let mut out = HostTensors::new();
-    for (name, view) in st.tensors() {
-        if view.dtype() != safetensors::Dtype::F32 {
-            return Err(format!("tensor {name} is {:?}, f32 expected", view.dtype()));
-        }
-        let values = view
-            .data()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
-        out.insert(name, (view.shape().to_vec(), values));
-    }
-    Ok(out)
-}
-
-/// Reads a safetensors file.
-pub fn load_safetensors(path: &Path) -> Result<HostTensors, TrainError> {
-    let bytes = std::fs::read(path).map_err(TrainError::io(path))?;
-    read_safetensors(&bytes).map_err(|message| TrainError::Checkpoint {
-        path: path.to_path_buf(),
-        message,
-    })
 }
 
 /// Writes `bytes` to `path` through a temporary file and a rename, so a crash never leaves a
@@ -196,11 +168,11 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, Train
 /// between the two renames of [`commit_checkpoint_dir`].
 pub fn find_checkpoint(run: &Path) -> Option<PathBuf> {
     let dir = run.join(CHECKPOINT_DIR);
-    if dir.join("state.json").is_file() {
+    if dir.join(STATE_FILE).is_file() {
         return Some(dir);
     }
     let old = run.join(format!("{CHECKPOINT_DIR}.old"));
-    old.join("state.json").is_file().then_some(old)
+    old.join(STATE_FILE).is_file().then_some(old)
 }
 
 /// Replaces `run/checkpoint` with the fully written `staging` folder.
@@ -218,4 +190,124 @@ pub fn commit_checkpoint_dir(run: &Path, staging: &Path) -> Result<(), TrainErro
         std::fs::remove_dir_all(&old).map_err(TrainError::io(&old))?;
     }
     Ok(())
+}
+
+/// Creates a run folder with its `config.json`, or, with `resume`, reads the existing one.
+/// Refuses to start over an existing run without `resume`.
+pub fn prepare_run(run_dir: &Path, info: RunInfo, resume: bool) -> Result<RunInfo, TrainError> {
+    let cfg_path = run_dir.join(CONFIG_FILE);
+    if resume {
+        if !cfg_path.is_file() {
+            return Err(TrainError::Config(format!(
+                "cannot resume: {} does not exist; start the run without --resume",
+                cfg_path.display()
+            )));
+        }
+        let stored: RunInfo = read_json(&cfg_path)?;
+        stored.config.validate()?;
+        return Ok(stored);
+    }
+    if cfg_path.exists() {
+        return Err(TrainError::Config(format!(
+            "{} already holds a run; pass --resume to continue it or choose another --out",
+            run_dir.display()
+        )));
+    }
+    info.config.validate()?;
+    std::fs::create_dir_all(run_dir).map_err(TrainError::io(run_dir))?;
+    write_json(&cfg_path, &info)?;
+    Ok(info)
+}
+
+/// Writes `net` as the run's best weights (`best.safetensors`, by burn path) and what they
+/// scored (`best.json`).
+pub fn write_best(run_dir: &Path, net: &Net, best: &BestInfo) -> Result<(), TrainError> {
+    let path = run_dir.join(BEST_WEIGHTS);
+    let bytes = weights::encode_f32(&params::collect_host(net), &path)?;
+    write_atomic(&path, &bytes)?;
+    write_json(&run_dir.join(BEST_INFO), best)
+}
+
+/// Everything the loop carries between steps: what a checkpoint holds.
+pub(crate) struct Session {
+    /// The network being trained (on the autodiff device).
+    pub(crate) model: Net,
+    /// The optimizer and its state.
+    pub(crate) optim: ModuleOptimizer,
+    /// The weight EMA, when on (on the plain device).
+    pub(crate) ema: Option<Net>,
+    /// Where the loop stands.
+    pub(crate) state: LoopState,
+}
+
+impl Session {
+    /// Writes the checkpoint of `run_dir`: a new folder beside the old one, then swapped in
+    /// ([`commit_checkpoint_dir`]).
+    pub(crate) fn save(&self, run_dir: &Path) -> Result<(), TrainError> {
+        let staging = run_dir.join(format!("{CHECKPOINT_DIR}.new"));
+        if staging.exists() {
+            std::fs::remove_dir_all(&staging).map_err(TrainError::io(&staging))?;
+        }
+        std::fs::create_dir_all(&staging).map_err(TrainError::io(&staging))?;
+        let ck = |path: PathBuf| {
+            move |e: burn::store::RecordError| TrainError::Checkpoint {
+                path,
+                message: e.to_string(),
+            }
+        };
+        // `valid()` also folds pending batch-norm running-statistics updates into the shared
+        // state, so the record holds the latest running mean/var.
+        let model_path = staging.join(MODEL_RECORD);
+        self.model
+            .valid()
+            .into_record()
+            .save(&model_path)
+            .map_err(ck(model_path.clone()))?;
+        let optim_path = staging.join(OPTIM_RECORD);
+        self.optim
+            .save(&optim_path)
+            .map_err(ck(optim_path.clone()))?;
+        if let Some(ema) = &self.ema {
+            let path = staging.join(EMA_WEIGHTS);
+            let bytes = weights::encode_f32(&params::collect_host(ema), &path)?;
+            std::fs::write(&path, bytes).map_err(TrainError::io(&path))?;
+        }
+        write_json(&staging.join(STATE_FILE), &self.state)?;
+        commit_checkpoint_dir(run_dir, &staging)
+    }
+
+    /// The session saved in `run_dir`'s checkpoint, the model on `device` and the EMA on
+    /// `plain`; `None` when the run has no checkpoint yet.
+    pub(crate) fn load(
+        run_dir: &Path,
+        cfg: &TrainConfig,
+        device: &Device,
+        plain: &Device,
+    ) -> Result<Option<Self>, TrainError> {
+        let Some(dir) = find_checkpoint(run_dir) else {
+            return Ok(None);
+        };
+        let state: LoopState = read_json(&dir.join(STATE_FILE))?;
+        let model = weights::load_burn_model(&cfg.model, &dir.join(MODEL_RECORD), device)?;
+        let optim_path = dir.join(OPTIM_RECORD);
+        let optim = build_optimizer(cfg)
+            .load(&optim_path)
+            .map_err(|e| TrainError::Checkpoint {
+                path: optim_path,
+                message: e.to_string(),
+            })?;
+        let ema = if cfg.ema_decay.is_some() {
+            let path = dir.join(EMA_WEIGHTS);
+            let t = weights::load_safetensors(&path)?;
+            Some(weights::net_from_tensors(&cfg.model, &t, plain, &path)?.valid())
+        } else {
+            None
+        };
+        Ok(Some(Self {
+            model,
+            optim,
+            ema,
+            state,
+        }))
+    }
 }

@@ -1,19 +1,23 @@
-//! Loading a model for evaluation, as the library's inference [`Classifier`] would run it (the
-//! default) or through burn (a cross-check of the export), with optional test-time
-//! augmentation ([`Tta`]).
+//! Running a model for evaluation, as the library's inference [`Classifier`] would run it (the
+//! default) or through burn (a cross-check of the inference model file), with optional
+//! test-time augmentation ([`Tta`]); and the burn network's predictions ([`predict_burn`]) and
+//! validation metrics ([`validate`]) that training uses.
 
 use std::path::Path;
 
-use burn::tensor::Device;
-use emotrack::EmotionScores;
+use burn::tensor::activation::softmax;
+use burn::tensor::{Device, Tensor, TensorData};
 use emotrack::classify::{Classifier, ModelConfig};
+use emotrack::{Emotion, EmotionScores};
 
-use crate::checkpoint;
-use crate::data::IMAGE_SIDE;
+use crate::config::TrainConfig;
+use crate::data::{Dataset, IMAGE_PIXELS, IMAGE_SIDE};
 use crate::error::TrainError;
-use crate::metrics::Predictor;
+use crate::metrics::{Metrics, MetricsBuilder, Predictor};
 use crate::model::{Net, NetConfig};
+use crate::model_file;
 use crate::tta::Tta;
+use crate::weights;
 
 /// Which implementation runs the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -23,18 +27,6 @@ pub enum Backend {
     Runtime,
     /// The burn training network.
     Burn,
-}
-
-/// The exported weights and config of `path`: a `.safetensors` file (with its `.json`), a run
-/// folder (its best weights) or a checkpoint folder.
-pub fn model_bytes(path: &Path) -> Result<(Vec<u8>, ModelConfig), TrainError> {
-    if path.is_dir() {
-        return crate::export::export(path);
-    }
-    let json = path.with_extension("json");
-    let config: ModelConfig = checkpoint::read_json(&json)?;
-    let bytes = std::fs::read(path).map_err(TrainError::io(path))?;
-    Ok((bytes, config))
 }
 
 /// A loaded model ready for [`crate::metrics::evaluate`].
@@ -59,9 +51,9 @@ enum Inner {
     Burn { net: Box<Net>, device: Device },
 }
 
-/// Loads the model at `path` (see [`model_bytes`]) on `backend`.
+/// Loads the model at `path` (see [`model_file::read`]) on `backend`.
 pub fn load_model(path: &Path, backend: Backend, tta: Tta) -> Result<LoadedModel, TrainError> {
-    let (bytes, config) = model_bytes(path)?;
+    let (bytes, config) = model_file::read(path)?;
     from_bytes(&bytes, config, path, backend, tta)
 }
 
@@ -98,7 +90,7 @@ pub fn from_bytes(
             let cfg = NetConfig::from_architecture(&config.architecture).ok_or_else(|| {
                 bad("the burn backend runs ResNet models only; use the runtime backend".into())
             })?;
-            let net = crate::export::net_from_exported(&cfg, bytes, &device, path)?;
+            let net = weights::net_from_inference(&cfg, bytes, &device, path)?;
             use burn::module::Module;
             Inner::Burn {
                 net: Box::new(net.valid()),
@@ -129,7 +121,7 @@ impl Predictor for LoadedModel {
     fn predict(&mut self, crops: &[&[u8]]) -> Vec<EmotionScores> {
         match &self.inner {
             Inner::Burn { net, device } => {
-                crate::train::predict_burn(net, crops, &self.config.normalization, self.tta, device)
+                predict_burn(net, crops, &self.config.normalization, self.tta, device)
             }
             Inner::Runtime(classifier) => {
                 let side = IMAGE_SIDE as u32;
@@ -144,4 +136,59 @@ impl Predictor for LoadedModel {
             }
         }
     }
+}
+
+/// Scores of a non-autodiff network for a batch of crops, averaged over the `tta` views of
+/// each.
+pub fn predict_burn(
+    net: &Net,
+    crops: &[&[u8]],
+    norm: &emotrack::classify::Normalization,
+    tta: Tta,
+    device: &Device,
+) -> Vec<EmotionScores> {
+    let views: Vec<Vec<u8>> = crops.iter().flat_map(|c| tta.views(c)).collect();
+    let mut x = vec![0f32; views.len() * IMAGE_PIXELS];
+    for (v, out) in views.iter().zip(x.chunks_exact_mut(IMAGE_PIXELS)) {
+        norm.apply(v, out);
+    }
+    let x = Tensor::<4>::from_data(
+        TensorData::new(x, [views.len(), 1, IMAGE_SIDE, IMAGE_SIDE]),
+        device,
+    );
+    let p = softmax(net.forward(x), 1)
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .unwrap_or_default();
+    let scores: Vec<EmotionScores> = p
+        .chunks_exact(Emotion::COUNT)
+        .map(|c| {
+            let mut s = [0f32; Emotion::COUNT];
+            s.copy_from_slice(c);
+            EmotionScores(s)
+        })
+        .collect();
+    tta.average(&scores)
+}
+
+/// Validation metrics of a (non-autodiff) network.
+pub fn validate(net: &Net, data: &Dataset, cfg: &TrainConfig, device: &Device) -> Metrics {
+    let mut m = MetricsBuilder::default();
+    let mut start = 0;
+    while start < data.len() {
+        let end = (start + cfg.eval_batch_size).min(data.len());
+        let crops: Vec<&[u8]> = (start..end).map(|i| data.image(i)).collect();
+        for (i, s) in (start..end).zip(predict_burn(
+            net,
+            &crops,
+            &cfg.normalization,
+            Tta::None,
+            device,
+        )) {
+            m.add(data.label(i), &s);
+        }
+        start = end;
+    }
+    m.finish()
 }

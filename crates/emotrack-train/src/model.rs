@@ -2,7 +2,7 @@
 //! [`emotrack::classify::Architecture::Resnet`].
 //!
 //! Module field names are chosen so that burn's parameter paths map one-to-one onto the
-//! PyTorch-style tensor names of the exported model file (see [`crate::export()`]):
+//! PyTorch-style tensor names of the inference model file (see [`crate::weights`]):
 //! `stem.conv.weight`, `stages.{s}.{b}.bn1.gamma` (→ `.weight`), `head.weight`, ...
 
 use burn::module::{Initializer, Module};

@@ -1,5 +1,5 @@
 //! A network's float tensors by path (`stages.0.0.bn1.gamma`), in their saved layout, for the
-//! weight EMA, the export and loading exported weights back.
+//! weight EMA, the inference model file and loading its weights back.
 //!
 //! Burn's record types are opaque; these two small visitors give the same traversal with
 //! access to the tensors themselves.

@@ -1,5 +1,5 @@
-//! Ensembles (`export::ensemble`): one float16 file holding several ResNets whose logits the
-//! runtime averages; and soups (`export::soup`): one ResNet whose weights are the members'
+//! Ensembles (`ensemble::ensemble`): one float16 file holding several ResNets whose logits the
+//! runtime averages; and soups (`ensemble::soup`): one ResNet whose weights are the members'
 //! mean. Built here from the built-in model and a copy with its logits doubled, on real faces.
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
@@ -9,10 +9,9 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use emotrack::classify::{Architecture, Classifier, ModelConfig, embedded_model};
-use emotrack_train::checkpoint::{
-    HostTensors, read_safetensors, safetensors_bytes, write_atomic, write_json,
-};
-use emotrack_train::export::{ensemble, soup};
+use emotrack_train::checkpoint::{write_atomic, write_json};
+use emotrack_train::ensemble::{ensemble, soup};
+use emotrack_train::weights::{HostTensors, read_safetensors, safetensors_bytes};
 
 /// The built-in model as a file in `dir`, its weights rounded to float16 (what an ensemble
 /// stores) and its head multiplied by `head_scale` (so its logits are multiplied by it).

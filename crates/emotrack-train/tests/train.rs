@@ -11,12 +11,13 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use emotrack::classify::Classifier;
-use emotrack_train::checkpoint::RunInfo;
+use emotrack_train::checkpoint::{RunInfo, prepare_run};
 use emotrack_train::config::{DistillConfig, OptimizerKind, Schedule, TeacherViews};
 use emotrack_train::distill::{OnlineTeachers, teacher_targets};
 use emotrack_train::evaluate::{Backend, load_model};
 use emotrack_train::metrics::{Predictor, evaluate};
-use emotrack_train::train::{Silent, TrainOutcome, TrainRequest, prepare_run, train};
+use emotrack_train::progress::Silent;
+use emotrack_train::train::{TrainOutcome, TrainRequest, train};
 use emotrack_train::tta::Tta;
 use emotrack_train::{Dataset, TrainConfig, load_split};
 
@@ -159,7 +160,7 @@ fn tiny_run_lowers_the_loss_resumes_exactly_and_exports() {
 
     // Export: the documented tensor names, loadable by the inference runtime, which agrees
     // with burn on real crops.
-    let (bytes, config) = emotrack_train::export(a.path()).unwrap();
+    let (bytes, config) = emotrack_train::model_file::from_run(a.path()).unwrap();
     config.validate().unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     assert_eq!(
