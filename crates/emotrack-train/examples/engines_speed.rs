@@ -30,9 +30,9 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 use emotrack::Emotion;
 use emotrack::classify::{Classifier, Normalization, embedded_model};
-use emotrack_train::export::net_from_exported;
+use emotrack_train::weights::net_from_inference;
 use emotrack_train::model::{Net, NetConfig};
-use emotrack_train::train::predict_burn;
+use emotrack_train::evaluate::predict_burn;
 use emotrack_train::tta::Tta;
 use image::GrayImage;
 
@@ -66,7 +66,7 @@ impl Engines {
         let device = Device::flex();
         let cfg = NetConfig::from_architecture(&config.architecture)
             .ok_or("the shipped model is not a single ResNet")?;
-        let burn = net_from_exported(&cfg, bytes, &device, origin)?.valid();
+        let burn = net_from_inference(&cfg, bytes, &device, origin)?.valid();
         let order = config
             .classes
             .iter()

@@ -20,6 +20,10 @@ use burn::optim::ModuleOptimizer;
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
+/// Exported inference weights and their config: the library reads a run folder through them
+/// ([`emotrack::classify::ModelSource::resolve`]).
+pub use emotrack::classify::{RUN_MODEL_CONFIG as MODEL_CONFIG, RUN_MODEL_WEIGHTS as MODEL_WEIGHTS};
+
 use crate::config::TrainConfig;
 use crate::error::TrainError;
 use crate::model::Net;
@@ -37,10 +41,6 @@ pub const METRICS_FILE: &str = "metrics.csv";
 pub const BEST_WEIGHTS: &str = "best.safetensors";
 /// What the best weights scored.
 pub const BEST_INFO: &str = "best.json";
-/// Exported inference weights.
-pub const MODEL_WEIGHTS: &str = "model.safetensors";
-/// Exported inference config.
-pub const MODEL_CONFIG: &str = "model.json";
 /// In a checkpoint folder: where the loop stands ([`LoopState`]).
 pub const STATE_FILE: &str = "state.json";
 /// In a checkpoint folder: the model's burn record.

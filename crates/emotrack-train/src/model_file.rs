@@ -10,22 +10,28 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 use emotrack::Emotion;
-use emotrack::classify::{ModelConfig, ModelProvenance};
+use emotrack::classify::{ModelConfig, ModelProvenance, ModelSource, RUN_MODEL_WEIGHTS};
 
 use crate::checkpoint::{self, BEST_INFO, BEST_WEIGHTS, BestInfo, CONFIG_FILE, LoopState, RunInfo};
 use crate::error::TrainError;
 use crate::params;
 use crate::weights::{self, HostTensors};
 
-/// The weights and config of `path`: a `.safetensors` file (with its `.json`), a run folder
-/// (its best weights, see [`from_run`]) or a checkpoint folder.
+/// The weights and config of `path`, as every command reads `--model`: what
+/// [`ModelSource::resolve`] accepts (a `.safetensors` or `.onnx` file with its `.json`, or a run
+/// folder's exported model), plus what only training writes: a checkpoint folder, or a run
+/// folder before its first export (both exported here, see [`from_run`]).
 pub fn read(path: &Path) -> Result<(Vec<u8>, ModelConfig), TrainError> {
-    if path.is_dir() {
+    if path.is_dir() && !path.join(RUN_MODEL_WEIGHTS).is_file() {
         return from_run(path);
     }
-    let json = path.with_extension("json");
-    let config: ModelConfig = checkpoint::read_json(&json)?;
-    let bytes = std::fs::read(path).map_err(TrainError::io(path))?;
+    let source = ModelSource::resolve(Some(path)).map_err(|e| TrainError::Checkpoint {
+        path: path.to_path_buf(),
+        message: e.detail(),
+    })?;
+    let weights = source.path().unwrap_or(path);
+    let config: ModelConfig = checkpoint::read_json(&weights.with_extension("json"))?;
+    let bytes = std::fs::read(weights).map_err(TrainError::io(weights))?;
     Ok((bytes, config))
 }
 
