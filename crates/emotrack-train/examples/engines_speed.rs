@@ -30,10 +30,10 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 use emotrack::Emotion;
 use emotrack::classify::{Classifier, Normalization, embedded_model};
-use emotrack_train::weights::net_from_inference;
-use emotrack_train::model::{Net, NetConfig};
 use emotrack_train::evaluate::predict_burn;
+use emotrack_train::model::{Net, NetConfig};
 use emotrack_train::tta::Tta;
+use emotrack_train::weights::net_from_inference;
 use image::GrayImage;
 
 /// Crops taken from each class folder.

@@ -22,7 +22,9 @@ use serde::{Deserialize, Serialize};
 
 /// Exported inference weights and their config: the library reads a run folder through them
 /// ([`emotrack::classify::ModelSource::resolve`]).
-pub use emotrack::classify::{RUN_MODEL_CONFIG as MODEL_CONFIG, RUN_MODEL_WEIGHTS as MODEL_WEIGHTS};
+pub use emotrack::classify::{
+    RUN_MODEL_CONFIG as MODEL_CONFIG, RUN_MODEL_WEIGHTS as MODEL_WEIGHTS,
+};
 
 use crate::config::TrainConfig;
 use crate::error::TrainError;

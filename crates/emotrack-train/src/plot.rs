@@ -1,10 +1,11 @@
 //! Confusion-matrix picture (PNG) with plotters: rows are the true class, columns the
 //! prediction; each cell shows the count and the row percentage (recall on the diagonal),
-//! shaded by that percentage.
+//! shaded by that percentage. Font and colours come from [`emotrack::chart`].
 
 use std::path::Path;
 
 use emotrack::Emotion;
+use emotrack::chart::{self, Canvas, ChartError};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -20,26 +21,27 @@ const CELL: i32 = 84;
 
 /// Draws `metrics.confusion` into a PNG at `path`, with `title` above it.
 pub fn confusion_png(metrics: &Metrics, title: &str, path: &Path) -> Result<(), TrainError> {
-    draw(metrics, title, path).map_err(|e| TrainError::Plot {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })
+    chart::render(SIZE, |canvas| draw(canvas, metrics, title))
+        .and_then(|image| chart::save_png(&image, path))
+        .map_err(|e| TrainError::Plot {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
 }
 
-fn draw(metrics: &Metrics, title: &str, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
-    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
-    root.fill(&WHITE)?;
+fn draw(root: &Canvas<'_>, metrics: &Metrics, title: &str) -> Result<(), ChartError> {
     let center = Pos::new(HPos::Center, VPos::Center);
-    let font = |size: f64| ("sans-serif", size).into_font();
+    let right = Pos::new(HPos::Right, VPos::Center);
+    let font = chart::font;
     root.draw(&Text::new(
         title.to_string(),
         (SIZE.0 as i32 / 2, 22),
-        font(20.0).color(&BLACK).pos(center),
+        font(20.0).pos(center),
     ))?;
     root.draw(&Text::new(
         "predicted",
         (MARGIN.0 + CELL * 7 / 2, 48),
-        font(16.0).color(&BLACK).pos(center),
+        font(16.0).pos(center),
     ))?;
     let n = Emotion::COUNT as i32;
     for (i, e) in Emotion::ALL.iter().enumerate() {
@@ -47,22 +49,18 @@ fn draw(metrics: &Metrics, title: &str, path: &Path) -> Result<(), Box<dyn std::
         root.draw(&Text::new(
             e.name(),
             (MARGIN.0 + i * CELL + CELL / 2, MARGIN.1 - 16),
-            font(14.0).color(&BLACK).pos(center),
+            font(chart::LABEL_SIZE).pos(center),
         ))?;
         root.draw(&Text::new(
             e.name(),
             (MARGIN.0 - 8, MARGIN.1 + i * CELL + CELL / 2),
-            font(14.0)
-                .color(&BLACK)
-                .pos(Pos::new(HPos::Right, VPos::Center)),
+            font(chart::LABEL_SIZE).pos(right),
         ))?;
     }
     root.draw(&Text::new(
         "true \u{2193}",
         (MARGIN.0 - 8, MARGIN.1 - 16),
-        font(16.0)
-            .color(&BLACK)
-            .pos(Pos::new(HPos::Right, VPos::Center)),
+        font(16.0).pos(right),
     ))?;
     for (t, row) in metrics.confusion.iter().enumerate() {
         let total: u64 = row.iter().sum();
@@ -82,9 +80,13 @@ fn draw(metrics: &Metrics, title: &str, path: &Path) -> Result<(), Box<dyn std::
             ))?;
             root.draw(&Rectangle::new(
                 [(x0, y0), (x0 + CELL, y0 + CELL)],
-                BLACK.mix(0.3),
+                chart::INK.mix(0.3),
             ))?;
-            let ink = if frac > 0.5 { WHITE } else { BLACK };
+            let ink = if frac > 0.5 {
+                chart::BACKGROUND
+            } else {
+                chart::INK
+            };
             root.draw(&Text::new(
                 format!("{count}"),
                 (x0 + CELL / 2, y0 + CELL / 2 - 10),
@@ -106,8 +108,7 @@ fn draw(metrics: &Metrics, title: &str, path: &Path) -> Result<(), Box<dyn std::
             metrics.count
         ),
         (SIZE.0 as i32 / 2, MARGIN.1 + n * CELL + 30),
-        font(16.0).color(&BLACK).pos(center),
+        font(16.0).pos(center),
     ))?;
-    root.present()?;
     Ok(())
 }

@@ -15,6 +15,7 @@
 
 pub mod analyze;
 pub mod annotate;
+pub mod chart;
 pub mod classify;
 pub mod detect;
 pub mod error;
