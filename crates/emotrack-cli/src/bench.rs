@@ -59,7 +59,8 @@ struct DetectArgs {
 
 #[derive(Debug, clap::Args)]
 struct ClassifyArgs {
-    /// Emotion model (default: built in).
+    /// Emotion model: a .safetensors or .onnx file with its .json config beside it, or a training
+    /// run folder (default: built in).
     #[arg(long, value_name = "PATH")]
     model: Option<PathBuf>,
     /// Batch sizes to time.

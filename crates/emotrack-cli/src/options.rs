@@ -1,4 +1,5 @@
-//! Flags shared by the subcommands that analyse faces (`analyze`, and later `video`, `serve`).
+//! Flags shared by the subcommands that analyse faces (`analyze`, `video`, `bench`), and the
+//! `--size` parser.
 
 use std::path::PathBuf;
 
@@ -36,7 +37,8 @@ pub struct AnalyzerArgs {
     /// fewer false faces).
     #[arg(long, default_value_t = HaarSettings::default().min_neighbors)]
     pub min_neighbors: u32,
-    /// Emotion model: a .safetensors or .onnx file with its .json config beside it (default: built in).
+    /// Emotion model: a .safetensors or .onnx file with its .json config beside it, or a training
+    /// run folder (default: built in).
     #[arg(long, value_name = "PATH")]
     pub model: Option<PathBuf>,
     /// Vibe messages file, laid out like models/vibes.json (default: built in).
@@ -46,8 +48,9 @@ pub struct AnalyzerArgs {
 
 impl AnalyzerArgs {
     /// The library config these flags describe. Each backend takes only its own flags:
-    /// `--threshold` is ignored with Haar, `--min-neighbors` with MTCNN.
-    pub fn to_config(&self) -> AnalyzerConfig {
+    /// `--threshold` is ignored with Haar, `--min-neighbors` with MTCNN. Fails when `--model`
+    /// names nothing usable.
+    pub fn to_config(&self) -> emotrack::error::Result<AnalyzerConfig> {
         let backend = match self.detector {
             DetectorArg::Haar => DetectorBackend::Haar(HaarSettings {
                 min_neighbors: self.min_neighbors,
@@ -61,19 +64,16 @@ impl AnalyzerArgs {
                 })
             }
         };
-        AnalyzerConfig {
+        Ok(AnalyzerConfig {
             detector: DetectorConfig {
                 min_face: self.min_face,
                 max_face: self.max_face,
                 backend,
             },
-            model: self
-                .model
-                .clone()
-                .map_or(ModelSource::Embedded, ModelSource::File),
+            model: ModelSource::resolve(self.model.as_deref())?,
             vibes: self.vibes.clone(),
             ..AnalyzerConfig::default()
-        }
+        })
     }
 }
 

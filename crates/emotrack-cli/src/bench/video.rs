@@ -188,7 +188,7 @@ pub fn smoothing(a: SmoothingArgs) -> Result<Outcome> {
     if !(a.sustain.is_finite() && a.sustain > 0.0) {
         bail!("--sustain must be a positive number of seconds");
     }
-    let analyzer = Analyzer::new(a.analyzer.to_config()).context("cannot set up the analyzer")?;
+    let analyzer = Analyzer::new(a.analyzer.to_config()?).context("cannot set up the analyzer")?;
     let config = a.tracker.to_config();
     let pipeline = VideoPipeline::new(&analyzer, config)?;
     let stop = AtomicBool::new(false);
@@ -308,8 +308,8 @@ pub fn video(a: VideoArgs) -> Result<Outcome> {
             vibes: None,
         };
         let analyzer =
-            Analyzer::new(analyzer_args.to_config()).context("cannot set up the analyzer")?;
-        let backend = analyzer_args.to_config().detector.backend;
+            Analyzer::new(analyzer_args.to_config()?).context("cannot set up the analyzer")?;
+        let backend = analyzer_args.to_config()?.detector.backend;
         for &every in &a.detect_every {
             let pipeline = VideoPipeline::new(
                 &analyzer,
