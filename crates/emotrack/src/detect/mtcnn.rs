@@ -1,5 +1,5 @@
 //! MTCNN face detection (Zhang et al., 2016) with facenet-pytorch's weights: a faithful port of
-//! facenet-pytorch 2.6.0's `MTCNN.detect` onto [`crate::nn`].
+//! facenet-pytorch 2.6.0's `MTCNN.detect` onto [`emotrack_nn`].
 //!
 //! Three cascaded nets, each refining the boxes of the one before:
 //!
@@ -21,7 +21,7 @@
 //!
 //! Speed: the frame is summed once into a summed-area table, from which every pyramid level and
 //! crop is resampled at four look-ups per value; pyramid levels run in parallel (rayon), crops
-//! are batched per net, and each worker reuses its buffers across calls ([`crate::nn`]
+//! are batched per net, and each worker reuses its buffers across calls ([`emotrack_nn`]
 //! allocates nothing once warm). P-Net skips black borders (the video decoder's letterbox
 //! bars): a window of black pixels scores far below the threshold, so only the band of each
 //! level around the picture is computed, with the same proposals.
