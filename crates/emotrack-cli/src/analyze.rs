@@ -64,7 +64,7 @@ struct ImageReport {
 pub fn run(args: Args) -> Result<Outcome> {
     require_some(&args.paths)?;
     let analyzer =
-        Analyzer::new(args.analyzer.to_config()).context("cannot set up the analyzer")?;
+        Analyzer::new(args.analyzer.to_config()?).context("cannot set up the analyzer")?;
     if let Some(dir) = &args.annotate {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the folder {}", dir.display()))?;

@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use emotrack::classify::{Classifier, ModelSource};
+use emotrack::detect::{HaarSettings, MtcnnSettings};
 use emotrack::imgproc::gray::gray_from_rgb;
 use emotrack::imgproc::{CropSettings, DecodeLimits, face_crop, load_image};
-use emotrack::{DetectorConfig, DetectorKind};
+use emotrack::{DetectorBackend, DetectorConfig};
 use image::{GrayImage, RgbImage};
 use serde::Serialize;
 
@@ -58,7 +59,8 @@ struct DetectArgs {
 
 #[derive(Debug, clap::Args)]
 struct ClassifyArgs {
-    /// Emotion model (default: built in).
+    /// Emotion model: a .safetensors or .onnx file with its .json config beside it, or a training
+    /// run folder (default: built in).
     #[arg(long, value_name = "PATH")]
     model: Option<PathBuf>,
     /// Batch sizes to time.
@@ -157,9 +159,13 @@ fn detect(a: DetectArgs) -> Result<Outcome> {
     let images = load_images(&a.paths, a.size)?;
     let all = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut rows = Vec::new();
-    for (name, kind) in [("haar", DetectorKind::Haar), ("mtcnn", DetectorKind::Mtcnn)] {
+    for backend in [
+        DetectorBackend::Haar(HaarSettings::default()),
+        DetectorBackend::Mtcnn(MtcnnSettings::default()),
+    ] {
+        let name = backend.name();
         let detector = DetectorConfig {
-            kind,
+            backend,
             ..DetectorConfig::default()
         }
         .build()?;
@@ -207,7 +213,7 @@ fn classify(a: ClassifyArgs) -> Result<Outcome> {
     let crops: Vec<GrayImage> = match load_image(&photo, DecodeLimits::default()) {
         Ok(img) => {
             let dets = DetectorConfig {
-                kind: DetectorKind::Haar,
+                backend: DetectorBackend::Haar(HaarSettings::default()),
                 ..DetectorConfig::default()
             }
             .build()

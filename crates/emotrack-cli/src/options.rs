@@ -1,10 +1,12 @@
-//! Flags shared by the subcommands that analyse faces (`analyze`, and later `video`, `serve`).
+//! Flags shared by the subcommands that analyse faces (`analyze`, `video`, `bench`), and the
+//! `--size` parser.
 
 use std::path::PathBuf;
 
 use clap::ValueEnum;
 use emotrack::classify::ModelSource;
-use emotrack::{AnalyzerConfig, DetectorConfig, DetectorKind};
+use emotrack::detect::{HaarSettings, MtcnnSettings};
+use emotrack::{AnalyzerConfig, DetectorBackend, DetectorConfig};
 
 /// Face detector choice on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -27,13 +29,16 @@ pub struct AnalyzerArgs {
     /// Largest face side searched for, in pixels.
     #[arg(long)]
     pub max_face: Option<u32>,
-    /// MTCNN: final face probability needed, 0-1 (raise for fewer false faces). Default 0.7.
+    /// MTCNN only (ignored with --detector haar): final face probability needed, 0-1 (raise
+    /// for fewer false faces). Default 0.7.
     #[arg(long)]
     pub threshold: Option<f32>,
-    /// Haar: overlapping detections a face needs (raise for fewer false faces).
-    #[arg(long, default_value_t = 3)]
+    /// Haar only (ignored with --detector mtcnn): overlapping detections a face needs (raise for
+    /// fewer false faces).
+    #[arg(long, default_value_t = HaarSettings::default().min_neighbors)]
     pub min_neighbors: u32,
-    /// Emotion model: a .safetensors or .onnx file with its .json config beside it (default: built in).
+    /// Emotion model: a .safetensors or .onnx file with its .json config beside it, or a training
+    /// run folder (default: built in).
     #[arg(long, value_name = "PATH")]
     pub model: Option<PathBuf>,
     /// Vibe messages file, laid out like models/vibes.json (default: built in).
@@ -42,30 +47,33 @@ pub struct AnalyzerArgs {
 }
 
 impl AnalyzerArgs {
-    /// The library config these flags describe.
-    pub fn to_config(&self) -> AnalyzerConfig {
-        let mut detector = DetectorConfig {
-            kind: match self.detector {
-                DetectorArg::Haar => DetectorKind::Haar,
-                DetectorArg::Mtcnn => DetectorKind::Mtcnn,
-            },
-            min_face: self.min_face,
-            max_face: self.max_face,
-            haar_min_neighbors: self.min_neighbors,
-            ..DetectorConfig::default()
+    /// The library config these flags describe. Each backend takes only its own flags:
+    /// `--threshold` is ignored with Haar, `--min-neighbors` with MTCNN. Fails when `--model`
+    /// names nothing usable.
+    pub fn to_config(&self) -> emotrack::error::Result<AnalyzerConfig> {
+        let backend = match self.detector {
+            DetectorArg::Haar => DetectorBackend::Haar(HaarSettings {
+                min_neighbors: self.min_neighbors,
+                ..HaarSettings::default()
+            }),
+            DetectorArg::Mtcnn => {
+                let defaults = MtcnnSettings::default();
+                DetectorBackend::Mtcnn(MtcnnSettings {
+                    onet_threshold: self.threshold.unwrap_or(defaults.onet_threshold),
+                    ..defaults
+                })
+            }
         };
-        if let Some(t) = self.threshold {
-            detector.mtcnn_thresholds[2] = t;
-        }
-        AnalyzerConfig {
-            detector,
-            model: self
-                .model
-                .clone()
-                .map_or(ModelSource::Embedded, ModelSource::File),
+        Ok(AnalyzerConfig {
+            detector: DetectorConfig {
+                min_face: self.min_face,
+                max_face: self.max_face,
+                backend,
+            },
+            model: ModelSource::resolve(self.model.as_deref())?,
             vibes: self.vibes.clone(),
             ..AnalyzerConfig::default()
-        }
+        })
     }
 }
 

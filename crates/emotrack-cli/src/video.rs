@@ -219,7 +219,7 @@ pub fn run(args: Args) -> Result<Outcome> {
         check_writable(path)?;
     }
     let analyzer =
-        Analyzer::new(args.analyzer.to_config()).context("cannot set up the analyzer")?;
+        Analyzer::new(args.analyzer.to_config()?).context("cannot set up the analyzer")?;
     let pipeline = VideoPipeline::new(&analyzer, pipeline_config)?;
     // Installed before probing so that Ctrl-C never leaves ffprobe/ffmpeg children behind: a
     // press during the probe (bounded by --stall-timeout) ends the run before its first frame.

@@ -16,8 +16,8 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::Criterion;
-use emotrack::DetectorConfig;
 use emotrack::detect::haar::HaarDetector;
+use emotrack::detect::{FaceSizes, HaarSettings};
 use emotrack::imgproc::gray::gray_from_rgb;
 use emotrack::imgproc::resize::resize_gray;
 
@@ -30,7 +30,8 @@ fn main() {
         return;
     };
     let gray = resize_gray(&gray_from_rgb(&rgb), WIDTH, HEIGHT);
-    let detector = match HaarDetector::frontal_face(&DetectorConfig::default()) {
+    let detector = match HaarDetector::frontal_face(FaceSizes::default(), &HaarSettings::default())
+    {
         Ok(d) => d,
         Err(e) => {
             eprintln!("the embedded cascade failed to load: {e}");

@@ -22,8 +22,9 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::Criterion;
+use emotrack::FaceDetector;
 use emotrack::detect::mtcnn::Mtcnn;
-use emotrack::{DetectorConfig, FaceDetector};
+use emotrack::detect::{FaceSizes, MtcnnSettings};
 use image::imageops::{FilterType, resize};
 
 const PHOTO: &str = "photos/linzaer_imgs_3.jpg";
@@ -35,7 +36,7 @@ fn main() {
         return;
     };
     let rgb = resize(&rgb, WIDTH, HEIGHT, FilterType::Triangle);
-    let detector = match Mtcnn::embedded(&DetectorConfig::default()) {
+    let detector = match Mtcnn::embedded(FaceSizes::default(), &MtcnnSettings::default()) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("the embedded MTCNN failed to load: {e}");

@@ -26,6 +26,6 @@ pub mod vibes;
 pub mod video;
 
 pub use analyze::{AnalyzedFace, Analyzer, AnalyzerConfig};
-pub use detect::{DetectorConfig, DetectorKind, FaceDetector};
+pub use detect::{DetectorBackend, DetectorConfig, FaceDetector};
 pub use error::Error;
 pub use types::{BBox, Detection, Emotion, EmotionScores, Landmarks};

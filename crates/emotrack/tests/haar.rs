@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use emotrack::detect::haar::{HaarCascade, HaarDetector};
-use emotrack::{BBox, DetectorConfig, Error, FaceDetector};
+use emotrack::detect::{FaceSizes, HaarSettings};
+use emotrack::{BBox, Error, FaceDetector};
 use image::RgbImage;
 use serde::Deserialize;
 
@@ -34,8 +35,8 @@ struct Params {
     min_size: [u32; 2],
 }
 
-fn frontal_face(config: &DetectorConfig) -> HaarDetector {
-    HaarDetector::frontal_face(config)
+fn frontal_face(sizes: FaceSizes, settings: &HaarSettings) -> HaarDetector {
+    HaarDetector::frontal_face(sizes, settings)
         .unwrap_or_else(|e| panic!("the embedded cascade must load: {e}"))
 }
 
@@ -69,14 +70,15 @@ fn boxes_match_opencv_on_every_shared_photo() {
         .unwrap_or_else(|e| panic!("tests/fixtures/haar_opencv.json: {e}"));
     let fixture: Fixture = serde_json::from_str(&text).unwrap_or_else(|e| panic!("fixture: {e}"));
     assert_eq!(fixture.params.min_size[0], fixture.params.min_size[1]);
-    let config = DetectorConfig {
-        min_face: fixture.params.min_size[0],
-        max_face: None,
-        haar_scale_factor: fixture.params.scale_factor,
-        haar_min_neighbors: fixture.params.min_neighbors,
-        ..DetectorConfig::default()
+    let sizes = FaceSizes {
+        min: fixture.params.min_size[0],
+        max: None,
     };
-    let detector = frontal_face(&config);
+    let settings = HaarSettings {
+        scale_factor: fixture.params.scale_factor,
+        min_neighbors: fixture.params.min_neighbors,
+    };
+    let detector = frontal_face(sizes, &settings);
 
     let (mut total, mut matched, mut extra) = (0, 0, 0);
     println!(
@@ -179,14 +181,14 @@ fn cascade_file_from_disk_equals_the_embedded_one() {
 
 #[test]
 fn image_smaller_than_the_window_has_no_faces() {
-    let detector = frontal_face(&DetectorConfig::default());
+    let detector = frontal_face(FaceSizes::default(), &HaarSettings::default());
     assert!(detector.detect(&RgbImage::new(23, 100)).is_empty());
     assert!(detector.detect(&RgbImage::new(100, 23)).is_empty());
 }
 
 #[test]
 fn one_pixel_and_empty_images_have_no_faces() {
-    let detector = frontal_face(&DetectorConfig::default());
+    let detector = frontal_face(FaceSizes::default(), &HaarSettings::default());
     assert!(detector.detect(&RgbImage::new(1, 1)).is_empty());
     assert!(detector.detect(&RgbImage::new(0, 0)).is_empty());
 }
@@ -200,18 +202,14 @@ fn detections_have_neighbour_scores_and_no_landmarks() {
     let image = image::open(&path)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
         .to_rgb8();
-    let config = DetectorConfig::default();
-    let faces = frontal_face(&config).detect(&image);
+    let (sizes, settings) = (FaceSizes::default(), HaarSettings::default());
+    let faces = frontal_face(sizes, &settings).detect(&image);
     assert!(!faces.is_empty());
     for f in &faces {
-        assert!(
-            f.score > config.haar_min_neighbors as f32,
-            "score {}",
-            f.score
-        );
+        assert!(f.score > settings.min_neighbors as f32, "score {}", f.score);
         assert_eq!(f.score.fract(), 0.0);
         assert!(f.landmarks.is_none());
-        assert!(f.bbox.w >= config.min_face as f32);
+        assert!(f.bbox.w >= sizes.min as f32);
     }
 }
 
@@ -224,7 +222,7 @@ fn single_threaded_pool_gives_the_same_faces() {
     let image = image::open(&path)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
         .to_rgb8();
-    let detector = frontal_face(&DetectorConfig::default());
+    let detector = frontal_face(FaceSizes::default(), &HaarSettings::default());
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
         .build()

@@ -15,7 +15,8 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use emotrack::detect::mtcnn::Mtcnn;
-use emotrack::{BBox, Detection, DetectorConfig, Error, FaceDetector};
+use emotrack::detect::{FaceSizes, MtcnnSettings};
+use emotrack::{BBox, Detection, DetectorBackend, DetectorConfig, Error, FaceDetector};
 use image::RgbImage;
 use serde::Deserialize;
 
@@ -74,8 +75,8 @@ fn fixture() -> Fixture {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-fn detector(config: &DetectorConfig) -> Mtcnn {
-    Mtcnn::embedded(config).unwrap_or_else(|e| panic!("the embedded MTCNN must load: {e}"))
+fn detector(sizes: FaceSizes, settings: &MtcnnSettings) -> Mtcnn {
+    Mtcnn::embedded(sizes, settings).unwrap_or_else(|e| panic!("the embedded MTCNN must load: {e}"))
 }
 
 fn load(path: &Path) -> RgbImage {
@@ -98,18 +99,23 @@ fn compute_cases() -> Option<Vec<Case>> {
     let media = common::media_dir()?;
     let fixture = fixture();
     let p = &fixture.parameters;
-    let config = DetectorConfig {
-        min_face: p.min_face_size,
-        mtcnn_thresholds: p.thresholds,
-        mtcnn_factor: p.factor,
-        ..DetectorConfig::default()
+    let sizes = FaceSizes {
+        min: p.min_face_size,
+        max: None,
+    };
+    let [pnet_threshold, rnet_threshold, onet_threshold] = p.thresholds;
+    let settings = MtcnnSettings {
+        pnet_threshold,
+        rnet_threshold,
+        onet_threshold,
+        factor: p.factor,
     };
     assert_eq!(
-        config,
-        DetectorConfig::default(),
+        (sizes, settings),
+        (FaceSizes::default(), MtcnnSettings::default()),
         "the fixture uses the defaults"
     );
-    let det = detector(&config);
+    let det = detector(sizes, &settings);
     let mut out = Vec::new();
     for (name, expected) in fixture.images {
         let image = load(&media.join(&name));
@@ -293,48 +299,56 @@ fn max_face_drops_larger_faces() {
         return;
     };
     let image = load(&media.join("photos/ageitgey_two_people.jpg"));
-    let all = detector(&DetectorConfig::default()).detect(&image);
+    let all = detector(FaceSizes::default(), &MtcnnSettings::default()).detect(&image);
     assert_eq!(all.len(), 2, "two people: {all:?}");
     let largest = all
         .iter()
         .map(|d| d.bbox.w.max(d.bbox.h))
         .fold(0.0, f32::max);
-    let config = DetectorConfig {
-        max_face: Some(largest as u32 - 1),
-        ..DetectorConfig::default()
+    let sizes = FaceSizes {
+        max: Some(largest as u32 - 1),
+        ..FaceSizes::default()
     };
-    let limited = detector(&config).detect(&image);
+    let limited = detector(sizes, &MtcnnSettings::default()).detect(&image);
     assert_eq!(limited.len(), all.len() - 1, "{all:?} vs {limited:?}");
     assert!(limited.iter().all(|d| d.bbox.w.max(d.bbox.h) < largest));
 }
 
 #[test]
 fn bad_configuration_fails_when_the_detector_is_built() {
+    let sizes = FaceSizes::default();
+    let settings = MtcnnSettings::default();
     let cases = [
-        DetectorConfig {
-            min_face: 5,
-            ..DetectorConfig::default()
-        },
-        DetectorConfig {
-            mtcnn_factor: 1.2,
-            ..DetectorConfig::default()
-        },
-        DetectorConfig {
-            mtcnn_thresholds: [0.6, 1.5, 0.7],
-            ..DetectorConfig::default()
-        },
-        DetectorConfig {
-            min_face: 40,
-            max_face: Some(30),
-            ..DetectorConfig::default()
-        },
+        (FaceSizes { min: 5, ..sizes }, settings),
+        (
+            sizes,
+            MtcnnSettings {
+                factor: 1.2,
+                ..settings
+            },
+        ),
+        (
+            sizes,
+            MtcnnSettings {
+                rnet_threshold: 1.5,
+                ..settings
+            },
+        ),
+        (
+            FaceSizes {
+                min: 40,
+                max: Some(30),
+            },
+            settings,
+        ),
     ];
-    for config in cases {
-        let err = Mtcnn::embedded(&config).expect_err("invalid config accepted");
+    for (sizes, settings) in cases {
+        let err = Mtcnn::embedded(sizes, &settings).expect_err("invalid config accepted");
         assert!(matches!(err, Error::Config { .. }), "{err}");
         let via_build = DetectorConfig {
-            kind: emotrack::DetectorKind::Mtcnn,
-            ..config
+            min_face: sizes.min,
+            max_face: sizes.max,
+            backend: DetectorBackend::Mtcnn(settings),
         }
         .build();
         assert!(matches!(via_build, Err(Error::Config { .. })));
@@ -343,14 +357,19 @@ fn bad_configuration_fails_when_the_detector_is_built() {
 
 #[test]
 fn weights_of_another_model_are_a_model_error() {
-    let err = Mtcnn::from_safetensors(&DetectorConfig::default(), b"garbage", "x.safetensors")
-        .expect_err("garbage accepted");
+    let err = Mtcnn::from_safetensors(
+        FaceSizes::default(),
+        &MtcnnSettings::default(),
+        b"garbage",
+        "x.safetensors",
+    )
+    .expect_err("garbage accepted");
     assert!(matches!(err, Error::Model { .. }), "{err}");
 }
 
 #[test]
 fn tiny_images_give_no_faces() {
-    let det = detector(&DetectorConfig::default());
+    let det = detector(FaceSizes::default(), &MtcnnSettings::default());
     for (w, h) in [(0, 0), (1, 1), (11, 11), (19, 19), (12, 40), (40, 21)] {
         let image = RgbImage::from_pixel(w, h, image::Rgb([128, 100, 90]));
         assert!(det.detect(&image).is_empty(), "{w}x{h}");

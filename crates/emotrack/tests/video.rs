@@ -15,12 +15,13 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use emotrack::detect::{HaarSettings, MtcnnSettings};
 use emotrack::track::TrackerConfig;
 use emotrack::video::{
     DecodeOptions, Encoder, EndReason, FrameReport, PipelineConfig, RunStats, Source, Summary,
     VideoInput, VideoPipeline,
 };
-use emotrack::{Analyzer, AnalyzerConfig, DetectorConfig, DetectorKind, Error};
+use emotrack::{Analyzer, AnalyzerConfig, DetectorBackend, DetectorConfig, Error};
 
 use common::{FER_FRAMES, fer_clip, ffmpeg, streams};
 use tempfile::TempDir;
@@ -36,10 +37,10 @@ fn scratch(name: &str) -> TempDir {
         .expect("create a scratch folder")
 }
 
-fn analyzer(kind: DetectorKind) -> Analyzer {
+fn analyzer(backend: DetectorBackend) -> Analyzer {
     Analyzer::new(AnalyzerConfig {
         detector: DetectorConfig {
-            kind,
+            backend,
             ..DetectorConfig::default()
         },
         ..AnalyzerConfig::default()
@@ -119,7 +120,7 @@ fn one_face_on_every_frame_is_one_stable_track_and_the_annotated_video_keeps_the
     let out = scratch.path().join("annotated.mp4");
     let input = open_file(&fer_clip()).expect("opens");
     // MTCNN, the default detector: Haar also fires on this clip's street lights.
-    let analyzer = analyzer(DetectorKind::Mtcnn);
+    let analyzer = analyzer(DetectorBackend::Mtcnn(MtcnnSettings::default()));
     let (stats, reports) = run(
         &analyzer,
         &input,
@@ -163,7 +164,7 @@ fn the_annotated_hamilton_clip_keeps_its_frames_and_audio() {
     let scratch = scratch("hamilton");
     let out = scratch.path().join("annotated.mp4");
     let input = open_file(&media.join("videos/short_hamilton_clip.mp4")).expect("opens");
-    let analyzer = analyzer(DetectorKind::Haar);
+    let analyzer = analyzer(DetectorBackend::Haar(HaarSettings::default()));
     let (stats, reports) = run(
         &analyzer,
         &input,
@@ -199,7 +200,7 @@ fn people_walking_through_a_crowd_keep_their_ids() {
         },
     )
     .expect("opens");
-    let analyzer = analyzer(DetectorKind::Mtcnn);
+    let analyzer = analyzer(DetectorBackend::Mtcnn(MtcnnSettings::default()));
     let (stats, reports) = run(&analyzer, &input, PipelineConfig::default(), None, None);
     let frames = stats.expect("runs").analysed;
     assert_eq!(frames, 105);
@@ -232,7 +233,7 @@ fn people_walking_through_a_crowd_keep_their_ids() {
 #[test]
 fn detecting_every_third_frame_refinds_the_face_in_between() {
     let input = open_file(&fer_clip()).expect("opens");
-    let analyzer = analyzer(DetectorKind::Mtcnn);
+    let analyzer = analyzer(DetectorBackend::Mtcnn(MtcnnSettings::default()));
     let config = PipelineConfig {
         detect_every: 3,
         ..PipelineConfig::default()
@@ -274,7 +275,7 @@ fn searching_two_frames_at_once_changes_no_report() {
 /// frame at a time, by hand, and every report must match.
 fn reports_equal_a_frame_by_frame_loop(every: usize) {
     let input = open_file(&fer_clip()).expect("opens");
-    let analyzer = analyzer(DetectorKind::Haar);
+    let analyzer = analyzer(DetectorBackend::Haar(HaarSettings::default()));
     let config = PipelineConfig {
         detect_every: every as u32,
         ..PipelineConfig::default()
@@ -386,7 +387,7 @@ fn sampling_at_5_fps_takes_a_frame_every_fifth_of_a_second() {
         },
     )
     .expect("opens");
-    let analyzer = analyzer(DetectorKind::Haar);
+    let analyzer = analyzer(DetectorBackend::Haar(HaarSettings::default()));
     let (stats, reports) = run(&analyzer, &input, PipelineConfig::default(), None, None);
     let stats = stats.expect("runs");
     assert!(
@@ -411,7 +412,7 @@ fn an_image_sequence_is_read_like_a_video() {
     ]);
     let input = open(pattern.to_str().expect("utf-8"), DecodeOptions::default()).expect("opens");
     assert!(matches!(input.source(), Source::Sequence(_)));
-    let analyzer = analyzer(DetectorKind::Haar);
+    let analyzer = analyzer(DetectorBackend::Haar(HaarSettings::default()));
     let (stats, _) = run(&analyzer, &input, PipelineConfig::default(), None, None);
     assert_eq!(stats.expect("runs").analysed, 8);
     let glob = scratch.path().join("*.png");
@@ -425,7 +426,7 @@ fn stopping_mid_way_leaves_a_playable_video_of_the_frames_done() {
     let scratch = scratch("stop");
     let out = scratch.path().join("partial.mp4");
     let input = open_file(&fer_clip()).expect("opens");
-    let analyzer = analyzer(DetectorKind::Haar);
+    let analyzer = analyzer(DetectorBackend::Haar(HaarSettings::default()));
     let (stats, reports) = run(
         &analyzer,
         &input,
@@ -450,7 +451,7 @@ fn live_mode_drops_stale_frames_but_accounts_for_every_frame() {
         },
     )
     .expect("opens");
-    let analyzer = analyzer(DetectorKind::Mtcnn);
+    let analyzer = analyzer(DetectorBackend::Mtcnn(MtcnnSettings::default()));
     let (stats, reports) = run(&analyzer, &input, PipelineConfig::default(), None, None);
     let stats = stats.expect("runs");
     assert_eq!(stats.decoded, FER_FRAMES);
@@ -520,7 +521,7 @@ fn a_truncated_streamable_mp4_ends_cleanly_after_the_frames_it_has() {
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).expect("write");
     let out = scratch.path().join("annotated.mp4");
     let input = open_file(&cut).expect("the index is intact, so it opens");
-    let analyzer = analyzer(DetectorKind::Haar);
+    let analyzer = analyzer(DetectorBackend::Haar(HaarSettings::default()));
     let (stats, reports) = run(
         &analyzer,
         &input,
@@ -681,7 +682,7 @@ fn a_stream_that_closes_mid_way_ends_the_run_cleanly() {
     let input = open(&url, DecodeOptions::default()).expect("the stream opens");
     assert!(input.is_live());
     let out = scratch.path().join("annotated.mp4");
-    let analyzer = analyzer(DetectorKind::Haar);
+    let analyzer = analyzer(DetectorBackend::Haar(HaarSettings::default()));
     let (stats, reports) = run(
         &analyzer,
         &input,
@@ -725,7 +726,7 @@ fn a_stream_that_stops_sending_ends_after_the_stall_timeout() {
     )
     .expect("the stream opens");
     let out = scratch.path().join("annotated.mp4");
-    let analyzer = analyzer(DetectorKind::Haar);
+    let analyzer = analyzer(DetectorBackend::Haar(HaarSettings::default()));
     let started = std::time::Instant::now();
     let (stats, _) = run(
         &analyzer,
@@ -743,7 +744,7 @@ fn a_stream_that_stops_sending_ends_after_the_stall_timeout() {
 
 #[test]
 fn bad_settings_are_refused_before_anything_runs() {
-    let analyzer = analyzer(DetectorKind::Haar);
+    let analyzer = analyzer(DetectorBackend::Haar(HaarSettings::default()));
     let zero = PipelineConfig {
         detect_every: 0,
         ..PipelineConfig::default()
@@ -825,7 +826,7 @@ fn an_hls_stream_over_http_is_read_live() {
     let input = open(&url, DecodeOptions::default()).expect("the playlist opens");
     assert!(input.is_live());
     assert_eq!(input.frame_size(), (596, 336));
-    let analyzer = analyzer(DetectorKind::Haar);
+    let analyzer = analyzer(DetectorBackend::Haar(HaarSettings::default()));
     let (stats, reports) = run(&analyzer, &input, PipelineConfig::default(), None, None);
     let stats = stats.expect("runs");
     assert_eq!(stats.end, EndReason::Finished);
@@ -845,7 +846,7 @@ fn a_duration_limit_stops_after_that_many_seconds_of_video() {
     )
     .expect("opens");
     assert_eq!(input.expected_frames(), Some(50));
-    let analyzer = analyzer(DetectorKind::Haar);
+    let analyzer = analyzer(DetectorBackend::Haar(HaarSettings::default()));
     let (stats, reports) = run(&analyzer, &input, PipelineConfig::default(), None, None);
     let stats = stats.expect("runs");
     assert_eq!(stats.end, EndReason::Finished);

@@ -5,12 +5,12 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, Result, bail};
+use emotrack::Analyzer;
 use emotrack::track::ScoreSmoothing;
 use emotrack::video::{
     DecodeOptions, PipelineConfig, SmoothingRecorder, SmoothingStats, Source, VideoInput,
     VideoPipeline,
 };
-use emotrack::{Analyzer, DetectorKind};
 use serde::Serialize;
 
 use crate::options::parse_size;
@@ -86,7 +86,7 @@ pub struct VideoArgs {
     #[arg(long, default_value_t = emotrack::detect::DEFAULT_MIN_FACE)]
     min_face: u32,
     /// Haar: overlapping raw detections a face needs (OpenCV's minNeighbors).
-    #[arg(long, default_value_t = emotrack::DetectorConfig::default().haar_min_neighbors)]
+    #[arg(long, default_value_t = emotrack::detect::HaarSettings::default().min_neighbors)]
     min_neighbors: u32,
     /// Emotion model (default: built in).
     #[arg(long, value_name = "PATH")]
@@ -188,7 +188,7 @@ pub fn smoothing(a: SmoothingArgs) -> Result<Outcome> {
     if !(a.sustain.is_finite() && a.sustain > 0.0) {
         bail!("--sustain must be a positive number of seconds");
     }
-    let analyzer = Analyzer::new(a.analyzer.to_config()).context("cannot set up the analyzer")?;
+    let analyzer = Analyzer::new(a.analyzer.to_config()?).context("cannot set up the analyzer")?;
     let config = a.tracker.to_config();
     let pipeline = VideoPipeline::new(&analyzer, config)?;
     let stop = AtomicBool::new(false);
@@ -308,8 +308,8 @@ pub fn video(a: VideoArgs) -> Result<Outcome> {
             vibes: None,
         };
         let analyzer =
-            Analyzer::new(analyzer_args.to_config()).context("cannot set up the analyzer")?;
-        let kind = analyzer_args.to_config().detector.kind;
+            Analyzer::new(analyzer_args.to_config()?).context("cannot set up the analyzer")?;
+        let backend = analyzer_args.to_config()?.detector.backend;
         for &every in &a.detect_every {
             let pipeline = VideoPipeline::new(
                 &analyzer,
@@ -335,10 +335,7 @@ pub fn video(a: VideoArgs) -> Result<Outcome> {
                 let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3 / n;
                 rows.push(SpeedRow {
                     video: name(path),
-                    detector: match kind {
-                        DetectorKind::Haar => "haar".into(),
-                        _ => "mtcnn".into(),
-                    },
+                    detector: backend.name().into(),
                     detect_every: every,
                     frames: stats.analysed,
                     faces_per_frame: faces as f64 / n,

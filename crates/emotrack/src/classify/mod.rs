@@ -327,7 +327,7 @@ pub struct Classifier {
 /// What runs the model.
 #[derive(Debug)]
 enum Net {
-    /// Our ResNet, or an ensemble of them, on the [`crate::nn`] runtime, with a pool of
+    /// Our ResNet, or an ensemble of them, on the [`emotrack_nn`] runtime, with a pool of
     /// activation buffers. An ensemble's heads are scaled by `1 / members` at load time, so the
     /// sum of the members' outputs is their mean.
     Native {

@@ -1,4 +1,4 @@
-//! The ResNet-style emotion CNN on the [`crate::nn`] runtime (inference only; training lives in
+//! The ResNet-style emotion CNN on the [`emotrack_nn`] runtime (inference only; training lives in
 //! `emotrack-train`, which exports the same tensor names).
 
 use super::Architecture;

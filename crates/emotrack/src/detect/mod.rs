@@ -3,12 +3,18 @@
 //! * [`haar`]: Viola-Jones on OpenCV's `haarcascade_frontalface_default.xml` (embedded).
 //! * [`mtcnn`]: P-Net / R-Net / O-Net with facenet-pytorch's weights (embedded), five landmarks.
 //!
-//! Adding a backend is one file and one [`DetectorKind`] variant. [`near`] holds the search
-//! around known faces that [`FaceDetector::detect_near`] does by default.
+//! [`DetectorConfig`] holds the settings every backend shares and the chosen
+//! [`DetectorBackend`], which carries that backend's own settings ([`HaarSettings`],
+//! [`MtcnnSettings`]). Adding a backend is one file and one [`DetectorBackend`] variant.
+//! [`near`] holds the search around known faces that [`FaceDetector::detect_near`] does by
+//! default.
 
 pub mod haar;
 pub mod mtcnn;
 pub mod near;
+
+pub use haar::HaarSettings;
+pub use mtcnn::MtcnnSettings;
 
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
@@ -46,104 +52,169 @@ pub struct FaceSizes {
     pub max: Option<u32>,
 }
 
-/// Which detector backend to use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DetectorKind {
-    /// Viola-Jones Haar cascade: fast, frontal faces, no landmarks.
-    Haar,
-    /// MTCNN: slower, handles pose better, gives landmarks and a calibrated probability.
-    #[default]
-    Mtcnn,
-}
-
 /// Smallest face side (pixels) searched by default. Smaller faces carry too little detail for
 /// emotion (FER-2013 itself is 48x48), and scanning them costs most of the detector's time.
 pub const DEFAULT_MIN_FACE: u32 = 20;
 
-/// Settings shared by every detector, plus per-backend tunables.
+/// Smallest `min_face` accepted: MTCNN's smallest face (P-Net's 12x12 cell); Haar's smallest
+/// window is 24x24 anyway.
+const SMALLEST_MIN_FACE: u32 = 12;
+
+impl Default for FaceSizes {
+    /// From [`DEFAULT_MIN_FACE`] up to the image size.
+    fn default() -> Self {
+        Self {
+            min: DEFAULT_MIN_FACE,
+            max: None,
+        }
+    }
+}
+
+impl FaceSizes {
+    /// Checks the range, naming the [`DetectorConfig`] field to change.
+    pub fn validate(&self) -> Result<()> {
+        if self.min < SMALLEST_MIN_FACE {
+            return Err(Error::config(format!(
+                "min_face is {}, it must be at least {SMALLEST_MIN_FACE} pixels",
+                self.min
+            )));
+        }
+        if let Some(max) = self.max
+            && max < self.min
+        {
+            return Err(Error::config(format!(
+                "max_face ({max}) is smaller than min_face ({})",
+                self.min
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The detector backend, carrying its own settings.
+///
+/// Serialised with the backend's name as `kind` beside its settings, e.g.
+/// `{"kind": "haar", "scale_factor": 1.1, "min_neighbors": 3}`; settings left out take their
+/// defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum DetectorBackend {
+    /// Viola-Jones Haar cascade: fast, frontal faces, no landmarks.
+    Haar(HaarSettings),
+    /// MTCNN: slower, handles pose better, gives landmarks and a calibrated probability.
+    Mtcnn(MtcnnSettings),
+}
+
+impl Default for DetectorBackend {
+    /// MTCNN with its default settings.
+    fn default() -> Self {
+        Self::Mtcnn(MtcnnSettings::default())
+    }
+}
+
+impl DetectorBackend {
+    /// The backend's name, as serialised in `kind`: `"haar"` or `"mtcnn"`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Haar(_) => "haar",
+            Self::Mtcnn(_) => "mtcnn",
+        }
+    }
+
+    /// Checks the backend's settings, saying which one to change.
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            Self::Haar(settings) => settings.validate(),
+            Self::Mtcnn(settings) => settings.validate(),
+        }
+    }
+}
+
+/// Settings shared by every detector, and the backend with its own settings.
+///
+/// ```
+/// # fn main() -> emotrack::error::Result<()> {
+/// use emotrack::DetectorConfig;
+/// use emotrack::detect::{DetectorBackend, HaarSettings};
+/// let config = DetectorConfig {
+///     min_face: 40,
+///     backend: DetectorBackend::Haar(HaarSettings {
+///         min_neighbors: 5,
+///         ..HaarSettings::default()
+///     }),
+///     ..DetectorConfig::default()
+/// };
+/// let detector = config.build()?;
+/// # let _ = detector;
+/// # Ok(()) }
+/// ```
+///
+/// Serialised (serde), the backend's settings nest under `backend`, and missing fields take
+/// their defaults:
+///
+/// ```
+/// # fn main() -> Result<(), serde_json::Error> {
+/// use emotrack::DetectorConfig;
+/// use emotrack::detect::{DetectorBackend, MtcnnSettings};
+/// let config: DetectorConfig = serde_json::from_str(
+///     r#"{"min_face": 40, "backend": {"kind": "mtcnn", "onet_threshold": 0.9}}"#,
+/// )?;
+/// let strict = MtcnnSettings {
+///     onet_threshold: 0.9,
+///     ..MtcnnSettings::default()
+/// };
+/// assert_eq!(config.backend, DetectorBackend::Mtcnn(strict));
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct DetectorConfig {
-    /// The backend.
-    pub kind: DetectorKind,
-    /// Smallest face side in pixels. Raise it to go faster on large images.
+    /// Smallest face side in pixels, at least 12 (default [`DEFAULT_MIN_FACE`]). Raise it to
+    /// go faster on large images.
     pub min_face: u32,
-    /// Largest face side in pixels (`None`: no limit).
+    /// Largest face side in pixels (`None`, the default: no limit).
     pub max_face: Option<u32>,
-    /// Haar: the scale step between pyramid levels (OpenCV `scaleFactor`), > 1.
-    pub haar_scale_factor: f32,
-    /// Haar: how many overlapping raw windows a face needs (OpenCV `minNeighbors`).
-    /// Raise it for fewer false faces, lower it to find more faces.
-    pub haar_min_neighbors: u32,
-    /// MTCNN: the three stage thresholds (P-Net, R-Net, O-Net). The last one is the final
-    /// face probability; raise it to reject more non-faces.
-    pub mtcnn_thresholds: [f32; 3],
-    /// MTCNN: the image pyramid's scale step (< 1).
-    pub mtcnn_factor: f32,
+    /// The backend and its settings (default: MTCNN).
+    pub backend: DetectorBackend,
 }
 
 impl Default for DetectorConfig {
     fn default() -> Self {
+        let sizes = FaceSizes::default();
         Self {
-            kind: DetectorKind::default(),
-            min_face: DEFAULT_MIN_FACE,
-            max_face: None,
-            haar_scale_factor: 1.1,
-            haar_min_neighbors: 3,
-            mtcnn_thresholds: [0.6, 0.7, 0.7],
-            mtcnn_factor: 0.709,
+            min_face: sizes.min,
+            max_face: sizes.max,
+            backend: DetectorBackend::default(),
         }
     }
 }
 
 impl DetectorConfig {
+    /// The face sizes to search (`min_face`, `max_face`).
+    pub fn sizes(&self) -> FaceSizes {
+        FaceSizes {
+            min: self.min_face,
+            max: self.max_face,
+        }
+    }
+
     /// Checks every field, saying which one to change.
     pub fn validate(&self) -> Result<()> {
-        if self.min_face < 12 {
-            return Err(Error::config(format!(
-                "min_face is {}, it must be at least 12 pixels",
-                self.min_face
-            )));
-        }
-        if let Some(max) = self.max_face
-            && max < self.min_face
-        {
-            return Err(Error::config(format!(
-                "max_face ({max}) is smaller than min_face ({})",
-                self.min_face
-            )));
-        }
-        if !(self.haar_scale_factor > 1.0 && self.haar_scale_factor < 2.0) {
-            return Err(Error::config(format!(
-                "haar_scale_factor is {}, it must be in (1, 2); 1.1 is OpenCV's default",
-                self.haar_scale_factor
-            )));
-        }
-        for (i, t) in self.mtcnn_thresholds.iter().enumerate() {
-            if !(0.0..=1.0).contains(t) {
-                return Err(Error::config(format!(
-                    "mtcnn threshold {} is {t}, it must be in [0, 1]",
-                    i + 1
-                )));
-            }
-        }
-        if !(self.mtcnn_factor > 0.1 && self.mtcnn_factor < 1.0) {
-            return Err(Error::config(format!(
-                "mtcnn_factor is {}, it must be in (0.1, 1); 0.709 is the usual value",
-                self.mtcnn_factor
-            )));
-        }
-        Ok(())
+        self.sizes().validate()?;
+        self.backend.validate()
     }
 
     /// Builds the configured detector with its embedded model.
     pub fn build(&self) -> Result<Box<dyn FaceDetector>> {
         self.validate()?;
         tracing::debug!(config = ?self, "building the face detector");
-        Ok(match self.kind {
-            DetectorKind::Haar => Box::new(haar::HaarDetector::frontal_face(self)?),
-            DetectorKind::Mtcnn => Box::new(mtcnn::Mtcnn::embedded(self)?),
+        Ok(match &self.backend {
+            DetectorBackend::Haar(settings) => {
+                Box::new(haar::HaarDetector::frontal_face(self.sizes(), settings)?)
+            }
+            DetectorBackend::Mtcnn(settings) => {
+                Box::new(mtcnn::Mtcnn::embedded(self.sizes(), settings)?)
+            }
         })
     }
 }
@@ -158,5 +229,40 @@ pub(crate) fn fixture_photo(name: &str) -> image::DynamicImage {
     match image::open(&path) {
         Ok(img) => img,
         Err(e) => panic!("{path}: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serialised_config_nests_the_backend_settings_under_its_name() {
+        let config = DetectorConfig {
+            backend: DetectorBackend::Haar(HaarSettings::default()),
+            ..DetectorConfig::default()
+        };
+        let json = serde_json::to_string(&config).expect("serialises");
+        assert_eq!(
+            json,
+            r#"{"min_face":20,"max_face":null,"backend":{"kind":"haar","scale_factor":1.1,"min_neighbors":3}}"#
+        );
+        let back: DetectorConfig = serde_json::from_str(&json).expect("deserialises");
+        assert_eq!(back, config);
+        let partial: DetectorConfig =
+            serde_json::from_str(r#"{"backend":{"kind":"haar","min_neighbors":5}}"#)
+                .expect("missing fields default");
+        let five = HaarSettings {
+            min_neighbors: 5,
+            ..HaarSettings::default()
+        };
+        assert_eq!(partial.backend, DetectorBackend::Haar(five));
+    }
+
+    #[test]
+    fn old_flat_config_is_rejected_rather_than_misread() {
+        let old = r#"{"kind":"haar","min_face":20,"haar_min_neighbors":5}"#;
+        let err = serde_json::from_str::<DetectorConfig>(old).expect_err("old form accepted");
+        assert!(err.to_string().contains("unknown field `kind`"), "{err}");
     }
 }

@@ -1,15 +1,15 @@
 //! MTCNN face detection (Zhang et al., 2016) with facenet-pytorch's weights: a faithful port of
-//! facenet-pytorch 2.6.0's `MTCNN.detect` onto [`crate::nn`].
+//! facenet-pytorch 2.6.0's `MTCNN.detect` onto [`emotrack_nn`].
 //!
 //! Three cascaded nets, each refining the boxes of the one before:
 //!
 //! 1. **P-Net**, fully convolutional, runs on an image pyramid (scales `12/min_face · factorᵏ`
 //!    while the short side stays ≥ 12 px) and proposes a box for every 12x12 window whose face
-//!    probability is ≥ `thresholds[0]`; NMS (IoU 0.5) per scale, then over all scales (0.7), box
+//!    probability is ≥ [`MtcnnSettings::pnet_threshold`]; NMS (IoU 0.5) per scale, then over all scales (0.7), box
 //!    regression, boxes made square.
-//! 2. **R-Net** rescores 24x24 crops of those boxes (keeps probability > `thresholds[1]`), NMS
+//! 2. **R-Net** rescores 24x24 crops of those boxes (keeps probability > [`MtcnnSettings::rnet_threshold`]), NMS
 //!    0.7, regression, square.
-//! 3. **O-Net** rescores 48x48 crops (keeps > `thresholds[2]`), adds five landmarks, regression,
+//! 3. **O-Net** rescores 48x48 crops (keeps > [`MtcnnSettings::onet_threshold`]), adds five landmarks, regression,
 //!    and a last NMS (0.7, overlap measured against the smaller box).
 //!
 //! Everything that decides which boxes survive follows facenet-pytorch operation by operation
@@ -21,7 +21,7 @@
 //!
 //! Speed: the frame is summed once into a summed-area table, from which every pyramid level and
 //! crop is resampled at four look-ups per value; pyramid levels run in parallel (rayon), crops
-//! are batched per net, and each worker reuses its buffers across calls ([`crate::nn`]
+//! are batched per net, and each worker reuses its buffers across calls ([`emotrack_nn`]
 //! allocates nothing once warm). P-Net skips black borders (the video decoder's letterbox
 //! bars): a window of black pixels scores far below the threshold, so only the band of each
 //! level around the picture is computed, with the same proposals.
@@ -30,9 +30,10 @@ use std::sync::Mutex;
 
 use image::RgbImage;
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
-use super::{DetectorConfig, FaceDetector, FaceSizes, near};
-use crate::error::Result;
+use super::{FaceDetector, FaceSizes, near};
+use crate::error::{Error, Result};
 use crate::imgproc::area::{AreaSums, Region};
 use crate::types::{BBox, Detection, Landmarks};
 use emotrack_nn::{
@@ -65,6 +66,67 @@ const NMS_ONET_MIN: f32 = 0.7;
 /// to spread a few dozen boxes over the cores.
 const CROPS_PER_TASK: usize = 16;
 
+/// The MTCNN backend's settings in a [`DetectorConfig`](super::DetectorConfig); the defaults are
+/// facenet-pytorch's (`thresholds=[0.6, 0.7, 0.7]`, `factor=0.709`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MtcnnSettings {
+    /// Stage 1: the face probability P-Net needs to propose a window, in [0, 1]; default 0.6.
+    /// Lower it to find harder faces (more proposals for the later stages to check, slower).
+    pub pnet_threshold: f32,
+    /// Stage 2: the probability R-Net needs to keep a proposal, in [0, 1]; default 0.7. Rarely
+    /// worth changing; lower it with `pnet_threshold` to keep harder faces.
+    pub rnet_threshold: f32,
+    /// Stage 3, the final face probability: what O-Net needs to keep a face, in [0, 1]; default
+    /// 0.7 (the CLI's `--threshold`). Raise it to reject more non-faces; tune this one first.
+    pub onet_threshold: f32,
+    /// The image pyramid's scale step, in (0.1, 1); default 0.709 (each level half the area of
+    /// the one before). Larger finds more faces between sizes, more slowly.
+    pub factor: f32,
+}
+
+impl Default for MtcnnSettings {
+    fn default() -> Self {
+        Self {
+            pnet_threshold: 0.6,
+            rnet_threshold: 0.7,
+            onet_threshold: 0.7,
+            factor: 0.709,
+        }
+    }
+}
+
+impl MtcnnSettings {
+    /// The three stage thresholds in order (P-Net, R-Net, O-Net), as facenet-pytorch's
+    /// `thresholds`.
+    pub fn thresholds(&self) -> [f32; 3] {
+        [
+            self.pnet_threshold,
+            self.rnet_threshold,
+            self.onet_threshold,
+        ]
+    }
+
+    /// Checks every field, saying which one to change.
+    pub fn validate(&self) -> Result<()> {
+        for (i, t) in self.thresholds().iter().enumerate() {
+            if !(0.0..=1.0).contains(t) {
+                return Err(Error::config(format!(
+                    "mtcnn threshold {} is {t}, it must be in [0, 1]",
+                    i + 1
+                )));
+            }
+        }
+        if !(self.factor > 0.1 && self.factor < 1.0) {
+            return Err(Error::config(format!(
+                "mtcnn_factor is {}, it must be in (0.1, 1); 0.709 is the usual value",
+                self.factor
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// The MTCNN detector. Build it with [`Mtcnn::embedded`] or
 /// [`DetectorConfig::build`](super::DetectorConfig::build).
 #[derive(Debug)]
@@ -85,30 +147,36 @@ pub struct Mtcnn {
 }
 
 impl Mtcnn {
-    /// The detector with the embedded facenet-pytorch weights, configured by `config`
-    /// (`min_face`, `max_face`, `mtcnn_thresholds`, `mtcnn_factor`; validated here).
-    pub fn embedded(config: &DetectorConfig) -> Result<Self> {
-        Self::from_safetensors(config, WEIGHTS, "<embedded mtcnn.safetensors>")
+    /// The detector with the embedded facenet-pytorch weights, searching faces of `sizes` with
+    /// `settings` (both validated here).
+    pub fn embedded(sizes: FaceSizes, settings: &MtcnnSettings) -> Result<Self> {
+        Self::from_safetensors(sizes, settings, WEIGHTS, "<embedded mtcnn.safetensors>")
     }
 
     /// The detector with weights from safetensors bytes laid out like
     /// `models/mtcnn.safetensors` (PyTorch names with a `pnet.` / `rnet.` / `onet.` prefix).
-    pub fn from_safetensors(config: &DetectorConfig, bytes: &[u8], origin: &str) -> Result<Self> {
-        config.validate()?;
+    pub fn from_safetensors(
+        sizes: FaceSizes,
+        settings: &MtcnnSettings,
+        bytes: &[u8],
+        origin: &str,
+    ) -> Result<Self> {
+        sizes.validate()?;
+        settings.validate()?;
         let w = Weights::from_bytes(bytes, origin)?;
         let pnet = PNet::load(&w)?;
         let workspaces = Pool::default();
         // With a margin far above the rounding differences between convolution kernels.
         let black = workspaces.with(|ws| pnet.black_window_score(ws));
-        let skip_black = black + 1e-3 < config.mtcnn_thresholds[0];
+        let skip_black = black + 1e-3 < settings.pnet_threshold;
         Ok(Self {
             pnet,
             rnet: RNet::load(&w)?,
             onet: ONet::load(&w)?,
-            min_face: config.min_face,
-            max_face: config.max_face,
-            thresholds: config.mtcnn_thresholds,
-            factor: f64::from(config.mtcnn_factor),
+            min_face: sizes.min,
+            max_face: sizes.max,
+            thresholds: settings.thresholds(),
+            factor: f64::from(settings.factor),
             skip_black,
             workspaces,
             tables: Pool::default(),
@@ -886,7 +954,8 @@ mod tests {
 
     #[test]
     fn skipping_black_bars_changes_no_detection() {
-        let mut det = Mtcnn::embedded(&DetectorConfig::default()).expect("embedded weights load");
+        let mut det = Mtcnn::embedded(FaceSizes::default(), &MtcnnSettings::default())
+            .expect("embedded weights load");
         assert!(
             det.skip_black,
             "a black window scores below the first threshold"
@@ -913,7 +982,8 @@ mod tests {
         // while minl >= 12: scales.append(s); s *= 0.709; minl *= 0.709
         // print(len(scales), [int(480*s+1) for s in scales])
         // -> 10 [289, 205, 145, 103, 73, 52, 37, 26, 19, 14]
-        let det = Mtcnn::embedded(&DetectorConfig::default()).expect("embedded weights load");
+        let det = Mtcnn::embedded(FaceSizes::default(), &MtcnnSettings::default())
+            .expect("embedded weights load");
         let scales = det.scales(640, 480, det.min_face);
         let heights: Vec<usize> = scales.iter().map(|s| (480.0 * s + 1.0) as usize).collect();
         assert_eq!(heights, [289, 205, 145, 103, 73, 52, 37, 26, 19, 14]);

@@ -111,23 +111,24 @@ fn find_one<D: FaceDetector + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::{DetectorConfig, DetectorKind};
+    use crate::detect::{DetectorBackend, DetectorConfig, HaarSettings, MtcnnSettings};
 
     /// A real photo of four faces, from the repo's fixtures.
     fn photo() -> RgbImage {
         crate::detect::fixture_photo("linzaer_imgs_2.jpg").to_rgb8()
     }
 
-    fn refinds_every_face(kind: DetectorKind) {
+    fn refinds_every_face(backend: DetectorBackend) {
+        let kind = backend.name();
         let image = photo();
         let detector = DetectorConfig {
-            kind,
+            backend,
             ..DetectorConfig::default()
         }
         .build()
         .expect("detector");
         let full = detector.detect(&image);
-        assert!(full.len() >= 2, "{kind:?} found {} faces", full.len());
+        assert!(full.len() >= 2, "{kind} found {} faces", full.len());
         // Where the faces were a few frames ago: shifted by a fifth of their side.
         let shifted: Vec<BBox> = full
             .iter()
@@ -138,21 +139,21 @@ mod tests {
             })
             .collect();
         let near = detector.detect_near(&image, &shifted);
-        assert_eq!(near.len(), full.len(), "{kind:?}: {near:?}");
+        assert_eq!(near.len(), full.len(), "{kind}: {near:?}");
         for d in &full {
             let best = near.iter().map(|n| n.bbox.iou(&d.bbox)).fold(0.0, f32::max);
-            assert!(best > 0.6, "{kind:?}: {d:?} re-found with IoU {best}");
+            assert!(best > 0.6, "{kind}: {d:?} re-found with IoU {best}");
         }
     }
 
     #[test]
     fn haar_refinds_faces_near_where_they_were() {
-        refinds_every_face(DetectorKind::Haar);
+        refinds_every_face(DetectorBackend::Haar(HaarSettings::default()));
     }
 
     #[test]
     fn mtcnn_refinds_faces_near_where_they_were() {
-        refinds_every_face(DetectorKind::Mtcnn);
+        refinds_every_face(DetectorBackend::Mtcnn(MtcnnSettings::default()));
     }
 
     #[test]
@@ -172,15 +173,19 @@ mod tests {
             x: image.width() as f32 + 100.0,
             ..corner
         };
-        for kind in [DetectorKind::Haar, DetectorKind::Mtcnn] {
+        for backend in [
+            DetectorBackend::Haar(HaarSettings::default()),
+            DetectorBackend::Mtcnn(MtcnnSettings::default()),
+        ] {
+            let kind = backend.name();
             let detector = DetectorConfig {
-                kind,
+                backend,
                 ..DetectorConfig::default()
             }
             .build()
             .expect("detector");
             let found = detector.detect_near(&image, &[corner, outside]);
-            assert!(found.is_empty(), "{kind:?}: {found:?}");
+            assert!(found.is_empty(), "{kind}: {found:?}");
         }
     }
 }

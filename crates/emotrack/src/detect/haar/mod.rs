@@ -36,7 +36,9 @@ use rayon::prelude::*;
 pub use cascade::HaarCascade;
 use group::{IRect, group_rectangles};
 
-use super::{DetectorConfig, FaceDetector, FaceSizes};
+use serde::{Deserialize, Serialize};
+
+use super::{FaceDetector, FaceSizes};
 use crate::error::{Error, Result};
 use crate::imgproc::gray::gray_from_rgb_into;
 use crate::imgproc::resize::{ResizeScratch, resize_bilinear_with};
@@ -48,6 +50,41 @@ pub const GROUP_EPS: f64 = 0.2;
 /// Rows of scan positions per parallel task in one pyramid level. Small enough that the large
 /// levels split across cores, large enough that task overhead stays negligible.
 const ROWS_PER_TASK: usize = 8;
+
+/// The Haar backend's settings in a [`DetectorConfig`](super::DetectorConfig); the defaults
+/// are OpenCV's `detectMultiScale` defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HaarSettings {
+    /// The scale step between pyramid levels (OpenCV `scaleFactor`), in (1, 2); default 1.1.
+    /// Smaller finds more faces between sizes, more slowly; larger is faster.
+    pub scale_factor: f32,
+    /// How many overlapping raw windows a face needs (OpenCV `minNeighbors`); default 3.
+    /// Raise it for fewer false faces, lower it to find more faces.
+    pub min_neighbors: u32,
+}
+
+impl Default for HaarSettings {
+    fn default() -> Self {
+        Self {
+            scale_factor: 1.1,
+            min_neighbors: 3,
+        }
+    }
+}
+
+impl HaarSettings {
+    /// Checks every field, saying which one to change.
+    pub fn validate(&self) -> Result<()> {
+        if !(self.scale_factor > 1.0 && self.scale_factor < 2.0) {
+            return Err(Error::config(format!(
+                "haar_scale_factor is {}, it must be in (1, 2); 1.1 is OpenCV's default",
+                self.scale_factor
+            )));
+        }
+        Ok(())
+    }
+}
 
 /// Detection parameters, named as in OpenCV's `detectMultiScale`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -64,13 +101,13 @@ pub struct HaarParams {
 }
 
 impl HaarParams {
-    /// The Haar settings of a [`DetectorConfig`].
-    pub fn from_config(config: &DetectorConfig) -> Self {
+    /// The parameters for faces of `sizes` found with `settings`.
+    pub fn new(sizes: FaceSizes, settings: &HaarSettings) -> Self {
         Self {
-            scale_factor: f32_as_decimal_f64(config.haar_scale_factor),
-            min_neighbors: config.haar_min_neighbors,
-            min_size: config.min_face,
-            max_size: config.max_face,
+            scale_factor: f32_as_decimal_f64(settings.scale_factor),
+            min_neighbors: settings.min_neighbors,
+            min_size: sizes.min,
+            max_size: sizes.max,
         }
     }
 }
@@ -101,13 +138,14 @@ pub struct HaarDetector {
 }
 
 impl HaarDetector {
-    /// OpenCV's `haarcascade_frontalface_default.xml` (embedded), with the Haar settings of
-    /// `config` (`min_face`, `max_face`, `haar_scale_factor`, `haar_min_neighbors`).
-    pub fn frontal_face(config: &DetectorConfig) -> Result<Self> {
-        config.validate()?;
+    /// OpenCV's `haarcascade_frontalface_default.xml` (embedded), searching faces of `sizes`
+    /// with `settings` (both validated here).
+    pub fn frontal_face(sizes: FaceSizes, settings: &HaarSettings) -> Result<Self> {
+        sizes.validate()?;
+        settings.validate()?;
         Self::new(
             HaarCascade::frontal_face_default()?,
-            HaarParams::from_config(config),
+            HaarParams::new(sizes, settings),
         )
     }
 
@@ -824,11 +862,11 @@ mod tests {
     use crate::imgproc::resize::resize_gray;
 
     fn detector(min_neighbors: u32) -> HaarDetector {
-        let config = DetectorConfig {
-            haar_min_neighbors: min_neighbors,
-            ..DetectorConfig::default()
+        let settings = HaarSettings {
+            min_neighbors,
+            ..HaarSettings::default()
         };
-        match HaarDetector::frontal_face(&config) {
+        match HaarDetector::frontal_face(FaceSizes::default(), &settings) {
             Ok(d) => d,
             Err(e) => panic!("embedded cascade must load: {e}"),
         }
@@ -864,12 +902,12 @@ mod tests {
 
     #[test]
     fn min_size_above_every_window_falls_back_to_the_closest_scale() {
-        let config = DetectorConfig {
-            min_face: 90,
-            max_face: Some(90),
-            ..DetectorConfig::default()
+        let sizes = FaceSizes {
+            min: 90,
+            max: Some(90),
         };
-        let d = HaarDetector::frontal_face(&config).map_err(|e| e.to_string());
+        let d =
+            HaarDetector::frontal_face(sizes, &HaarSettings::default()).map_err(|e| e.to_string());
         let levels = d.map(|d| d.pyramid(100, 80, d.sizes())).unwrap_or_default();
         assert_eq!(levels.len(), 1);
         assert_eq!(levels[0].win_w, 75);
