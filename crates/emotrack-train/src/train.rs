@@ -407,7 +407,7 @@ impl<'a> Trainer<'a> {
         match ema {
             Some(ema) => {
                 let want_raw = cfg.raw_val_every > 0
-                    && ((epoch + 1) % cfg.raw_val_every == 0 || epoch + 1 == cfg.epochs);
+                    && ((epoch + 1).is_multiple_of(cfg.raw_val_every) || epoch + 1 == cfg.epochs);
                 let raw_acc = want_raw.then(|| validate(raw, val, cfg, plain).accuracy);
                 (validate(ema, val, cfg, plain), raw_acc)
             }
