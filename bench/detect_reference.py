@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 EXTS = {".jpg", ".jpeg", ".png"}
-# emotrack's haar defaults (DetectorConfig), so both sides search the same windows.
+# emotrack's haar defaults (HaarSettings), so both sides search the same windows.
 HAAR_SETTINGS = dict(scaleFactor=1.1, minNeighbors=3, minSize=(20, 20))
 
 
