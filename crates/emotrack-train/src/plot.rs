@@ -82,7 +82,11 @@ fn draw(root: &Canvas<'_>, metrics: &Metrics, title: &str) -> Result<(), ChartEr
                 [(x0, y0), (x0 + CELL, y0 + CELL)],
                 chart::INK.mix(0.3),
             ))?;
-            let ink = if frac > 0.5 { chart::BACKGROUND } else { chart::INK };
+            let ink = if frac > 0.5 {
+                chart::BACKGROUND
+            } else {
+                chart::INK
+            };
             root.draw(&Text::new(
                 format!("{count}"),
                 (x0 + CELL / 2, y0 + CELL / 2 - 10),

@@ -202,7 +202,10 @@ mod tests {
             end = legend(
                 canvas,
                 (10, 8),
-                [("happy", emotion_color(Emotion::Happy)), ("sad", emotion_color(Emotion::Sad))],
+                [
+                    ("happy", emotion_color(Emotion::Happy)),
+                    ("sad", emotion_color(Emotion::Sad)),
+                ],
             )?;
             Ok(())
         })

@@ -104,11 +104,7 @@ impl Timeline {
             title.push_str(&format!("; {hidden} short tracks not drawn"));
         }
         chart::render((WIDTH, height), |canvas| {
-            canvas.draw(&Text::new(
-                title,
-                (12, 14),
-                chart::font(chart::TITLE_SIZE),
-            ))?;
+            canvas.draw(&Text::new(title, (12, 14), chart::font(chart::TITLE_SIZE)))?;
             let (plot, legend) = canvas.split_vertically(height - LEGEND);
             draw_lanes(&plot, &lanes, self.end + interval, interval)?;
             let entries = Emotion::ALL.map(|e| (e.name(), chart::emotion_color(e)));
@@ -151,7 +147,9 @@ fn draw_lanes(
         .build_cartesian_2d(0.0..end, (0..n * UNIT).with_key_points(centres))?;
     let id_of = |y: &i32| {
         let row = usize::try_from(n - 1 - y.div_euclid(UNIT)).unwrap_or(usize::MAX);
-        lanes.get(row).map_or_else(String::new, |(id, _)| format!("#{id}"))
+        lanes
+            .get(row)
+            .map_or_else(String::new, |(id, _)| format!("#{id}"))
     };
     chart
         .configure_mesh()
