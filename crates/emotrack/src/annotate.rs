@@ -64,7 +64,7 @@ impl Annotator {
         Self { font }
     }
 
-    /// The embedded font (for other drawings, e.g. the video timeline).
+    /// The embedded font (for other drawings: [`crate::chart`] registers it for plots).
     pub fn font(&self) -> &FontRef<'static> {
         &self.font
     }

@@ -10,6 +10,11 @@
 //! * [`vibes`] picks a friendly message for the dominant emotion.
 //! * [`Analyzer`] ties them together: `Analyzer::new(config)?.analyze(&image)`.
 //! * [`video`] runs it over videos, webcams and streams with tracking ([`track`]) and smoothing.
+//! * [`annotate`] draws the results onto images; [`chart`] draws plots (the video timeline) in
+//!   the same embedded font.
+//! * [`Error`] says what went wrong, in fields: the file, what, and what to do about it.
+//!
+//! The layers run on `emotrack-nn`, a small CPU runtime of its own crate.
 
 #![warn(missing_docs)]
 
