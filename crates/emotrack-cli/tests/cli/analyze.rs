@@ -361,3 +361,41 @@ fn exported_onnx_model_analyses_photos_like_the_built_in_one() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("must end in .onnx"));
 }
+
+#[test]
+fn model_flag_takes_a_run_folder_and_names_a_folder_without_a_model() {
+    // A training run folder holds its exported model as model.safetensors + model.json.
+    let run = tempfile::tempdir().expect("tempdir");
+    let models = common::workspace_root().join("models");
+    for (from, to) in [
+        ("emotion.safetensors", "model.safetensors"),
+        ("emotion.json", "model.json"),
+    ] {
+        std::fs::copy(models.join(from), run.path().join(to)).expect("copy the built-in model");
+    }
+    let photo = good_photo();
+    let analyze = |extra: &[&str]| {
+        let mut args = vec![
+            "analyze",
+            "--format",
+            "json",
+            "--detector",
+            "haar",
+            p(&photo),
+        ];
+        args.extend_from_slice(extra);
+        emotrack(&args)
+    };
+    let (built_in, from_run) = (analyze(&[]), analyze(&["--model", p(run.path())]));
+    assert!(from_run.status.success(), "{}", text(&from_run.stderr));
+    assert_eq!(text(&built_in.stdout), text(&from_run.stdout));
+
+    let empty = tempfile::tempdir().expect("tempdir");
+    let out = analyze(&["--model", p(empty.path())]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("is a folder without model.safetensors"),
+        "{}",
+        text(&out.stderr)
+    );
+}
