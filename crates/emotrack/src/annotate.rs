@@ -8,7 +8,9 @@ use imageproc::rect::Rect;
 
 use crate::types::{BBox, Emotion, EmotionScores, Landmarks};
 
-const FONT_BYTES: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSansMono-Bold.ttf");
+/// The embedded font file (one copy in the binary: [`crate::chart`] registers these bytes).
+pub(crate) static FONT_BYTES: &[u8] =
+    include_bytes!("../../../assets/fonts/DejaVuSansMono-Bold.ttf");
 
 /// A colour per emotion, indexed like [`Emotion::ALL`] (also used by plots).
 pub const EMOTION_COLORS: [[u8; 3]; 7] = [
@@ -64,7 +66,8 @@ impl Annotator {
         Self { font }
     }
 
-    /// The embedded font (for other drawings: [`crate::chart`] registers it for plots).
+    /// The embedded font, parsed (for callers drawing their own text; plots use
+    /// [`crate::chart`], which registers the same bytes with plotters).
     pub fn font(&self) -> &FontRef<'static> {
         &self.font
     }

@@ -1,5 +1,5 @@
 //! Charts: one font and one look for every plot emotrack draws (the video [`Timeline`], and
-//! `emotrack-train`'s confusion matrix and training curves).
+//! `emotrack-train`'s confusion matrix).
 //!
 //! Charts are drawn with [plotters] on an in-memory [`Canvas`]: [`render`] runs a drawing
 //! function and returns the pixels as an [`RgbImage`], [`save_png`] writes them. Text is set in
@@ -24,15 +24,14 @@
 //! [`Timeline`]: crate::video::Timeline
 
 use std::path::{Path, PathBuf};
-use std::sync::{Once, OnceLock};
+use std::sync::Once;
 
-use ab_glyph::{Font, FontRef};
 use image::RgbImage;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::{FontFamily, FontStyle, register_font};
 
-use crate::annotate::{Annotator, EMOTION_COLORS};
+use crate::annotate::{EMOTION_COLORS, FONT_BYTES};
 use crate::types::Emotion;
 
 /// The surface charts draw on: a plotters drawing area over an RGB pixel buffer, in pixels
@@ -147,23 +146,16 @@ pub fn legend<'e>(
 
 /// Registers the embedded font with plotters under every generic family name, once.
 fn register_embedded_font() {
-    // plotters keeps the font's bytes for good, so they must be `'static`: they are the bytes
-    // `annotate` embeds, reached through a font parsed once and kept in a static, so the file
-    // is embedded in the binary once.
-    static FONT: OnceLock<FontRef<'static>> = OnceLock::new();
     static REGISTERED: Once = Once::new();
     REGISTERED.call_once(|| {
-        let bytes = FONT
-            .get_or_init(|| Annotator::new().font().clone())
-            .font_data();
         for family in [
             FontFamily::SansSerif,
             FontFamily::Serif,
             FontFamily::Monospace,
         ] {
-            // Cannot fail: these bytes parsed above. Were it to, drawing text would report the
-            // font as unavailable through `ChartError::Draw`.
-            let _ = register_font(family.as_str(), FontStyle::Normal, bytes);
+            // Cannot fail: the annotator parses the same bytes. Were it to, drawing text would
+            // report the font as unavailable through `ChartError::Draw`.
+            let _ = register_font(family.as_str(), FontStyle::Normal, FONT_BYTES);
         }
     });
 }

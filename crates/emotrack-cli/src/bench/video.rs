@@ -307,9 +307,9 @@ pub fn video(a: VideoArgs) -> Result<Outcome> {
             model: a.model.clone(),
             vibes: None,
         };
-        let analyzer =
-            Analyzer::new(analyzer_args.to_config()?).context("cannot set up the analyzer")?;
-        let backend = analyzer_args.to_config()?.detector.backend;
+        let config = analyzer_args.to_config()?;
+        let backend = config.detector.backend.name();
+        let analyzer = Analyzer::new(config).context("cannot set up the analyzer")?;
         for &every in &a.detect_every {
             let pipeline = VideoPipeline::new(
                 &analyzer,
@@ -335,7 +335,7 @@ pub fn video(a: VideoArgs) -> Result<Outcome> {
                 let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3 / n;
                 rows.push(SpeedRow {
                     video: name(path),
-                    detector: backend.name().into(),
+                    detector: backend.into(),
                     detect_every: every,
                     frames: stats.analysed,
                     faces_per_frame: faces as f64 / n,

@@ -204,9 +204,9 @@ impl DetectorConfig {
         self.backend.validate()
     }
 
-    /// Builds the configured detector with its embedded model.
+    /// Builds the configured detector with its embedded model (each backend's constructor
+    /// checks the sizes and its settings, as [`DetectorConfig::validate`] does).
     pub fn build(&self) -> Result<Box<dyn FaceDetector>> {
-        self.validate()?;
         tracing::debug!(config = ?self, "building the face detector");
         Ok(match &self.backend {
             DetectorBackend::Haar(settings) => {
