@@ -20,7 +20,9 @@ use crate::annotate::FaceOverlay;
 use crate::classify::{Classifier, ModelSource};
 use crate::detect::{DetectorConfig, FaceDetector};
 use crate::error::{Error, Result};
-use crate::imgproc::{CropSettings, DecodeLimits, face_crop, gray::gray_from_rgb, load_image};
+use crate::imgproc::{
+    CropSettings, DecodeLimits, decode_image, face_crop, gray::gray_from_rgb, load_image,
+};
 use crate::types::{BBox, Detection, Emotion, EmotionScores, Landmarks};
 use crate::vibes::Vibes;
 
@@ -202,6 +204,18 @@ impl Analyzer {
     /// a face.
     pub fn load(&self, path: &Path) -> Result<RgbImage> {
         let image = load_image(path, self.decode_limits)?;
+        self.usable(image, path)
+    }
+
+    /// Decodes an image held in memory (an upload, a stream's frame) with this analyzer's
+    /// decode limits and the checks of [`Analyzer::load`]; `name` names it in errors.
+    pub fn decode(&self, bytes: &[u8], name: &Path) -> Result<RgbImage> {
+        let image = decode_image(bytes, name, self.decode_limits)?;
+        self.usable(image, name)
+    }
+
+    /// The image, unless it is too small to hold a face.
+    fn usable(&self, image: RgbImage, path: &Path) -> Result<RgbImage> {
         let (w, h) = image.dimensions();
         if w < self.min_face || h < self.min_face {
             return Err(Error::image(

@@ -41,6 +41,17 @@ pub enum Error {
         /// What to do about it.
         hint: Option<String>,
     },
+    /// An input is larger than a limit allows (an image's pixels, an upload's bytes); nothing
+    /// of it was decoded.
+    #[error("{path}: {what}{}", Hint(.hint))]
+    TooLarge {
+        /// The file or upload concerned.
+        path: PathBuf,
+        /// Which limit it exceeds.
+        what: String,
+        /// What to do about it.
+        hint: Option<String>,
+    },
     /// A video source or output could not be opened, read or written (see [`crate::video`]).
     #[error("{input}: {what}{}", Hint(.hint))]
     Video {
@@ -101,6 +112,15 @@ impl Error {
         }
     }
 
+    /// An input larger than a limit allows.
+    pub fn too_large(path: impl Into<PathBuf>, what: impl Into<String>) -> Self {
+        Self::TooLarge {
+            path: path.into(),
+            what: what.into(),
+            hint: None,
+        }
+    }
+
     /// A video source or output that cannot be used.
     pub fn video(input: impl Into<String>, what: impl Into<String>) -> Self {
         Self::Video {
@@ -117,19 +137,21 @@ impl Error {
             Self::Config { hint, .. }
             | Self::Model { hint, .. }
             | Self::Image { hint, .. }
+            | Self::TooLarge { hint, .. }
             | Self::Video { hint, .. } => *hint = Some(advice.into()),
             Self::Io { .. } => {}
         }
         self
     }
 
-    /// A stable name for the kind of error (`config`, `model`, `image`, `video`, `io`), for
+    /// A stable name for the kind of error (`config`, `model`, `image`, `too_large`, `video`, `io`), for
     /// programs that branch on it (a server's JSON `code`, scripts).
     pub fn code(&self) -> &'static str {
         match self {
             Self::Config { .. } => "config",
             Self::Model { .. } => "model",
             Self::Image { .. } => "image",
+            Self::TooLarge { .. } => "too_large",
             Self::Video { .. } => "video",
             Self::Io { .. } => "io",
         }
@@ -138,9 +160,10 @@ impl Error {
     /// The file concerned (`None` for settings and video sources, see [`Error::input`]).
     pub fn path(&self) -> Option<&Path> {
         match self {
-            Self::Model { path, .. } | Self::Image { path, .. } | Self::Io { path, .. } => {
-                Some(path)
-            }
+            Self::Model { path, .. }
+            | Self::Image { path, .. }
+            | Self::TooLarge { path, .. }
+            | Self::Io { path, .. } => Some(path),
             Self::Config { .. } | Self::Video { .. } => None,
         }
     }
@@ -159,6 +182,7 @@ impl Error {
             Self::Config { what, .. }
             | Self::Model { what, .. }
             | Self::Image { what, .. }
+            | Self::TooLarge { what, .. }
             | Self::Video { what, .. } => what.clone(),
             Self::Io { source, .. } => source.to_string(),
         }
@@ -170,6 +194,7 @@ impl Error {
             Self::Config { hint, .. }
             | Self::Model { hint, .. }
             | Self::Image { hint, .. }
+            | Self::TooLarge { hint, .. }
             | Self::Video { hint, .. } => hint.as_deref(),
             Self::Io { .. } => None,
         }

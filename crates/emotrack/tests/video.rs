@@ -18,8 +18,8 @@ use std::time::Duration;
 use emotrack::detect::{HaarSettings, MtcnnSettings};
 use emotrack::track::TrackerConfig;
 use emotrack::video::{
-    DecodeOptions, Encoder, EndReason, FrameReport, PipelineConfig, RunStats, Source, Summary,
-    VideoInput, VideoPipeline,
+    DecodeOptions, Encoder, EndReason, FrameReport, PipelineConfig, RunStats, Source,
+    StreamAnalyzer, Summary, VideoInput, VideoPipeline,
 };
 use emotrack::{Analyzer, AnalyzerConfig, DetectorBackend, DetectorConfig, Error};
 
@@ -336,6 +336,98 @@ fn reports_equal_a_frame_by_frame_loop(every: usize) {
     assert!(
         ids_seen.len() >= 2,
         "the clip should give haar more than one track: {ids_seen:?}"
+    );
+}
+
+#[test]
+fn a_stream_analyser_fed_the_frames_gives_the_pipelines_reports() {
+    // The stream analyser is the pipeline's analysis step: fed the same frames with the same
+    // timestamps, it reports the same faces, boxes, probabilities and labels.
+    let input = open_file(&fer_clip()).expect("opens");
+    let analyzer = analyzer(DetectorBackend::Haar(HaarSettings::default()));
+    let config = PipelineConfig {
+        detect_every: 2,
+        ..PipelineConfig::default()
+    };
+    let (stats, reports) = run(&analyzer, &input, config, None, None);
+    stats.expect("runs");
+    let mut stream = StreamAnalyzer::new(config)
+        .expect("valid")
+        .with_frame_rate(input.info().frame_rate);
+    let decoder = input.decoder().expect("starts ffmpeg");
+    let mut frame = image::RgbImage::new(1, 1);
+    let mut n = 0;
+    while decoder.read_into(&mut frame).expect("decodes") {
+        let got = stream.analyze(&analyzer, &frame, input.frame_time(n));
+        assert_eq!(got, reports[n as usize], "frame {n}");
+        n += 1;
+    }
+    assert_eq!(n, FER_FRAMES);
+}
+
+#[test]
+fn at_8_frames_a_second_smoothing_covers_the_same_time_as_at_the_full_rate() {
+    // The clip sampled at 8 fps, analysed twice: with its frame counts referring to the clip's
+    // own 25 fps (time: each sampled frame weighs 3.1 frames), and counting each sampled frame
+    // as one (an 8-frame window then spans a whole second). Measured in time, the smoothed
+    // probabilities follow the raw ones about as closely as on the full-rate clip.
+    let analyzer = analyzer(DetectorBackend::Haar(HaarSettings::default()));
+    let full = open_file(&fer_clip()).expect("opens");
+    let (stats, reports) = run(&analyzer, &full, PipelineConfig::default(), None, None);
+    stats.expect("runs");
+    let sampled = open(
+        fer_clip().to_str().expect("utf-8"),
+        DecodeOptions {
+            fps: Some(8.0),
+            ..DecodeOptions::default()
+        },
+    )
+    .expect("opens");
+    let frames = {
+        let decoder = sampled.decoder().expect("starts ffmpeg");
+        let mut frames = Vec::new();
+        let mut frame = image::RgbImage::new(1, 1);
+        while decoder.read_into(&mut frame).expect("decodes") {
+            frames.push(frame.clone());
+        }
+        frames
+    };
+    let run_at = |nominal_fps: f64| {
+        let mut stream = StreamAnalyzer::new(PipelineConfig::default())
+            .expect("valid")
+            .with_frame_rate(nominal_fps);
+        frames
+            .iter()
+            .enumerate()
+            .map(|(i, f)| stream.analyze(&analyzer, f, i as f64 / 8.0))
+            .collect::<Vec<_>>()
+    };
+    // Mean distance between raw and smoothed probabilities: how far smoothing lags.
+    let lag = |reports: &[FrameReport]| {
+        let faces: Vec<_> = reports.iter().flat_map(|r| &r.faces).collect();
+        let total: f32 = faces
+            .iter()
+            .map(|f| {
+                (0..7)
+                    .map(|i| (f.raw.0[i] - f.smoothed.0[i]).abs())
+                    .sum::<f32>()
+            })
+            .sum();
+        total / faces.len().max(1) as f32
+    };
+    let full_lag = lag(&reports);
+    let timed_lag = lag(&run_at(25.0));
+    let counted_lag = lag(&run_at(8.0));
+    eprintln!(
+        "lag: full rate {full_lag:.4}, 8 fps in time {timed_lag:.4}, 8 fps counted {counted_lag:.4}"
+    );
+    assert!(
+        timed_lag < counted_lag,
+        "smoothing in time reacts faster at 8 fps than counting frames: {timed_lag} vs {counted_lag}"
+    );
+    assert!(
+        (timed_lag - full_lag).abs() < (counted_lag - full_lag).abs(),
+        "in time, 8 fps is smoothed like the full rate: {timed_lag} vs {full_lag} (counted {counted_lag})"
     );
 }
 

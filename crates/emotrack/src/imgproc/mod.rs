@@ -11,4 +11,4 @@ pub mod load;
 pub mod resize;
 
 pub use crop::{CropSettings, face_crop, face_crop_into};
-pub use load::{DecodeLimits, load_image};
+pub use load::{DecodeLimits, decode_image, load_image};

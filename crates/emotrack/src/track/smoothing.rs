@@ -6,6 +6,15 @@
 //! * [`BoxEma`]: exponential moving average of a box's centre and size, against jitter.
 //! * [`Hysteresis`]: the shown label changes only after another one led for `k` consecutive frames.
 //!
+//! # Time, not frames
+//!
+//! Every setting counts *frames at the stream's nominal rate*, and every `push_for` says how
+//! many nominal frames the new sample stands for (1 when frames come at the nominal rate, 3.75
+//! for a browser sending 8 frames a second against a nominal 30): the window covers the same
+//! time, an EMA decays by the same amount per second, and hysteresis waits the same time
+//! before a label changes, whatever the rate. `push` is `push_for(.., 1.0)`, exactly the
+//! frame-counting behaviour.
+//!
 //! Tuning: a longer window / smaller EMA alpha is steadier but lags more. The defaults (a window
 //! of 8 frames and hysteresis of 4) remove over 80% of label flips on the media videos and follow
 //! a real change of expression within 0.3 s (`emotrack bench smoothing`, bench/RESULTS.md).
@@ -16,14 +25,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::types::{BBox, Emotion, EmotionScores};
 
-/// The mean of the last `window` score vectors, updated in O(1): a running sum gains the new
-/// vector and loses the one leaving the window. Sums are kept in `f64` and rebuilt from the
-/// buffer once per window so floating-point drift cannot accumulate.
+/// The mean of the score vectors of the last `window` frames, updated in O(1): a running sum
+/// gains the new vector and loses the ones leaving the window. Each vector is weighted by the
+/// frames it stands for (see the module docs), and the window keeps the newest vectors that
+/// cover `window` frames. Sums are kept in `f64` and rebuilt from the buffer once per window
+/// so floating-point drift cannot accumulate.
 #[derive(Debug, Clone)]
 pub struct SlidingMean {
-    window: usize,
-    buf: VecDeque<[f32; 7]>,
+    window: f64,
+    /// Each vector with its weight (frames).
+    buf: VecDeque<([f32; 7], f64)>,
     sum: [f64; 7],
+    weight: f64,
     since_rebuild: usize,
 }
 
@@ -32,33 +45,48 @@ impl SlidingMean {
     pub fn new(window: usize) -> Self {
         let window = window.max(1);
         Self {
-            window,
+            window: window as f64,
             buf: VecDeque::with_capacity(window),
             sum: [0.0; 7],
+            weight: 0.0,
             since_rebuild: 0,
         }
     }
 
     /// Adds a frame's scores and returns the mean over the window (fewer frames at the start).
     pub fn push(&mut self, scores: &EmotionScores) -> EmotionScores {
-        if self.buf.len() == self.window
-            && let Some(old) = self.buf.pop_front()
-        {
-            for (s, v) in self.sum.iter_mut().zip(old) {
-                *s -= f64::from(v);
-            }
-        }
-        self.buf.push_back(scores.0);
+        self.push_for(scores, 1.0)
+    }
+
+    /// Adds scores that stand for `frames` frames (see the module docs) and returns the
+    /// weighted mean over the newest vectors covering the window.
+    pub fn push_for(&mut self, scores: &EmotionScores, frames: f32) -> EmotionScores {
+        let w = f64::from(sane_frames(frames));
+        self.buf.push_back((scores.0, w));
         for (s, v) in self.sum.iter_mut().zip(scores.0) {
-            *s += f64::from(v);
+            *s += w * f64::from(v);
+        }
+        self.weight += w;
+        // Drop the oldest vectors while the newer ones still cover the window.
+        while let Some(&(old, ow)) = self.buf.front() {
+            if self.buf.len() == 1 || self.weight - ow < self.window - 1e-6 {
+                break;
+            }
+            self.buf.pop_front();
+            for (s, v) in self.sum.iter_mut().zip(old) {
+                *s -= ow * f64::from(v);
+            }
+            self.weight -= ow;
         }
         self.since_rebuild += 1;
-        if self.since_rebuild >= self.window {
+        if self.since_rebuild as f64 >= self.window {
             self.sum = [0.0; 7];
-            for row in &self.buf {
+            self.weight = 0.0;
+            for (row, w) in &self.buf {
                 for (s, v) in self.sum.iter_mut().zip(row) {
-                    *s += f64::from(*v);
+                    *s += w * f64::from(*v);
                 }
+                self.weight += w;
             }
             self.since_rebuild = 0;
         }
@@ -67,7 +95,7 @@ impl SlidingMean {
 
     /// The current mean (all zeros before the first push).
     pub fn mean(&self) -> EmotionScores {
-        let n = self.buf.len().max(1) as f64;
+        let n = if self.weight > 0.0 { self.weight } else { 1.0 };
         EmotionScores(self.sum.map(|s| (s / n) as f32))
     }
 
@@ -101,9 +129,16 @@ impl Ema {
 
     /// Adds a frame's scores and returns the average.
     pub fn push(&mut self, scores: &EmotionScores) -> EmotionScores {
+        self.push_for(scores, 1.0)
+    }
+
+    /// Adds scores that stand for `frames` frames: the old average decays as much as over that
+    /// many frames.
+    pub fn push_for(&mut self, scores: &EmotionScores, frames: f32) -> EmotionScores {
+        let alpha = alpha_for(self.alpha, frames);
         let next = match self.value {
             None => scores.0,
-            Some(m) => std::array::from_fn(|i| m[i] + self.alpha * (scores.0[i] - m[i])),
+            Some(m) => std::array::from_fn(|i| m[i] + alpha * (scores.0[i] - m[i])),
         };
         self.value = Some(next);
         EmotionScores(next)
@@ -128,11 +163,17 @@ impl BoxEma {
 
     /// Adds a box and returns the smoothed one.
     pub fn push(&mut self, b: &BBox) -> BBox {
+        self.push_for(b, 1.0)
+    }
+
+    /// Adds a box that stands for `frames` frames and returns the smoothed one.
+    pub fn push_for(&mut self, b: &BBox, frames: f32) -> BBox {
+        let alpha = alpha_for(self.alpha, frames);
         let (cx, cy) = b.center();
         let x = [cx, cy, b.w, b.h];
         let m = match self.value {
             None => x,
-            Some(m) => std::array::from_fn(|i| m[i] + self.alpha * (x[i] - m[i])),
+            Some(m) => std::array::from_fn(|i| m[i] + alpha * (x[i] - m[i])),
         };
         self.value = Some(m);
         BBox {
@@ -155,49 +196,56 @@ impl BoxEma {
 }
 
 /// Label hysteresis: the shown label switches to a new emotion only after that emotion was the
-/// top one for `k` consecutive frames. The first frame sets the label at once.
+/// top one for `k` consecutive frames (counted in nominal frames, see the module docs). The
+/// first frame sets the label at once.
 #[derive(Debug, Clone)]
 pub struct Hysteresis {
-    k: u32,
+    k: f32,
     shown: Option<Emotion>,
     candidate: Option<Emotion>,
-    streak: u32,
+    streak: f32,
 }
 
 impl Hysteresis {
     /// Switch after `k` consecutive frames (`k ≤ 1`: follow the top emotion at once).
     pub fn new(k: u32) -> Self {
         Self {
-            k: k.max(1),
+            k: k.max(1) as f32,
             shown: None,
             candidate: None,
-            streak: 0,
+            streak: 0.0,
         }
     }
 
     /// Feeds this frame's top emotion; returns the label to show.
     pub fn push(&mut self, top: Emotion) -> Emotion {
+        self.push_for(top, 1.0)
+    }
+
+    /// Feeds the top emotion of a frame that stands for `frames` frames.
+    pub fn push_for(&mut self, top: Emotion, frames: f32) -> Emotion {
+        let frames = sane_frames(frames);
         match self.shown {
             None => {
                 self.shown = Some(top);
                 self.candidate = None;
-                self.streak = 0;
+                self.streak = 0.0;
             }
             Some(shown) if shown == top => {
                 self.candidate = None;
-                self.streak = 0;
+                self.streak = 0.0;
             }
             Some(_) => {
                 if self.candidate == Some(top) {
-                    self.streak += 1;
+                    self.streak += frames;
                 } else {
                     self.candidate = Some(top);
-                    self.streak = 1;
+                    self.streak = frames;
                 }
-                if self.streak >= self.k {
+                if self.streak >= self.k - 1e-4 {
                     self.shown = Some(top);
                     self.candidate = None;
-                    self.streak = 0;
+                    self.streak = 0.0;
                 }
             }
         }
@@ -257,10 +305,37 @@ impl ScoreSmoother {
 
     /// Adds a frame's scores and returns the smoothed ones.
     pub fn push(&mut self, scores: &EmotionScores) -> EmotionScores {
+        self.push_for(scores, 1.0)
+    }
+
+    /// Adds scores that stand for `frames` frames and returns the smoothed ones.
+    pub fn push_for(&mut self, scores: &EmotionScores, frames: f32) -> EmotionScores {
         match self {
-            ScoreSmoother::Window(w) => w.push(scores),
-            ScoreSmoother::Ema(e) => e.push(scores),
+            ScoreSmoother::Window(w) => w.push_for(scores, frames),
+            ScoreSmoother::Ema(e) => e.push_for(scores, frames),
         }
+    }
+}
+
+/// The weight of a sample standing for `frames` frames in an EMA whose per-frame weight is
+/// `alpha`: what is left of the old average after that many frames is `(1 - alpha)^frames`.
+/// Exactly `alpha` for one frame.
+fn alpha_for(alpha: f32, frames: f32) -> f32 {
+    let frames = sane_frames(frames);
+    if frames == 1.0 {
+        alpha
+    } else {
+        1.0 - (1.0 - alpha).powf(frames)
+    }
+}
+
+/// Frames a sample stands for, kept to a usable range: a repeated or backwards timestamp still
+/// counts a little, a long pause counts as at most a minute at 30 fps.
+pub(crate) fn sane_frames(frames: f32) -> f32 {
+    if frames.is_finite() {
+        frames.clamp(0.01, 1800.0)
+    } else {
+        1.0
     }
 }
 
@@ -332,6 +407,54 @@ mod tests {
         assert_eq!(h.push(Emotion::Angry), Emotion::Sad);
         assert_eq!(h.push(Emotion::Sad), Emotion::Sad);
         assert_eq!(h.push(Emotion::Angry), Emotion::Sad);
+    }
+
+    #[test]
+    fn a_window_covers_the_same_time_at_8_fps_as_at_30() {
+        // 8 nominal frames (30 fps) are 0.27 s: at 8 fps, 3.75 frames each, 3 samples cover it.
+        let mut w = SlidingMean::new(8);
+        let one = |i: usize| {
+            let mut a = [0.0; 7];
+            a[i] = 1.0;
+            EmotionScores(a)
+        };
+        for i in 0..5 {
+            w.push_for(&one(i), 3.75);
+        }
+        let m = w.mean();
+        assert_eq!(m.0[..2], [0.0, 0.0], "the oldest samples left the window");
+        for i in 2..5 {
+            assert!((m.0[i] - 1.0 / 3.0).abs() < 1e-6, "{m:?}");
+        }
+    }
+
+    #[test]
+    fn an_ema_decays_by_the_same_amount_per_second_at_any_rate() {
+        let (a, b) = (EmotionScores([1.0; 7]), EmotionScores([0.0; 7]));
+        let mut fast = Ema::new(0.2);
+        let mut slow = Ema::new(0.2);
+        fast.push(&a);
+        slow.push(&a);
+        for _ in 0..4 {
+            fast.push(&b);
+        }
+        slow.push_for(&b, 4.0);
+        assert!((fast.push(&b).0[0] - slow.push(&b).0[0]).abs() < 1e-6);
+    }
+
+    #[test]
+    fn hysteresis_waits_the_same_time_at_8_fps_as_at_30() {
+        // k = 4 nominal frames (0.13 s at 30 fps): at 8 fps one frame is 3.75 nominal frames,
+        // so the second frame of a new top emotion switches the label.
+        let mut h = Hysteresis::new(4);
+        assert_eq!(h.push_for(Emotion::Happy, 3.75), Emotion::Happy);
+        assert_eq!(h.push_for(Emotion::Sad, 3.75), Emotion::Happy);
+        assert_eq!(h.push_for(Emotion::Sad, 3.75), Emotion::Sad);
+        // At a high rate, it takes more frames.
+        let mut h = Hysteresis::new(4);
+        h.push_for(Emotion::Happy, 0.5);
+        let shown: Vec<_> = (0..8).map(|_| h.push_for(Emotion::Sad, 0.5)).collect();
+        assert_eq!(shown.iter().filter(|&&e| e == Emotion::Happy).count(), 7);
     }
 
     #[test]

@@ -7,6 +7,12 @@
 //! `max_age` frames are dropped, so an id survives a short occlusion. A track is shown once it was matched `min_hits` times. Boxes move with a
 //! damped constant velocity while unseen, are smoothed with an EMA, and every track carries its
 //! own probability smoother and label hysteresis, all fresh when the track is new.
+//!
+//! Frame counts in [`TrackerConfig`] are frames at the stream's nominal rate. A caller whose
+//! frames do not come at that rate (a browser sending 8 frames a second, a video sampled with
+//! `--fps`) says with [`Tracker::update_for`] how many nominal frames passed since the last one,
+//! and smoothing, hysteresis and `max_age` then measure time rather than frames
+//! (see [`super::smoothing`]).
 
 use pathfinding::prelude::{Matrix, kuhn_munkres};
 use serde::{Deserialize, Serialize};
@@ -39,7 +45,7 @@ pub struct TrackerConfig {
     pub iou_threshold: f32,
     /// Matches needed before a track is shown (default 3): filters one-frame false detections.
     pub min_hits: u32,
-    /// Frames a track survives without a match (default 30, ~1 s at 30 fps): how long an id is
+    /// Frames a track survives without a match (default 30, 1 s at 30 fps): how long an id is
     /// kept through an occlusion.
     pub max_age: u32,
     /// Weight of the newest box in the box EMA (default 0.3: 72% less jitter than the raw boxes
@@ -109,6 +115,9 @@ pub struct Track {
     pub hits: u32,
     /// Frames since the last match (0: matched this frame).
     pub misses: u32,
+    /// Nominal frames since the last match (equals `misses` when frames come at the nominal
+    /// rate; see [`Tracker::update_for`]).
+    missed: f32,
     /// Frames since the track started.
     pub age: u32,
     /// The last raw probabilities given to [`Tracker::observe`].
@@ -153,6 +162,8 @@ pub struct Tracker {
     config: TrackerConfig,
     tracks: Vec<Track>,
     next_id: TrackId,
+    /// Nominal frames the current frame stands for (see [`Tracker::update_for`]).
+    step: f32,
 }
 
 impl Tracker {
@@ -163,12 +174,20 @@ impl Tracker {
             config,
             tracks: Vec::new(),
             next_id: 1,
+            step: 1.0,
         })
     }
 
     /// The settings.
     pub fn config(&self) -> &TrackerConfig {
         &self.config
+    }
+
+    /// Forgets every track; the next one is numbered 1 again.
+    pub fn reset(&mut self) {
+        self.tracks.clear();
+        self.next_id = 1;
+        self.step = 1.0;
     }
 
     /// All live tracks, shown or not.
@@ -188,6 +207,15 @@ impl Tracker {
     /// of the track each one was matched to, created or (a second detection of a face) merged
     /// into.
     pub fn update(&mut self, detections: &[Detection]) -> Vec<TrackId> {
+        self.update_for(detections, 1.0)
+    }
+
+    /// [`Tracker::update`] for a frame that comes `frames` nominal frames after the previous
+    /// one (1.0 at the nominal rate, 3.75 for 8 fps against a nominal 30): box smoothing,
+    /// `max_age`, and the probability smoothing and hysteresis of the following
+    /// [`Tracker::observe`] calls weigh it as that many frames.
+    pub fn update_for(&mut self, detections: &[Detection], frames: f32) -> Vec<TrackId> {
+        self.step = super::smoothing::sane_frames(frames);
         let predicted: Vec<BBox> = self.tracks.iter().map(Track::predicted).collect();
         let confirmed: Vec<bool> = self
             .tracks
@@ -221,16 +249,18 @@ impl Tracker {
             track.last_detection = det.bbox;
             track.since_detection = 0;
             track.raw_bbox = det.bbox;
-            track.bbox = track.box_ema.push(&det.bbox);
+            track.bbox = track.box_ema.push_for(&det.bbox, self.step);
             track.landmarks = det.landmarks;
             track.detector_score = det.score;
             track.hits += 1;
             track.misses = 0;
+            track.missed = 0.0;
             track.age += 1;
         }
         for (track, was_matched) in self.tracks.iter_mut().zip(&matched) {
             if !was_matched {
                 track.misses += 1;
+                track.missed += self.step;
                 track.age += 1;
                 track.since_detection += 1;
                 track.raw_bbox = track.predicted();
@@ -266,7 +296,7 @@ impl Tracker {
                 .map(|(t, _)| t.id);
             ids[d] = covering.unwrap_or_else(|| self.spawn(det));
         }
-        self.tracks.retain(|t| t.misses <= max_age);
+        self.tracks.retain(|t| t.missed <= max_age as f32 + 1e-4);
         ids
     }
 
@@ -287,10 +317,10 @@ impl Tracker {
     /// label. Unknown ids are ignored.
     pub fn observe(&mut self, id: TrackId, raw: EmotionScores) {
         if let Some(t) = self.tracks.iter_mut().find(|t| t.id == id) {
-            let smooth = t.smoother.push(&raw);
+            let smooth = t.smoother.push_for(&raw, self.step);
             t.raw_scores = Some(raw);
             t.scores = Some(smooth);
-            t.label = Some(t.hysteresis.push(smooth.top().0));
+            t.label = Some(t.hysteresis.push_for(smooth.top().0, self.step));
         }
     }
 
@@ -307,6 +337,7 @@ impl Tracker {
             detector_score: det.score,
             hits: 1,
             misses: 0,
+            missed: 0.0,
             age: 1,
             raw_scores: None,
             scores: None,
@@ -413,6 +444,19 @@ mod tests {
                     .total_cmp(&(b.raw_bbox.x - x).abs())
             })
             .map_or(0, |t| t.id)
+    }
+
+    #[test]
+    fn max_age_is_time_when_frames_stand_for_several() {
+        // max_age 5 nominal frames: two missed frames at 3 nominal frames each exceed it.
+        let mut t = tracker();
+        for _ in 0..3 {
+            t.update_for(&[det(10.0, 10.0)], 3.0);
+        }
+        t.update_for(&[], 3.0);
+        assert_eq!(t.tracks().len(), 1, "3 frames unseen: kept");
+        t.update_for(&[], 3.0);
+        assert!(t.tracks().is_empty(), "6 frames unseen: gone");
     }
 
     #[test]

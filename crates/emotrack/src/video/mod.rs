@@ -5,6 +5,8 @@
 //!   `ffprobe -print_format json` ([`VideoInfo`]) and refuses bad input with a message that
 //!   names the problem (missing, empty, not a video, audio only, unknown codec, absent camera).
 //! * [`Decoder`] reads `ffmpeg ... -f rawvideo -pix_fmt rgb24 pipe:1` into reusable frames.
+//! * [`StreamAnalyzer`] analyses one stream a frame at a time (tracking and smoothing, no
+//!   FFmpeg): browser and API streams use it directly.
 //! * [`VideoPipeline`] runs decode → analyse (detect every N frames, carry boxes in between,
 //!   classify every visible track, smooth) → output as stages joined by bounded channels; live
 //!   sources drop stale frames (newest wins, at most one frame waiting).
@@ -31,6 +33,7 @@ mod pipeline;
 mod probe;
 pub mod records;
 mod source;
+mod stream;
 mod timeline;
 
 pub use decode::{
@@ -45,4 +48,5 @@ pub use pipeline::{
 pub use probe::{FALLBACK_FRAME_RATE, VideoInfo, probe};
 pub use records::{Summary, TrackSummary, write_jsonl};
 pub use source::{Source, cameras};
+pub use stream::{NOMINAL_FPS, StreamAnalyzer};
 pub use timeline::{MAX_LANES, Timeline};

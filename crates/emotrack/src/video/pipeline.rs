@@ -17,7 +17,6 @@
 //! Frame buffers go back from the output stage to the decoder, so the per-frame path does not
 //! allocate images after the first few frames.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -27,18 +26,15 @@ use serde::Serialize;
 
 use super::decode::{Decoder, StopCause, VideoInput};
 use super::mailbox::{LatestReceiver, LatestSender, latest};
+use super::stream::StreamAnalyzer;
 use crate::analyze::Analyzer;
 use crate::annotate::FaceOverlay;
 use crate::error::{Error, Result};
-use crate::track::{Track, TrackId, Tracker, TrackerConfig};
+use crate::track::{TrackId, TrackerConfig};
 use crate::types::{BBox, Detection, Emotion, EmotionScores, Landmarks};
 
 /// Default for [`PipelineConfig::detect_every`].
 pub const DEFAULT_DETECT_EVERY: u32 = 1;
-
-/// Between whole-frame detections, tracks missed on more than this many frames in a row are not
-/// searched for around their last box (see [`PipelineConfig::detect_every`]).
-const SEARCHED_MISSES: u32 = 1;
 
 /// Frames a file's decode and output channels hold: enough for the stages to overlap.
 const QUEUE_FRAMES: usize = 2;
@@ -302,7 +298,9 @@ impl<'a> VideoPipeline<'a> {
     where
         F: FnMut(&mut RgbImage, &FrameReport) -> Result<()>,
     {
-        let mut tracker = Tracker::new(self.config.tracker)?;
+        // Frame counts in the settings refer to the source's own rate: every frame of a file
+        // counts one; sampled (`fps`) or dropped (live) frames count the time they stand for.
+        let mut stream = StreamAnalyzer::new(self.config)?.with_frame_rate(input.info().frame_rate);
         let decoder = input.decoder()?;
         let live = input.is_live();
         let stall_timeout = input.options().stall_timeout;
@@ -344,7 +342,7 @@ impl<'a> VideoPipeline<'a> {
             let stale = recycle_tx.clone();
             let search = s.spawn(move || self.search_stage(frame_rx, searched_tx, &stale, halt));
             let analysis =
-                s.spawn(|| self.analysis_stage(&mut tracker, searched_rx, report_tx, halt));
+                s.spawn(|| self.analysis_stage(&mut stream, searched_rx, report_tx, halt));
             for (mut frame, report) in report_rx.iter() {
                 let t = Instant::now();
                 let result = output(&mut frame.image, &report);
@@ -499,13 +497,12 @@ impl<'a> VideoPipeline<'a> {
     /// one-frame-at-a-time loop gives.
     fn analysis_stage(
         &self,
-        tracker: &mut Tracker,
+        stream: &mut StreamAnalyzer,
         frames: LinkRx<Searched>,
         reports: mpsc::SyncSender<(Frame, FrameReport)>,
         halt: &AtomicBool,
     ) -> StageTimes {
         let mut times = StageTimes::default();
-        let mut vibes: HashMap<TrackId, (Emotion, String)> = HashMap::new();
         let Some(first) = frames.recv() else {
             return times;
         };
@@ -516,36 +513,22 @@ impl<'a> VideoPipeline<'a> {
                 break;
             }
             let t0 = Instant::now();
-            tracker.update(&detections);
-            let (ids, boxes): (Vec<TrackId>, Vec<Detection>) = tracker
-                .visible()
-                .map(|t| {
-                    let d = Detection {
-                        bbox: t.raw_bbox,
-                        score: t.detector_score,
-                        landmarks: t.landmarks,
-                    };
-                    (t.id, d)
-                })
-                .unzip();
-            let known = known_boxes(tracker);
+            let tracked = stream.track(frame.index, frame.time, detected, &detections);
+            let known = stream.known_boxes();
             times.track += t0.elapsed();
             let next = frames.next_at_hand();
             let ((faces, classify_time), located) = rayon::join(
-                || timed(|| self.analyzer.classify_detections(&frame.image, &boxes)),
+                || {
+                    timed(|| {
+                        self.analyzer
+                            .classify_detections(&frame.image, tracked.boxes())
+                    })
+                },
                 || next.map(|s| self.faces_of(s, &known)),
             );
             times.classify += classify_time;
             let t1 = Instant::now();
-            for (id, face) in ids.iter().zip(&faces) {
-                tracker.observe(*id, face.scores);
-            }
-            let report = FrameReport {
-                index: frame.index,
-                time: frame.time,
-                detected,
-                faces: self.shown_faces(tracker, &mut vibes),
-            };
+            let report = stream.report(self.analyzer, tracked, &faces);
             times.track += t1.elapsed();
             if reports.send((frame, report)).is_err() {
                 break;
@@ -584,57 +567,6 @@ impl<'a> VideoPipeline<'a> {
             }
         }
     }
-
-    /// The visible tracks that have emotions, by id, each with its vibe (a new message only
-    /// when the shown label changes).
-    fn shown_faces(
-        &self,
-        tracker: &Tracker,
-        vibes: &mut HashMap<TrackId, (Emotion, String)>,
-    ) -> Vec<TrackedFace> {
-        let mut shown = Vec::new();
-        for t in tracker.visible() {
-            let (Some(raw), Some(smoothed), Some(label)) = (t.raw_scores, t.scores, t.label) else {
-                continue;
-            };
-            let vibe = match vibes.get(&t.id) {
-                Some((l, v)) if *l == label => v.clone(),
-                _ => {
-                    let v = self.analyzer.vibes().message(&smoothed).to_owned();
-                    vibes.insert(t.id, (label, v.clone()));
-                    v
-                }
-            };
-            shown.push(TrackedFace {
-                id: t.id,
-                bbox: t.bbox,
-                detected_bbox: t.raw_bbox,
-                landmarks: t.landmarks,
-                detector_score: t.detector_score,
-                raw,
-                smoothed,
-                label,
-                vibe,
-            });
-        }
-        shown.sort_by_key(|f| f.id);
-        if vibes.len() > tracker.tracks().len() {
-            vibes.retain(|id, _| tracker.tracks().iter().any(|t| t.id == *id));
-        }
-        shown
-    }
-}
-
-/// Where to search for known faces between whole-frame detections: faces seen on one of the
-/// last two frames, at their predicted place (the next whole-frame pass re-finds the others;
-/// searching every lost track until it expires would cost more than the faces being followed).
-fn known_boxes(tracker: &Tracker) -> Vec<BBox> {
-    tracker
-        .tracks()
-        .iter()
-        .filter(|t| t.misses <= SEARCHED_MISSES)
-        .map(Track::predicted)
-        .collect()
 }
 
 /// Runs `f` and measures it.
