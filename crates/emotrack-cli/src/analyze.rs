@@ -21,9 +21,11 @@ use crate::progress::progress_bar;
 pub enum Format {
     /// A readable table.
     Table,
-    /// One JSON array of images.
+    /// One JSON array of images: `{"path","width","height","faces":[...]}`, each face
+    /// `{"box","landmarks","detector_score","probabilities":{"angry",...},"label",
+    /// "confidence","vibe"}` (the shape `emotrack video --jsonl` uses too).
     Json,
-    /// One JSON object per image per line.
+    /// One JSON object per image per line (as in `json`).
     Jsonl,
     /// One CSV row per face.
     Csv,

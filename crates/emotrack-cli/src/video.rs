@@ -1,20 +1,18 @@
 //! `emotrack video INPUT`: faces, emotions and vibes over a video file, a webcam, a stream or
 //! an image sequence, with tracking and smoothing; annotated video, JSONL, CSV and timeline.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::ValueEnum;
-use emotrack::annotate::Annotator;
 use emotrack::track::smoothing::DEFAULT_WINDOW;
 use emotrack::track::{ScoreSmoothing, TrackerConfig};
 use emotrack::video::{
-    DEFAULT_DETECT_EVERY, DecodeOptions, Encoder, EndReason, FrameReport, PipelineConfig, RunStats,
-    Source, Summary, Timeline, TrackedFace, VideoInput, VideoPipeline, write_jsonl,
+    DEFAULT_DETECT_EVERY, DecodeOptions, EndReason, JsonlTarget, ListedVideo, OutputTargets,
+    PipelineConfig, RunStats, Shard, Source, Summary, VideoInput, VideoList, VideoOutputs,
+    VideoPipeline, output_name,
 };
 use emotrack::{Analyzer, Emotion};
 
@@ -105,26 +103,48 @@ impl TrackerArgs {
 Examples:
   emotrack video clip.mp4 --out annotated.mp4 --csv faces.csv --timeline timeline.png
   emotrack video clip.mp4 --fps 5 --jsonl - | jq .label
+  emotrack video clip.mp4 --out-dir results      # results/clip/{annotated.mp4,faces.jsonl,tracks.csv,timeline.png}
   emotrack video /dev/video0 --duration 30 --out webcam.mp4
   emotrack video rtsp://camera.local/stream --jsonl faces.jsonl
   emotrack video 'frames/%04d.png' --detector haar
+  emotrack video --list videos.txt --shard 2/8 --out-dir results   # worker 2 of 8
 
 Ctrl-C stops and finishes every output (the video stays playable); a second Ctrl-C quits at
 once. Exit code: 0 done (or stopped), 2 the input broke off mid-way (damaged file, stream that
-stopped; the outputs hold what came before), 1 nothing could be done.
+stopped; the outputs hold what came before), 1 nothing could be done. With --list: 0 every
+video done, 2 some failed or broke off (each is named; the run goes on with the next), 1 none
+could be done.
 
 Needs FFmpeg (`ffmpeg` and `ffprobe` on PATH; Debian/Ubuntu: apt-get install ffmpeg).")]
 pub struct Args {
     /// Video file (mp4, mkv, webm, avi, mov), webcam (/dev/video0), stream URL (rtsp://,
     /// http(s)://, HLS .m3u8) or image sequence ('frames/%04d.png', 'frames/*.jpg').
-    #[arg(value_name = "INPUT")]
-    pub input: String,
+    #[arg(
+        value_name = "INPUT",
+        required_unless_present = "list",
+        conflicts_with = "list"
+    )]
+    pub input: Option<String>,
+    /// Analyse every video named in FILE, one path or URL a line (blank lines and lines
+    /// starting with # are skipped), each into its own folder of --out-dir.
+    #[arg(long, value_name = "FILE", requires = "out_dir")]
+    pub list: Option<PathBuf>,
+    /// With --list: take only the videos at positions p (0-based, comments and blank lines not
+    /// counted) with p % COUNT == INDEX, so COUNT workers (a Kubernetes Indexed Job's pods)
+    /// share one list.
+    #[arg(long, value_name = "INDEX/COUNT", requires = "list")]
+    pub shard: Option<String>,
+    /// Write all four outputs of each video into DIR/<video name>/: annotated.mp4,
+    /// faces.jsonl, tracks.csv and timeline.png (<video name>: the file name without its
+    /// extension).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["out", "jsonl", "csv", "timeline"])]
+    pub out_dir: Option<PathBuf>,
     /// Write the annotated video (.mp4, .mov or .mkv; H.264 with the input's audio): boxes
     /// with track id, label, top-three bars and vibe.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
-    /// Write one JSON line per frame per face (time, frame, id, box, raw and smoothed
-    /// probabilities, label, vibe); `-` for stdout.
+    /// Write one JSON line per frame per face (time, frame, id, box, detected_box,
+    /// detector_score, probabilities, smoothed, label, confidence, vibe); `-` for stdout.
     #[arg(long, value_name = "FILE")]
     pub jsonl: Option<PathBuf>,
     /// Write a per-track summary CSV: first/last seen, frames, dominant emotion, share of
@@ -174,37 +194,35 @@ impl Args {
             },
         })
     }
-}
 
-/// Where the JSONL records go.
-enum JsonlOut {
-    Stdout(std::io::Stdout),
-    File(PathBuf, BufWriter<File>),
-}
-
-impl JsonlOut {
-    fn write(&mut self, report: &FrameReport) -> emotrack::error::Result<()> {
-        let (path, result) = match self {
-            JsonlOut::Stdout(out) => {
-                let mut lock = out.lock();
-                let r = write_jsonl(&mut lock, report).and_then(|()| lock.flush());
-                (Path::new("<stdout>"), r)
-            }
-            JsonlOut::File(path, w) => (path.as_path(), write_jsonl(w, report)),
-        };
-        result.map_err(|source| emotrack::Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })
+    /// The shard to take (the whole list without --shard).
+    fn shard(&self) -> Result<Shard> {
+        match &self.shard {
+            Some(s) => s
+                .parse()
+                .map_err(|e: emotrack::Error| anyhow::anyhow!("--shard {s}: {}", e.detail())),
+            None => Ok(Shard::ALL),
+        }
     }
 
-    fn finish(self) -> Result<()> {
-        match self {
-            JsonlOut::Stdout(out) => out.lock().flush().context("cannot write to stdout"),
-            JsonlOut::File(path, mut w) => w
-                .flush()
-                .with_context(|| format!("cannot write {}", path.display())),
+    /// The outputs named by --out, --jsonl, --csv and --timeline.
+    fn targets(&self) -> OutputTargets {
+        OutputTargets {
+            video: self.out.clone(),
+            jsonl: self.jsonl.as_ref().map(|p| {
+                if p.as_os_str() == "-" {
+                    JsonlTarget::stdout()
+                } else {
+                    JsonlTarget::File(p.clone())
+                }
+            }),
+            csv: self.csv.clone(),
+            timeline: self.timeline.clone(),
         }
+    }
+
+    fn jsonl_on_stdout(&self) -> bool {
+        self.jsonl.as_ref().is_some_and(|p| p.as_os_str() == "-")
     }
 }
 
@@ -215,120 +233,186 @@ pub fn run(args: Args) -> Result<Outcome> {
         .validate()
         .context("check the tracker flags")?;
     let options = args.decode_options()?;
-    for path in [&args.csv, &args.timeline].into_iter().flatten() {
-        check_writable(path)?;
-    }
+    let shard = args.shard()?;
+    let targets = args.targets();
+    targets.check()?;
+    let list = match &args.list {
+        Some(path) => Some((path, VideoList::read(path)?)),
+        None => None,
+    };
     let analyzer =
         Analyzer::new(args.analyzer.to_config()?).context("cannot set up the analyzer")?;
     let pipeline = VideoPipeline::new(&analyzer, pipeline_config)?;
     // Installed before probing so that Ctrl-C never leaves ffprobe/ffmpeg children behind: a
     // press during the probe (bounded by --stall-timeout) ends the run before its first frame.
     install_ctrlc();
-    let input = VideoInput::open(Source::parse(&args.input), options)?;
-
-    let mut encoder = match &args.out {
-        Some(path) => Some(Encoder::create(path, &input)?),
-        None => None,
+    let run = Run {
+        pipeline: &pipeline,
+        options: &options,
     };
-    let mut jsonl = match &args.jsonl {
-        Some(p) if p.as_os_str() == "-" => Some(JsonlOut::Stdout(std::io::stdout())),
-        Some(p) => {
-            let file = File::create(p).with_context(|| format!("cannot create {}", p.display()))?;
-            Some(JsonlOut::File(p.clone(), BufWriter::new(file)))
-        }
-        None => None,
-    };
+    match (&list, &args.input, &args.out_dir) {
+        (Some((path, list)), _, Some(dir)) => run.list(path, list, shard, dir),
+        (None, Some(input), Some(dir)) => run.into_folder(input, &dir.join(output_name(input))),
+        (None, Some(input), None) => run.one(input, targets, args.jsonl_on_stdout()),
+        // clap requires INPUT or --list, and --out-dir with --list.
+        _ => bail!("give a video (INPUT) or --list FILE with --out-dir DIR"),
+    }
+}
 
-    let bar = progress_bar(input.expected_frames(), "frames");
-    let annotator = Annotator::new();
-    let mut summary = Summary::new();
-    let mut timeline = args.timeline.as_ref().map(|_| Timeline::new());
-    let result = pipeline.run(&input, &STOP, |image, report| {
-        summary.push(report);
-        if let Some(t) = timeline.as_mut() {
-            t.push(report);
-        }
-        if let Some(j) = jsonl.as_mut() {
-            j.write(report)?;
-        }
-        if let Some(e) = encoder.as_mut() {
-            let overlays: Vec<_> = report.faces.iter().map(TrackedFace::overlay).collect();
-            annotator.draw(image, &overlays);
-            e.write(image, report.time)?;
-        }
-        bar.inc(1);
-        Ok(())
-    });
-    bar.finish_and_clear();
+/// What every video of a run shares.
+struct Run<'a> {
+    pipeline: &'a VideoPipeline<'a>,
+    options: &'a DecodeOptions,
+}
 
-    // Finish every output, whatever happened: what was written stays valid.
-    let mut problems = Vec::new();
-    if let Some(e) = encoder {
-        let path = e.path().to_path_buf();
-        if e.frames_written() == 0 {
+impl Run<'_> {
+    /// One video into the outputs named by the flags.
+    fn one(&self, name: &str, targets: OutputTargets, jsonl_on_stdout: bool) -> Result<Outcome> {
+        let input = self.open(name)?;
+        let outputs = VideoOutputs::create(targets, &input)?;
+        self.analyse(name, &input, outputs, jsonl_on_stdout)
+    }
+
+    /// One video into `dir`, under the fixed output names.
+    fn into_folder(&self, name: &str, dir: &Path) -> Result<Outcome> {
+        let input = self.open(name)?;
+        let outputs = VideoOutputs::in_folder(dir, &input)?;
+        self.analyse(name, &input, outputs, false)
+    }
+
+    fn open(&self, name: &str) -> Result<VideoInput> {
+        Ok(VideoInput::open(Source::parse(name), self.options.clone())?)
+    }
+
+    /// Runs the pipeline into `outputs`, finishes every one of them whatever happened, and
+    /// reports the run.
+    fn analyse(
+        &self,
+        name: &str,
+        input: &VideoInput,
+        mut outputs: VideoOutputs,
+        jsonl_on_stdout: bool,
+    ) -> Result<Outcome> {
+        let bar = progress_bar(input.expected_frames(), "frames");
+        let result = self.pipeline.run(input, &STOP, |image, report| {
+            outputs.push(image, report)?;
+            bar.inc(1);
+            Ok(())
+        });
+        bar.finish_and_clear();
+        let finished = outputs.finish();
+        for path in &finished.not_written {
             eprintln!(
                 "note: no frame was analysed, so {} was not written",
                 path.display()
             );
         }
-        if let Err(err) = e.finish() {
-            problems.push(format!("{} was not finished: {err}", path.display()));
-        }
-    }
-    if let Some(j) = jsonl
-        && let Err(err) = j.finish()
-    {
-        problems.push(format!("{err:#}"));
-    }
-    if let Some(path) = &args.csv
-        && let Err(err) = write_csv(path, &summary)
-    {
-        problems.push(format!("{err:#}"));
-    }
-    if let (Some(path), Some(t)) = (&args.timeline, &timeline)
-        && let Err(err) = t.save(path, 1.0 / input.frame_rate())
-    {
-        problems.push(format!("{err:#}"));
-    }
-    let stats = match result {
-        Ok(stats) => stats,
-        Err(err) => {
-            for p in &problems {
+        let problems: Vec<String> = finished.problems.iter().map(|p| p.to_string()).collect();
+        let stats = match result {
+            Ok(stats) => stats,
+            Err(err) => {
+                for p in &problems {
+                    eprintln!("error: {p}");
+                }
+                return Err(err.into());
+            }
+        };
+        if let Some((first, others)) = problems.split_first() {
+            for p in others {
                 eprintln!("error: {p}");
             }
-            return Err(err.into());
+            bail!("{first}");
         }
-    };
-    if let Some(first) = problems.first() {
-        for p in &problems[1..] {
-            eprintln!("error: {p}");
-        }
-        bail!("{first}");
+        report(name, input, &stats, &finished.summary, jsonl_on_stdout)
     }
-    let to_stdout = args.jsonl.as_ref().is_some_and(|p| p.as_os_str() == "-");
-    report(&args.input, &input, &stats, &summary, to_stdout)
+
+    /// This shard's videos of the list, each into `out_dir/<name>/`; goes on after a failure.
+    fn list(
+        &self,
+        list_path: &Path,
+        list: &VideoList,
+        shard: Shard,
+        out_dir: &Path,
+    ) -> Result<Outcome> {
+        let mine: Vec<&ListedVideo> = list.shard(shard).collect();
+        let list_name = list_path.display();
+        if mine.is_empty() {
+            eprintln!(
+                "{list_name}: no video for shard {shard} (the list has {})",
+                list.len()
+            );
+            return Ok(Outcome::Success);
+        }
+        if shard != Shard::ALL {
+            eprintln!(
+                "{list_name}: shard {shard} takes {} of {} videos",
+                mine.len(),
+                list.len()
+            );
+        }
+        let mut tally = Tally::default();
+        for (k, video) in mine.iter().enumerate() {
+            if STOP.load(Ordering::SeqCst) {
+                tally.not_started = mine[k..].iter().map(|v| describe(v)).collect();
+                break;
+            }
+            let result = self.into_folder(&video.source, &out_dir.join(&video.name));
+            tally.add(video, result);
+        }
+        tally.outcome(mine.len())
+    }
 }
 
-fn check_writable(path: &Path) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
-        && !dir.is_dir()
-    {
-        bail!(
-            "cannot write {}: the folder {} does not exist",
-            path.display(),
-            dir.display()
-        );
-    }
-    Ok(())
+/// How the videos of a list went.
+#[derive(Default)]
+struct Tally {
+    done: usize,
+    /// Broke off mid-way: their outputs hold the frames before.
+    partial: Vec<String>,
+    failed: Vec<String>,
+    not_started: Vec<String>,
 }
 
-fn write_csv(path: &Path, summary: &Summary) -> Result<()> {
-    let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-    let mut w = BufWriter::new(file);
-    summary
-        .write_csv(&mut w)
-        .and_then(|()| w.flush())
-        .with_context(|| format!("cannot write {}", path.display()))
+impl Tally {
+    fn add(&mut self, video: &ListedVideo, result: Result<Outcome>) {
+        match result {
+            Ok(Outcome::Success) => self.done += 1,
+            Ok(Outcome::SomeFailed) => self.partial.push(describe(video)),
+            Err(err) => {
+                eprintln!("error: {err:#}");
+                self.failed.push(describe(video));
+            }
+        }
+    }
+
+    fn outcome(self, total: usize) -> Result<Outcome> {
+        if self.failed.len() == total {
+            bail!(
+                "none of the {total} video{} could be analysed: {}",
+                if total == 1 { "" } else { "s" },
+                self.failed.join(", ")
+            );
+        }
+        let groups = [
+            ("failed", &self.failed),
+            ("broke off (outputs hold the frames before)", &self.partial),
+            ("not started (stopped)", &self.not_started),
+        ];
+        if groups.iter().all(|(_, v)| v.is_empty()) {
+            eprintln!("{total} of {total} videos done");
+            return Ok(Outcome::Success);
+        }
+        eprintln!("{} of {total} videos done", self.done);
+        for (what, videos) in groups.iter().filter(|(_, v)| !v.is_empty()) {
+            eprintln!("{what}: {}", videos.join(", "));
+        }
+        Ok(Outcome::SomeFailed)
+    }
+}
+
+/// A listed video for messages: its source and line.
+fn describe(video: &ListedVideo) -> String {
+    format!("{} (line {})", video.source, video.line)
 }
 
 fn install_ctrlc() {

@@ -56,8 +56,10 @@ impl Default for AnalyzerConfig {
     }
 }
 
-/// One analysed face.
+/// One analysed face. Serialises as [`FaceJson`](crate::report::FaceJson), the one JSON shape
+/// of a face (`box`, `probabilities` keyed by emotion name, `label`, `confidence`, `vibe`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(into = "crate::report::FaceJson")]
 pub struct AnalyzedFace {
     /// Face box in image pixels.
     pub bbox: BBox,

@@ -12,6 +12,7 @@
 //! * [`video`] runs it over videos, webcams and streams with tracking ([`track`]) and smoothing.
 //! * [`annotate`] draws the results onto images; [`chart`] draws plots (the video timeline) in
 //!   the same embedded font.
+//! * [`report`] is the one JSON shape of a face ([`FaceJson`]) that every output uses.
 //! * [`Error`] says what went wrong, in fields: the file, what, and what to do about it.
 //!
 //! The layers run on `emotrack-nn`, a small CPU runtime of its own crate.
@@ -25,6 +26,7 @@ pub mod classify;
 pub mod detect;
 pub mod error;
 pub mod imgproc;
+pub mod report;
 pub mod track;
 pub mod types;
 pub mod vibes;
@@ -33,4 +35,5 @@ pub mod video;
 pub use analyze::{AnalyzedFace, Analyzer, AnalyzerConfig};
 pub use detect::{DetectorBackend, DetectorConfig, FaceDetector};
 pub use error::Error;
+pub use report::FaceJson;
 pub use types::{BBox, Detection, Emotion, EmotionScores, Landmarks};

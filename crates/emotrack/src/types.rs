@@ -155,8 +155,59 @@ impl std::fmt::Display for Emotion {
 }
 
 /// Probabilities of the seven emotions, indexed like [`Emotion::ALL`]; they sum to 1.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+///
+/// In JSON (and any serde format) they are a map keyed by emotion name,
+/// `{"angry": 0.01, "disgust": 0.0, "fear": 0.02, "happy": 0.9, "neutral": 0.05, "sad": 0.01,
+/// "surprise": 0.01}`; reading requires all seven names and refuses others.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct EmotionScores(pub [f32; 7]);
+
+impl Serialize for EmotionScores {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(Emotion::COUNT))?;
+        for e in Emotion::ALL {
+            map.serialize_entry(e.name(), &self.get(e))?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for EmotionScores {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(ScoresVisitor)
+    }
+}
+
+/// Reads [`EmotionScores`] from a map keyed by emotion name.
+struct ScoresVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ScoresVisitor {
+    type Value = EmotionScores;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a map from the seven emotion names (angry ... surprise) to probabilities")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        use serde::de::Error as _;
+        let mut values = [None; Emotion::COUNT];
+        // Unknown names fail in `Emotion`'s own Deserialize, which lists the valid ones.
+        while let Some(emotion) = map.next_key::<Emotion>()? {
+            let slot = &mut values[emotion.index()];
+            if slot.is_some() {
+                return Err(A::Error::custom(format!("duplicate emotion `{emotion}`")));
+            }
+            *slot = Some(map.next_value::<f32>()?);
+        }
+        let mut scores = [0.0; Emotion::COUNT];
+        for e in Emotion::ALL {
+            scores[e.index()] =
+                values[e.index()].ok_or_else(|| A::Error::missing_field(e.name()))?;
+        }
+        Ok(EmotionScores(scores))
+    }
+}
 
 impl EmotionScores {
     /// Probability of one emotion.
@@ -238,5 +289,27 @@ mod tests {
         assert!((s.0.iter().sum::<f32>() - 1.0).abs() < 1e-5);
         assert_eq!(s.top().0, Emotion::Happy);
         assert_eq!(s.ranked()[1].0, Emotion::Neutral);
+    }
+
+    #[test]
+    fn scores_serialise_as_a_map_keyed_by_emotion_name_and_read_back() {
+        let s = EmotionScores([0.5, 0.0, 0.0, 0.25, 0.25, 0.0, 0.0]);
+        let json = serde_json::to_string(&s).expect("serialises");
+        assert_eq!(
+            json,
+            r#"{"angry":0.5,"disgust":0.0,"fear":0.0,"happy":0.25,"neutral":0.25,"sad":0.0,"surprise":0.0}"#
+        );
+        let back: EmotionScores = serde_json::from_str(&json).expect("reads back");
+        assert_eq!(back, s);
+    }
+
+    #[test]
+    fn reading_scores_names_a_missing_or_unknown_emotion() {
+        let missing = r#"{"angry":0.5,"disgust":0,"fear":0,"happy":0.5,"neutral":0,"sad":0}"#;
+        let err = serde_json::from_str::<EmotionScores>(missing).expect_err("surprise is missing");
+        assert!(err.to_string().contains("surprise"), "{err}");
+        let unknown = r#"{"bored":1.0}"#;
+        let err = serde_json::from_str::<EmotionScores>(unknown).expect_err("not an emotion");
+        assert!(err.to_string().contains("bored"), "{err}");
     }
 }

@@ -8,8 +8,8 @@ use anyhow::{Context, Result, bail};
 use emotrack::Analyzer;
 use emotrack::track::ScoreSmoothing;
 use emotrack::video::{
-    DecodeOptions, PipelineConfig, SmoothingRecorder, SmoothingStats, Source, VideoInput,
-    VideoPipeline,
+    DecodeOptions, OutputTargets, PipelineConfig, SmoothingRecorder, SmoothingStats, Source,
+    VideoInput, VideoOutputs, VideoPipeline,
 };
 use serde::Serialize;
 
@@ -326,11 +326,12 @@ pub fn video(a: VideoArgs) -> Result<Outcome> {
                         ..DecodeOptions::default()
                     },
                 )?;
-                let mut faces = 0u64;
-                let stats = pipeline.run(&input, &stop, |_, report| {
-                    faces += report.faces.len() as u64;
-                    Ok(())
-                })?;
+                // No files: the outputs keep only the per-track summary, as in `emotrack
+                // video` without output flags.
+                let mut outputs = VideoOutputs::create(OutputTargets::default(), &input)?;
+                let stats =
+                    pipeline.run(&input, &stop, |image, report| outputs.push(image, report))?;
+                let faces: u64 = outputs.finish().summary.tracks().map(|t| t.frames).sum();
                 let n = stats.analysed.max(1) as f64;
                 let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3 / n;
                 rows.push(SpeedRow {

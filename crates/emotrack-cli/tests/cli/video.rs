@@ -73,13 +73,17 @@ fn every_output_is_written_for_a_clip_with_one_face() {
             "time",
             "box",
             "detected_box",
-            "raw",
+            "detector_score",
+            "probabilities",
             "smoothed",
             "label",
+            "confidence",
             "vibe",
         ] {
             assert!(!r[key].is_null(), "{key} missing in {r}");
         }
+        let label = r["label"].as_str().expect("label");
+        assert_eq!(r["confidence"], r["smoothed"][label], "{r}");
         let sum: f64 = r["smoothed"]
             .as_object()
             .map(|m| m.values().filter_map(serde_json::Value::as_f64).sum())
@@ -409,4 +413,203 @@ fn the_video_benchmarks_print_their_tables() {
         stdout.contains("| fer_test.mp4 | haar | 1 | 115 |"),
         "{stdout}"
     );
+}
+
+/// The four files `--out-dir` writes for each video.
+const FOLDER_OUTPUTS: [&str; 4] = ["annotated.mp4", "faces.jsonl", "tracks.csv", "timeline.png"];
+
+fn assert_folder_outputs(dir: &Path) {
+    for name in FOLDER_OUTPUTS {
+        assert!(
+            dir.join(name).is_file(),
+            "{name} missing in {}",
+            dir.display()
+        );
+    }
+    assert!(!jsonl_records(&dir.join("faces.jsonl")).is_empty());
+}
+
+/// Folders (video names) under `dir`, sorted.
+fn folders(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[test]
+fn out_dir_puts_a_videos_four_outputs_in_a_folder_named_after_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clip = fer_clip();
+    let out = emotrack(&[
+        "video",
+        p(&clip),
+        "--detector",
+        "haar",
+        "--duration",
+        "1",
+        "--out-dir",
+        p(dir.path()),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(folders(dir.path()), ["fer_test"]);
+    assert_folder_outputs(&dir.path().join("fer_test"));
+}
+
+#[test]
+fn a_list_is_split_across_shards_each_video_into_its_own_folder() {
+    let Some(media) = common::media_dir() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let list = dir.path().join("videos.txt");
+    let (fer, hamilton) = (
+        media.join("videos/fer_test.mp4"),
+        media.join("videos/short_hamilton_clip.mp4"),
+    );
+    std::fs::write(
+        &list,
+        format!("# two clips\n\n{}\n  {}  \n", p(&fer), p(&hamilton)),
+    )
+    .expect("write the list");
+    let results = dir.path().join("results");
+    let shard = |s: &str| {
+        emotrack(&[
+            "video",
+            "--list",
+            p(&list),
+            "--shard",
+            s,
+            "--out-dir",
+            p(&results),
+            "--detector",
+            "haar",
+            "--duration",
+            "1",
+        ])
+    };
+    // Worker 1 of 2 takes the second video only (comments and blank lines do not count).
+    let out = shard("1/2");
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("shard 1/2 takes 1 of 2 videos"), "{stderr}");
+    assert_eq!(folders(&results), ["short_hamilton_clip"]);
+    assert!(text(&out.stdout).contains("short_hamilton_clip.mp4: "));
+    // Worker 0 of 2 adds the first.
+    let out = shard("0/2");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(folders(&results), ["fer_test", "short_hamilton_clip"]);
+    assert_folder_outputs(&results.join("fer_test"));
+    assert_folder_outputs(&results.join("short_hamilton_clip"));
+}
+
+#[test]
+fn a_video_of_a_list_that_fails_is_named_and_the_others_are_done() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let list = dir.path().join("videos.txt");
+    let missing = dir.path().join("missing.mp4");
+    let clip = fer_clip();
+    std::fs::write(&list, format!("{}\n{}\n", p(&missing), p(&clip))).expect("write");
+    let results = dir.path().join("results");
+    let args = |list: &Path| {
+        vec![
+            "video".to_owned(),
+            "--list".into(),
+            p(list).into(),
+            "--out-dir".into(),
+            p(&results).into(),
+            "--detector".into(),
+            "haar".into(),
+            "--duration".into(),
+            "1".into(),
+        ]
+    };
+    let run = |list: &Path| {
+        let a = args(list);
+        emotrack(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let out = run(&list);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(EXIT_PARTIAL_FAILURE), "{stderr}");
+    assert!(stderr.contains("1 of 2 videos done"), "{stderr}");
+    let failed = stderr
+        .lines()
+        .find(|l| l.starts_with("failed:"))
+        .unwrap_or_else(|| panic!("no failed line: {stderr}"));
+    assert!(failed.contains("missing.mp4 (line 1)"), "{failed}");
+    assert_folder_outputs(&results.join("fer_test"));
+
+    // Nothing could be done: exit code 1.
+    let only_missing = dir.path().join("missing.txt");
+    std::fs::write(&only_missing, format!("{}\n", p(&missing))).expect("write");
+    let out = run(&only_missing);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("none of the 1 video could be analysed"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_bad_shard_or_list_is_refused_and_an_empty_shard_is_done() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let list = dir.path().join("videos.txt");
+    let clip = fer_clip();
+    std::fs::write(&list, format!("{}\n", p(&clip))).expect("write");
+    let results = dir.path().join("results");
+    let with_shard = |list: &Path, shard: &str| {
+        emotrack(&[
+            "video",
+            "--list",
+            p(list),
+            "--shard",
+            shard,
+            "--out-dir",
+            p(&results),
+        ])
+    };
+    let out = with_shard(&list, "3/2");
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("--shard 3/2: INDEX must be below COUNT"),
+        "{stderr}"
+    );
+    let out = with_shard(&list, "two");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("INDEX/COUNT"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // A list of one video has nothing for worker 1 of 2: done, nothing written.
+    let out = with_shard(&list, "1/2");
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("no video for shard 1/2"), "{stderr}");
+    assert!(!results.exists());
+
+    let empty = dir.path().join("empty.txt");
+    std::fs::write(&empty, "# nothing yet\n\n").expect("write");
+    let out = with_shard(&empty, "0/1");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("names no video"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // --shard needs --list, and --list needs --out-dir (clap: usage error).
+    let out = emotrack(&["video", p(&clip), "--shard", "0/2"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let out = emotrack(&["video", "--list", p(&list)]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
 }

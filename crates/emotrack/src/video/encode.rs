@@ -42,25 +42,7 @@ impl Encoder {
     /// exists) for frames decoded from `input`.
     pub fn create(path: &Path, input: &VideoInput) -> Result<Self> {
         let name = path.display().to_string();
-        let err = |message: String| Error::video(name.clone(), message);
-        let ext = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .map(str::to_ascii_lowercase)
-            .unwrap_or_default();
-        if !EXTENSIONS.contains(&ext.as_str()) {
-            return Err(err(format!(
-                "cannot write .{ext} files; name the output .mp4, .mov or .mkv"
-            )));
-        }
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
-            && !dir.is_dir()
-        {
-            return Err(err(format!(
-                "the folder {} does not exist; create it first",
-                dir.display()
-            )));
-        }
+        let ext = checked_extension(path)?;
         let (w, h) = input.frame_size();
         let live = input.is_live();
         let frame_rate = if live {
@@ -117,6 +99,12 @@ impl Encoder {
             written: 0,
             first_time: None,
         })
+    }
+
+    /// Checks, before anything runs, that [`Encoder::create`] can write `path`: a known
+    /// extension and an existing folder.
+    pub fn check_path(path: &Path) -> Result<()> {
+        checked_extension(path).map(drop)
     }
 
     /// The output file.
@@ -203,6 +191,31 @@ impl Encoder {
         };
         Error::video(self.path.display().to_string(), message)
     }
+}
+
+/// The lower-case extension of an output video path, after checking that it is one we write
+/// and that its folder exists.
+fn checked_extension(path: &Path) -> Result<String> {
+    let err = |message: String| Error::video(path.display().to_string(), message);
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    if !EXTENSIONS.contains(&ext.as_str()) {
+        return Err(err(format!(
+            "cannot write .{ext} files; name the output .mp4, .mov or .mkv"
+        )));
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.is_dir()
+    {
+        return Err(err(format!(
+            "the folder {} does not exist; create it first",
+            dir.display()
+        )));
+    }
+    Ok(ext)
 }
 
 impl Drop for Encoder {

@@ -14,6 +14,10 @@
 //!   `ffmpeg -f rawvideo ... -i pipe:0 -i INPUT -map 0:v -map 1:a? -c:v libx264 -c:a aac`.
 //! * [`records`] writes JSONL records and the per-track CSV summary, [`Timeline`] the plot,
 //!   [`metrics`] measures what smoothing does.
+//! * [`VideoOutputs`] composes them all (annotated video, JSONL, CSV, timeline) for a run and
+//!   finishes every one whatever ended it; [`VideoOutputs::in_folder`] puts them in one folder
+//!   under fixed names.
+//! * [`batch`] reads a list of videos and splits it across workers ([`VideoList`], [`Shard`]).
 //!
 //! # Why FFmpeg as child processes
 //!
@@ -24,11 +28,13 @@
 //! the sizes emotion recognition needs (about 1 MB a frame at 640x480). Install FFmpeg with
 //! `apt-get install ffmpeg` (Debian/Ubuntu).
 
+pub mod batch;
 mod decode;
 mod encode;
 mod ffmpeg;
 mod mailbox;
 pub mod metrics;
+pub mod outputs;
 mod pipeline;
 mod probe;
 pub mod records;
@@ -36,11 +42,13 @@ mod source;
 mod stream;
 mod timeline;
 
+pub use batch::{ListedVideo, Shard, VideoList, output_name};
 pub use decode::{
     DEFAULT_STALL_TIMEOUT, DecodeOptions, Decoder, DecoderExit, StopCause, VideoInput,
 };
 pub use encode::Encoder;
 pub use metrics::{SmoothingRecorder, SmoothingStats};
+pub use outputs::{FinishedOutputs, JsonlTarget, OutputError, OutputTargets, VideoOutputs};
 pub use pipeline::{
     DEFAULT_DETECT_EVERY, EndReason, FrameReport, PipelineConfig, RunStats, StageTimes,
     TrackedFace, VideoPipeline,

@@ -81,6 +81,7 @@ impl PipelineConfig {
 
 /// One face shown on a frame: a visible track with its emotions.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(into = "crate::report::FaceJson")]
 pub struct TrackedFace {
     /// Stable track id.
     pub id: TrackId,

@@ -4,84 +4,18 @@ use std::collections::BTreeMap;
 use std::io::Write;
 
 use serde::Serialize;
-use serde::ser::SerializeMap;
 
 use super::pipeline::FrameReport;
+use crate::report::FaceRecord;
 use crate::track::TrackId;
-use crate::types::{BBox, Emotion, EmotionScores};
+use crate::types::Emotion;
 
-/// Decimals kept for probabilities and coordinates in records (finer is noise).
-const DECIMALS: f64 = 1e4;
-
-fn round(v: f64) -> f64 {
-    (v * DECIMALS).round() / DECIMALS
-}
-
-/// Probabilities as `{"angry": 0.01, ...}`.
-struct ScoreMap<'a>(&'a EmotionScores);
-
-impl Serialize for ScoreMap<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(Emotion::COUNT))?;
-        for e in Emotion::ALL {
-            m.serialize_entry(e.name(), &round(f64::from(self.0.get(e))))?;
-        }
-        m.end()
-    }
-}
-
-/// A box with rounded coordinates.
-#[derive(Serialize)]
-struct BoxRecord {
-    x: f64,
-    y: f64,
-    w: f64,
-    h: f64,
-}
-
-impl From<&BBox> for BoxRecord {
-    fn from(b: &BBox) -> Self {
-        let r = |v: f32| (f64::from(v) * 10.0).round() / 10.0;
-        Self {
-            x: r(b.x),
-            y: r(b.y),
-            w: r(b.w),
-            h: r(b.h),
-        }
-    }
-}
-
-/// One JSONL line.
-#[derive(Serialize)]
-struct FaceRecord<'a> {
-    time: f64,
-    frame: u64,
-    id: TrackId,
-    #[serde(rename = "box")]
-    bbox: BoxRecord,
-    detected_box: BoxRecord,
-    raw: ScoreMap<'a>,
-    smoothed: ScoreMap<'a>,
-    label: Emotion,
-    vibe: &'a str,
-}
-
-/// Writes one JSON object per frame per shown face:
-/// `{"time","frame","id","box","detected_box","raw":{…7},"smoothed":{…7},"label","vibe"}`
-/// (`time` in seconds, boxes in pixels; `box` is the smoothed box that is drawn).
+/// Writes one JSON object per frame per shown face, a [`FaceRecord`]:
+/// `{"time","frame","id","box","detected_box","detector_score","probabilities":{…7},
+/// "smoothed":{…7},"label","confidence","vibe"}` (`time` in seconds, boxes in pixels; `box` is
+/// the smoothed box that is drawn; the face's fields are [`crate::report::FaceJson`]'s).
 pub fn write_jsonl(out: &mut impl Write, report: &FrameReport) -> std::io::Result<()> {
-    for f in &report.faces {
-        let record = FaceRecord {
-            time: round(report.time),
-            frame: report.index,
-            id: f.id,
-            bbox: (&f.bbox).into(),
-            detected_box: (&f.detected_bbox).into(),
-            raw: ScoreMap(&f.raw),
-            smoothed: ScoreMap(&f.smoothed),
-            label: f.label,
-            vibe: &f.vibe,
-        };
+    for record in FaceRecord::from_report(report) {
         serde_json::to_writer(&mut *out, &record)?;
         out.write_all(b"\n")?;
     }
@@ -209,6 +143,7 @@ impl Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::{BBox, EmotionScores};
     use crate::video::TrackedFace;
 
     fn face(id: TrackId, label: Emotion) -> TrackedFace {
@@ -286,7 +221,8 @@ mod tests {
         assert_eq!(lines[1]["id"], 3);
         assert_eq!(lines[1]["frame"], 4);
         assert_eq!(lines[1]["label"], "fear");
-        assert_eq!(lines[1]["raw"]["fear"], 1.0);
+        assert_eq!(lines[1]["probabilities"]["fear"], 1.0);
+        assert_eq!(lines[1]["smoothed"]["fear"], 1.0);
         assert_eq!(lines[0]["box"]["w"], 30.0);
     }
 }
