@@ -40,7 +40,7 @@ enum Command {
     /// Measure speed on real media.
     Bench(bench::Args),
     /// Track faces and emotions in a video, webcam, stream or image sequence.
-    Video(video::Args),
+    Video(Box<video::Args>),
 }
 
 fn main() -> ExitCode {
@@ -59,7 +59,7 @@ fn main() -> ExitCode {
         Command::Export(args) => export::run(args),
         Command::Ensemble(args) => ensemble::run(args),
         Command::Bench(args) => bench::run(args),
-        Command::Video(args) => video::run(args),
+        Command::Video(args) => video::run(*args),
     };
     match result {
         Ok(outcome) => outcome.into(),

@@ -134,9 +134,8 @@ pub struct Args {
     /// share one list.
     #[arg(long, value_name = "INDEX/COUNT", requires = "list")]
     pub shard: Option<String>,
-    /// Write all four outputs of each video into DIR/<video name>/: annotated.mp4,
-    /// faces.jsonl, tracks.csv and timeline.png (<video name>: the file name without its
-    /// extension).
+    /// Write all four outputs of each video into DIR/NAME/: annotated.mp4, faces.jsonl,
+    /// tracks.csv and timeline.png (NAME: the video's file name without its extension).
     #[arg(long, value_name = "DIR", conflicts_with_all = ["out", "jsonl", "csv", "timeline"])]
     pub out_dir: Option<PathBuf>,
     /// Write the annotated video (.mp4, .mov or .mkv; H.264 with the input's audio): boxes
@@ -252,7 +251,7 @@ pub fn run(args: Args) -> Result<Outcome> {
     };
     match (&list, &args.input, &args.out_dir) {
         (Some((path, list)), _, Some(dir)) => run.list(path, list, shard, dir),
-        (None, Some(input), Some(dir)) => run.into_folder(input, &dir.join(output_name(input))),
+        (None, Some(input), Some(dir)) => run.to_folder(input, &dir.join(output_name(input))),
         (None, Some(input), None) => run.one(input, targets, args.jsonl_on_stdout()),
         // clap requires INPUT or --list, and --out-dir with --list.
         _ => bail!("give a video (INPUT) or --list FILE with --out-dir DIR"),
@@ -274,7 +273,7 @@ impl Run<'_> {
     }
 
     /// One video into `dir`, under the fixed output names.
-    fn into_folder(&self, name: &str, dir: &Path) -> Result<Outcome> {
+    fn to_folder(&self, name: &str, dir: &Path) -> Result<Outcome> {
         let input = self.open(name)?;
         let outputs = VideoOutputs::in_folder(dir, &input)?;
         self.analyse(name, &input, outputs, false)
@@ -356,7 +355,7 @@ impl Run<'_> {
                 tally.not_started = mine[k..].iter().map(|v| describe(v)).collect();
                 break;
             }
-            let result = self.into_folder(&video.source, &out_dir.join(&video.name));
+            let result = self.to_folder(&video.source, &out_dir.join(&video.name));
             tally.add(video, result);
         }
         tally.outcome(mine.len())
