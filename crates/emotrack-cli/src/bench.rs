@@ -19,6 +19,7 @@ use crate::inputs::{Input, expand};
 use crate::options::parse_size;
 use crate::outcome::Outcome;
 
+mod serve;
 mod video;
 
 /// Arguments of `emotrack bench`.
@@ -38,6 +39,8 @@ enum What {
     Smoothing(video::SmoothingArgs),
     /// Video pipeline speed (decode + detect + classify + track) and time per stage.
     Video(video::VideoArgs),
+    /// The server under load: concurrent WebSocket streams, and /v1/analyze against `analyze`.
+    Serve(serve::ServeArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -81,6 +84,7 @@ pub fn run(args: Args) -> Result<Outcome> {
         What::Classify(a) => classify(a),
         What::Smoothing(a) => video::smoothing(a),
         What::Video(a) => video::video(a),
+        What::Serve(a) => serve::serve(a),
     }
 }
 

@@ -10,9 +10,11 @@ mod inputs;
 mod options;
 mod outcome;
 mod progress;
+mod serve;
 mod train;
 mod video;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -41,17 +43,25 @@ enum Command {
     Bench(bench::Args),
     /// Track faces and emotions in a video, webcam, stream or image sequence.
     Video(Box<video::Args>),
+    /// Serve the HTTP and WebSocket API (images, live streams, video jobs).
+    Serve(Box<serve::Args>),
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The server logs a line per request by default; the other commands only warnings.
+    let default_filter = match cli.command {
+        Command::Serve(_) => "warn,emotrack_server=info",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("EMOTRACK_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let cli = Cli::parse();
     let result = match cli.command {
         Command::Analyze(args) => analyze::run(args),
         Command::Train(args) => train::run(args),
@@ -60,6 +70,7 @@ fn main() -> ExitCode {
         Command::Ensemble(args) => ensemble::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Video(args) => video::run(*args),
+        Command::Serve(args) => serve::run(*args),
     };
     match result {
         Ok(outcome) => outcome.into(),

@@ -45,33 +45,6 @@ fn assert_bad_input_reported(bad: &Path, expect: &str) {
     assert!(good_line.contains("\"faces\""), "{good_line}");
 }
 
-/// A minimal PNG whose IHDR claims `w`x`h` pixels, followed by no image data.
-fn png_header(w: u32, h: u32) -> Vec<u8> {
-    fn crc32(bytes: &[u8]) -> u32 {
-        let mut crc = 0xFFFF_FFFFu32;
-        for &b in bytes {
-            crc ^= u32::from(b);
-            for _ in 0..8 {
-                crc = if crc & 1 == 1 {
-                    (crc >> 1) ^ 0xEDB8_8320
-                } else {
-                    crc >> 1
-                };
-            }
-        }
-        !crc
-    }
-    let mut ihdr = b"IHDR".to_vec();
-    ihdr.extend(w.to_be_bytes());
-    ihdr.extend(h.to_be_bytes());
-    ihdr.extend([8, 2, 0, 0, 0]); // 8-bit RGB
-    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-    png.extend(13u32.to_be_bytes());
-    png.extend(&ihdr);
-    png.extend(crc32(&ihdr).to_be_bytes());
-    png
-}
-
 #[test]
 fn analyze_lists_the_faces_of_a_photo_with_probabilities_and_vibes() {
     let out = emotrack(&["analyze", "--format", "json", p(&good_photo())]);
@@ -158,7 +131,7 @@ fn one_pixel_image_is_reported_as_too_small() {
 fn png_claiming_100000_pixels_a_side_is_refused_before_decoding() {
     let dir = tempfile::tempdir().expect("tempdir");
     let bad = dir.path().join("huge.png");
-    std::fs::write(&bad, png_header(100_000, 100_000)).expect("write");
+    std::fs::write(&bad, common::png_header(100_000, 100_000)).expect("write");
     assert_bad_input_reported(&bad, "limit");
 }
 

@@ -4,7 +4,7 @@
 use std::io::Cursor;
 use std::path::Path;
 
-use image::{ImageReader, Limits, RgbImage};
+use image::{ImageFormat, ImageReader, Limits, RgbImage};
 
 use crate::error::{Error, Result};
 
@@ -65,10 +65,19 @@ pub fn decode_image(bytes: &[u8], name: &Path, limits: DecodeLimits) -> Result<R
             "not a supported image (expected JPEG, PNG, BMP, WebP, GIF or TIFF)".into(),
         ));
     }
-    let (w, h) = reader()?
-        .into_dimensions()
-        .map_err(|e| bad(format!("could not decode: {e}")))?;
-    if w > limits.max_side || h > limits.max_side || u64::from(w) * u64::from(h) > limits.max_pixels
+    if reader()?.format() == Some(ImageFormat::Jpeg) && !jpeg_is_complete(bytes) {
+        return Err(bad(
+            "the JPEG is cut off (its data ends before the end-of-image marker)".into(),
+        )
+        .with_hint("send or save the whole file"));
+    }
+    // The pixel count, from the header, before anything is decoded. A header the decoder
+    // cannot read on its own (a PNG cut before its first data chunk) is left to the decode
+    // below, which reports it.
+    if let Ok((w, h)) = reader()?.into_dimensions()
+        && (w > limits.max_side
+            || h > limits.max_side
+            || u64::from(w) * u64::from(h) > limits.max_pixels)
     {
         return Err(too_large(name, &limits));
     }
@@ -97,4 +106,82 @@ fn too_large(name: &Path, limits: &DecodeLimits) -> Error {
         ),
     )
     .with_hint("resize it to a few megapixels first; faces need no more")
+}
+
+/// Whether a JPEG's main image runs to its end-of-image marker. JPEG decoders fill a cut-off
+/// file's missing rows with gray and report no error, which would analyse a partial picture
+/// as if it were whole. Walks the marker segments (skipping each by its length, so an EXIF
+/// thumbnail's markers are not mistaken for the image's), then the entropy-coded scans (where
+/// `FF` is followed by `00` or a restart marker) until `EOI`. Data after `EOI` (a motion photo's
+/// video, a camera's trailer) is allowed.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    const SOS: u8 = 0xDA;
+    const EOI: u8 = 0xD9;
+    let mut i = 2; // after SOI
+    while i + 1 < bytes.len() {
+        if bytes[i] != 0xFF {
+            return false;
+        }
+        let marker = bytes[i + 1];
+        match marker {
+            0xFF => i += 1, // fill byte
+            EOI => return true,
+            0x01 | 0xD0..=0xD7 => i += 2, // markers without a length
+            _ => {
+                let Some(len) = bytes
+                    .get(i + 2..i + 4)
+                    .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+                else {
+                    return false;
+                };
+                i += 2 + len;
+                if marker == SOS {
+                    // Entropy-coded data up to the next marker that is not a stuffed byte or a
+                    // restart marker.
+                    while i + 1 < bytes.len()
+                        && !(bytes[i] == 0xFF && !matches!(bytes[i + 1], 0x00 | 0xD0..=0xD7))
+                    {
+                        i += 1;
+                    }
+                }
+            }
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jpeg(w: u32, h: u32) -> Vec<u8> {
+        let img = RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 7) as u8, (y * 3) as u8, 90]));
+        let mut out = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new(&mut out)
+            .encode_image(&img)
+            .expect("encodes");
+        out
+    }
+
+    #[test]
+    fn a_whole_jpeg_is_complete_and_a_cut_one_is_not() {
+        let whole = jpeg(64, 48);
+        assert!(jpeg_is_complete(&whole));
+        for cut in [whole.len() - 2, whole.len() / 2, 20] {
+            assert!(!jpeg_is_complete(&whole[..cut]), "cut at {cut}");
+        }
+        let mut trailer = whole.clone();
+        trailer.extend_from_slice(b"\xFF\xD8 appended video data");
+        assert!(jpeg_is_complete(&trailer), "data after EOI is allowed");
+    }
+
+    #[test]
+    fn a_cut_jpeg_is_an_error_not_a_gray_picture() {
+        let whole = jpeg(64, 48);
+        let name = Path::new("cut.jpg");
+        assert!(decode_image(&whole, name, DecodeLimits::default()).is_ok());
+        let e = decode_image(&whole[..whole.len() / 2], name, DecodeLimits::default())
+            .expect_err("cut off");
+        assert!(e.to_string().contains("cut off"), "{e}");
+    }
 }

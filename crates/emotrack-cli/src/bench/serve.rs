@@ -1,0 +1,435 @@
+//! `emotrack bench serve`: the server under load, from the outside. It starts `emotrack serve`
+//! as a child process (so its memory is its own), then:
+//!
+//! 1. N WebSocket clients on loopback send a media video's frames, fitted into 640x480 and
+//!    encoded as JPEG once beforehand, at a fixed rate like cameras (not waiting for
+//!    answers); per answered frame, the time from sending to the answer. Frames the server
+//!    skipped (a newer one was waiting) are counted, never queued.
+//! 2. `/v1/analyze` requests per second from a few concurrent clients on the media photos,
+//!    against `emotrack analyze`'s own time per image on the same photos, run in the same
+//!    session: the ratio says what serving over HTTP costs or gains.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use emotrack::video::{DecodeOptions, Source, StopCause, VideoInput};
+use futures_util::{SinkExt, StreamExt};
+use serde::Serialize;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::inputs::{Input, expand};
+use crate::outcome::Outcome;
+
+/// Arguments of `emotrack bench serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Concurrent streams.
+    #[arg(long, default_value_t = 8)]
+    streams: usize,
+    /// Frames a second each stream sends.
+    #[arg(long, default_value_t = 15.0)]
+    fps: f64,
+    /// Seconds the streams run.
+    #[arg(long, default_value_t = 60.0)]
+    seconds: f64,
+    /// The video whose frames the streams send (default: fer_test.mp4 of ../shared/media).
+    #[arg(long, value_name = "FILE")]
+    video: Option<PathBuf>,
+    /// Seconds of `/v1/analyze` requests (0 skips that part).
+    #[arg(long, default_value_t = 20.0)]
+    analyze_seconds: f64,
+    /// Concurrent `/v1/analyze` clients.
+    #[arg(long, default_value_t = 4)]
+    analyze_clients: usize,
+    /// Detector the server runs (`emotrack serve --detector`).
+    #[arg(long, default_value = "mtcnn")]
+    detector: String,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// What the run measured.
+#[derive(Debug, Serialize)]
+struct Report {
+    streams: usize,
+    fps: f64,
+    seconds: f64,
+    detector: String,
+    frames_sent: u64,
+    frames_answered: u64,
+    frames_skipped: u64,
+    skipped_percent: f64,
+    latency_ms_p50: f64,
+    latency_ms_p95: f64,
+    latency_ms_p99: f64,
+    server_rss_mb_start: f64,
+    server_rss_mb_after_streams: f64,
+    server_rss_mb_end: f64,
+    analyze_requests_per_second: Option<f64>,
+    cli_images_per_second: Option<f64>,
+    http_vs_cli_ratio: Option<f64>,
+}
+
+/// The server child, killed if the benchmark fails half-way.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the benchmark.
+pub fn serve(args: ServeArgs) -> Result<Outcome> {
+    let video = args
+        .video
+        .clone()
+        .unwrap_or_else(|| super::default_media().join("videos/fer_test.mp4"));
+    let frames = jpeg_frames(&video)?;
+    let photos = photos()?;
+    let server = start_server(&args.detector)?;
+    let start_rss = rss_mb(server.child.id());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let streams = runtime.block_on(run_streams(&server.addr, &args, Arc::new(frames)))?;
+    let after_streams = rss_mb(server.child.id());
+    let analyze = if args.analyze_seconds > 0.0 {
+        let served = runtime.block_on(run_analyze(&server.addr, &args, &photos))?;
+        let cli = cli_images_per_second(&photos)?;
+        Some((served, cli))
+    } else {
+        None
+    };
+    let end_rss = rss_mb(server.child.id());
+    let mut latencies = streams.latencies_ms;
+    latencies.sort_by(f64::total_cmp);
+    let pct = |q: f64| {
+        if latencies.is_empty() {
+            f64::NAN
+        } else {
+            latencies[((latencies.len() - 1) as f64 * q).round() as usize]
+        }
+    };
+    let report = Report {
+        streams: args.streams,
+        fps: args.fps,
+        seconds: args.seconds,
+        detector: args.detector.clone(),
+        frames_sent: streams.sent,
+        frames_answered: streams.answered,
+        frames_skipped: streams.skipped,
+        skipped_percent: 100.0 * streams.skipped as f64 / streams.sent.max(1) as f64,
+        latency_ms_p50: pct(0.50),
+        latency_ms_p95: pct(0.95),
+        latency_ms_p99: pct(0.99),
+        server_rss_mb_start: start_rss,
+        server_rss_mb_after_streams: after_streams,
+        server_rss_mb_end: end_rss,
+        analyze_requests_per_second: analyze.map(|a| a.0),
+        cli_images_per_second: analyze.map(|a| a.1),
+        http_vs_cli_ratio: analyze.map(|(served, cli)| served / cli),
+    };
+    drop(server);
+    print(&report, args.json)?;
+    Ok(Outcome::Success)
+}
+
+fn print(r: &Report, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(r)?);
+        return Ok(());
+    }
+    println!(
+        "{} streams x {} fps for {} s ({} detector), 640x480 JPEG frames",
+        r.streams, r.fps, r.seconds, r.detector
+    );
+    println!(
+        "| sent | answered | skipped | p50 ms | p95 ms | p99 ms | RSS MB start / after streams / end |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---|");
+    println!(
+        "| {} | {} | {} ({:.1}%) | {:.1} | {:.1} | {:.1} | {:.0} / {:.0} / {:.0} |",
+        r.frames_sent,
+        r.frames_answered,
+        r.frames_skipped,
+        r.skipped_percent,
+        r.latency_ms_p50,
+        r.latency_ms_p95,
+        r.latency_ms_p99,
+        r.server_rss_mb_start,
+        r.server_rss_mb_after_streams,
+        r.server_rss_mb_end
+    );
+    if let (Some(served), Some(cli), Some(ratio)) = (
+        r.analyze_requests_per_second,
+        r.cli_images_per_second,
+        r.http_vs_cli_ratio,
+    ) {
+        println!(
+            "/v1/analyze: {served:.1} images/s; emotrack analyze: {cli:.1} images/s; ratio {ratio:.2}"
+        );
+    }
+    Ok(())
+}
+
+/// The video's frames fitted into 640x480, as JPEG.
+fn jpeg_frames(video: &std::path::Path) -> Result<Vec<Vec<u8>>> {
+    let options = DecodeOptions {
+        size: Some((640, 480)),
+        ..DecodeOptions::default()
+    };
+    let input = VideoInput::open(Source::File(video.to_path_buf()), options)?;
+    let decoder = input.decoder()?;
+    let mut frame = image::RgbImage::new(1, 1);
+    let mut frames = Vec::new();
+    while decoder.read_into(&mut frame)? {
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 85)
+            .encode_image(&frame)
+            .context("cannot encode a frame")?;
+        frames.push(jpeg);
+    }
+    decoder.stop(StopCause::Requested);
+    let _ = decoder.finish();
+    if frames.is_empty() {
+        bail!("{} has no frames", video.display());
+    }
+    Ok(frames)
+}
+
+/// The media photos (path and bytes).
+fn photos() -> Result<Vec<(PathBuf, Vec<u8>)>> {
+    let mut photos = Vec::new();
+    for input in expand(&[super::default_media().join("photos")]) {
+        if let Input::File(p) = input {
+            let bytes =
+                std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?;
+            photos.push((p, bytes));
+        }
+    }
+    if photos.is_empty() {
+        bail!(
+            "no photos in {}",
+            super::default_media().join("photos").display()
+        );
+    }
+    Ok(photos)
+}
+
+/// Starts `emotrack serve` on a free port and waits until it is ready.
+fn start_server(detector: &str) -> Result<Server> {
+    let exe = std::env::current_exe().context("cannot find the emotrack binary")?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .context("cannot find a free port")?
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let child = Command::new(exe)
+        .args([
+            "serve",
+            "--bind",
+            &addr,
+            "--detector",
+            detector,
+            "--max-streams",
+            "64",
+        ])
+        .env("EMOTRACK_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("cannot start emotrack serve")?;
+    let server = Server { child, addr };
+    let start = Instant::now();
+    loop {
+        if let Ok(mut s) = std::net::TcpStream::connect(&server.addr) {
+            use std::io::{Read, Write};
+            let _ = s.write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let mut answer = String::new();
+            let _ = s.read_to_string(&mut answer);
+            if answer.starts_with("HTTP/1.1 200") {
+                return Ok(server);
+            }
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            bail!("emotrack serve was not ready within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The resident memory of a process, in MB (Linux; NaN elsewhere).
+fn rss_mb(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+#[derive(Default)]
+struct StreamTotals {
+    sent: u64,
+    answered: u64,
+    skipped: u64,
+    latencies_ms: Vec<f64>,
+}
+
+async fn run_streams(
+    addr: &str,
+    args: &ServeArgs,
+    frames: Arc<Vec<Vec<u8>>>,
+) -> Result<StreamTotals> {
+    let mut clients = Vec::new();
+    for i in 0..args.streams {
+        let url = format!("ws://{addr}/v1/stream");
+        let frames = Arc::clone(&frames);
+        let (fps, seconds) = (args.fps, args.seconds);
+        clients.push(tokio::spawn(async move {
+            one_stream(&url, &frames, i, fps, seconds).await
+        }));
+    }
+    let mut totals = StreamTotals::default();
+    for c in clients {
+        let t = c.await.context("a client failed")??;
+        totals.sent += t.sent;
+        totals.answered += t.answered;
+        totals.skipped += t.skipped;
+        totals.latencies_ms.extend(t.latencies_ms);
+    }
+    Ok(totals)
+}
+
+/// One camera-like client: a frame every 1/fps s, answers read as they come.
+async fn one_stream(
+    url: &str,
+    frames: &[Vec<u8>],
+    offset: usize,
+    fps: f64,
+    seconds: f64,
+) -> Result<StreamTotals> {
+    let (ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .context("cannot open a stream")?;
+    let (mut tx, mut rx) = ws.split();
+    let sent_at: Arc<std::sync::Mutex<HashMap<u64, Instant>>> = Arc::default();
+    let sender = {
+        let sent_at = Arc::clone(&sent_at);
+        let frames = frames.to_vec();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / fps));
+            let end = Instant::now() + Duration::from_secs_f64(seconds);
+            let mut seq = 0u64;
+            while Instant::now() < end {
+                tick.tick().await;
+                // Streams start at different places in the video.
+                let frame = &frames[(offset * 7 + seq as usize) % frames.len()];
+                if let Ok(mut m) = sent_at.lock() {
+                    m.insert(seq, Instant::now());
+                }
+                if tx
+                    .send(Message::Binary(frame.clone().into()))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+                seq += 1;
+            }
+            // Let the last answers arrive, then close.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let _ = tx.close().await;
+            seq
+        })
+    };
+    let mut totals = StreamTotals::default();
+    while let Some(Ok(message)) = rx.next().await {
+        let Message::Text(text) = message else {
+            continue;
+        };
+        let v: serde_json::Value = serde_json::from_str(&text).context("a bad answer")?;
+        if v["type"] != "frame" {
+            bail!("the server answered an error: {v}");
+        }
+        let seq = v["seq"].as_u64().unwrap_or(u64::MAX);
+        let sent = sent_at.lock().ok().and_then(|m| m.get(&seq).copied());
+        if let Some(sent) = sent {
+            totals.latencies_ms.push(sent.elapsed().as_secs_f64() * 1e3);
+        }
+        totals.answered += 1;
+        totals.skipped += v["skipped"].as_u64().unwrap_or(0);
+    }
+    totals.sent = sender.await.context("the sender failed")?;
+    Ok(totals)
+}
+
+/// `/v1/analyze` requests per second from `analyze_clients` concurrent clients.
+async fn run_analyze(addr: &str, args: &ServeArgs, photos: &[(PathBuf, Vec<u8>)]) -> Result<f64> {
+    let client = reqwest::Client::new();
+    let end = Instant::now() + Duration::from_secs_f64(args.analyze_seconds);
+    let start = Instant::now();
+    let mut workers = Vec::new();
+    for w in 0..args.analyze_clients {
+        let client = client.clone();
+        let url = format!("http://{addr}/v1/analyze");
+        let photos: Vec<Vec<u8>> = photos.iter().map(|p| p.1.clone()).collect();
+        workers.push(tokio::spawn(async move {
+            let mut done = 0u64;
+            let mut i = w;
+            while Instant::now() < end {
+                let response = client
+                    .post(&url)
+                    .header("content-type", "image/jpeg")
+                    .body(photos[i % photos.len()].clone())
+                    .send()
+                    .await?;
+                if !response.status().is_success() {
+                    anyhow::bail!("/v1/analyze answered {}", response.status());
+                }
+                response.bytes().await?;
+                done += 1;
+                i += 1;
+            }
+            Ok(done)
+        }));
+    }
+    let mut total = 0u64;
+    for w in workers {
+        total += w.await.context("a client failed")??;
+    }
+    Ok(total as f64 / start.elapsed().as_secs_f64())
+}
+
+/// `emotrack analyze`'s images per second on the same photos (each photo 4 times, one run,
+/// model loading included as a user sees it).
+fn cli_images_per_second(photos: &[(PathBuf, Vec<u8>)]) -> Result<f64> {
+    let exe = std::env::current_exe().context("cannot find the emotrack binary")?;
+    let args: Vec<&PathBuf> = (0..4).flat_map(|_| photos.iter().map(|p| &p.0)).collect();
+    let start = Instant::now();
+    let status = Command::new(exe)
+        .arg("analyze")
+        .args(&args)
+        .args(["--format", "json"])
+        .stdout(Stdio::null())
+        .status()
+        .context("cannot run emotrack analyze")?;
+    if !status.success() {
+        bail!("emotrack analyze failed ({status})");
+    }
+    Ok(args.len() as f64 / start.elapsed().as_secs_f64())
+}

@@ -1,0 +1,7 @@
+//! The HTTP handlers, one module per resource.
+
+pub mod analyze;
+pub mod docs;
+pub mod health;
+pub mod stream;
+pub mod videos;

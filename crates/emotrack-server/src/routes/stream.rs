@@ -1,0 +1,391 @@
+//! `GET /v1/stream`: a WebSocket that analyses a live stream of frames (a browser's webcam, a
+//! program's camera) with tracking and smoothing that belong to the connection.
+//!
+//! The client sends each frame as a binary message (JPEG or PNG) and may send text messages:
+//! `{"type":"settings", ...}` (any of the connection's query options) or `{"type":"reset"}`.
+//! The server answers every frame it analysed with a `{"type":"frame", ...}` message
+//! ([`FrameMessage`]), and a frame it could not use with `{"type":"error", ...}`. A client that
+//! sends faster than the server analyses gets frames skipped: the newest waiting frame wins
+//! and the answer counts the frames skipped before it; nothing queues up.
+//!
+//! Close codes: 1000 when the client closes, 1001 when the server shuts down or the stream was
+//! idle for `--idle-timeout`, 1007 for a text message that is not a valid command, 1009 for a
+//! message above `--max-message`.
+
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
+use axum::response::Response;
+use emotrack::Analyzer;
+use emotrack::track::ScoreSmoothing;
+use emotrack::video::{PipelineConfig, StreamAnalyzer, TrackedFace};
+use futures_util::future::OptionFuture;
+use futures_util::{SinkExt, StreamExt};
+use serde::{Deserialize, Serialize};
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::ApiQuery;
+use crate::state::{AppState, DetectorOptions};
+use crate::telemetry;
+
+/// The subprotocol the server speaks (offered by clients that also send a token this way).
+pub const PROTOCOL: &str = "emotrack.v1";
+
+/// Tracking and smoothing options of a stream (query parameters at connection, or fields of a
+/// `settings` message). Frame counts refer to 30 frames a second: a stream sending fewer
+/// frames gets the same smoothing per second.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TrackingOptions {
+    /// Search the whole frame for faces every N frames, around known faces in between.
+    pub detect_every: Option<u32>,
+    /// Frames averaged to smooth each face's probabilities.
+    pub window: Option<usize>,
+    /// Smooth with an exponential moving average of this weight (0-1] instead of the window.
+    pub ema: Option<f32>,
+    /// Frames a new emotion must lead before the label changes.
+    pub hysteresis: Option<u32>,
+    /// Detections a face needs before it is shown.
+    pub min_hits: Option<u32>,
+    /// Frames a face may go unseen before its track ends.
+    pub max_age: Option<u32>,
+    /// Weight (0-1] of each new box in the box's moving average.
+    pub box_alpha: Option<f32>,
+    /// Smallest box overlap (IoU) that matches a face to its track.
+    pub iou: Option<f32>,
+}
+
+impl TrackingOptions {
+    /// `base` with these options applied.
+    fn apply(&self, base: &PipelineConfig) -> PipelineConfig {
+        let mut c = *base;
+        let t = &mut c.tracker;
+        if let Some(v) = self.detect_every {
+            c.detect_every = v;
+        }
+        if let Some(window) = self.window {
+            t.scores = ScoreSmoothing::Window { window };
+        }
+        if let Some(alpha) = self.ema {
+            t.scores = ScoreSmoothing::Ema { alpha };
+        }
+        t.hysteresis = self.hysteresis.unwrap_or(t.hysteresis);
+        t.min_hits = self.min_hits.unwrap_or(t.min_hits);
+        t.max_age = self.max_age.unwrap_or(t.max_age);
+        t.box_alpha = self.box_alpha.unwrap_or(t.box_alpha);
+        t.iou_threshold = self.iou.unwrap_or(t.iou_threshold);
+        c
+    }
+}
+
+/// A text message from the client.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum Command {
+    /// Changes detector or tracking options (tracking changes start the tracks afresh).
+    Settings {
+        #[serde(flatten)]
+        detector: DetectorOptions,
+        #[serde(flatten)]
+        tracking: TrackingOptions,
+    },
+    /// Forgets every face: the next frame starts new tracks.
+    Reset,
+}
+
+/// The answer to an analysed frame.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FrameMessage {
+    /// The frame's number among the binary messages of this connection (0-based).
+    pub seq: u64,
+    /// When the server received it, in seconds since the connection opened.
+    pub time: f64,
+    /// Decoding and analysis time, in milliseconds.
+    pub processing_ms: f64,
+    /// Frames skipped since the previous answer (the client sent faster than the server
+    /// analyses; the newest frame won).
+    pub skipped: u64,
+    /// The frame's width, in pixels.
+    pub width: u32,
+    /// The frame's height, in pixels.
+    pub height: u32,
+    /// The faces shown: track id, smoothed box, raw and smoothed probabilities, label, vibe.
+    #[schema(value_type = Vec<Object>)]
+    pub faces: Vec<TrackedFace>,
+}
+
+/// A message to the client.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum Outgoing {
+    Frame(FrameMessage),
+    Error {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        seq: Option<u64>,
+        #[serde(flatten)]
+        body: ErrorBody,
+    },
+}
+
+/// Opens a stream: upgrade to a WebSocket (see the module docs for the protocol).
+#[utoipa::path(get, path = "/v1/stream", tag = "streams",
+    params(DetectorOptions, TrackingOptions,
+        ("token" = Option<String>, Query, description = "The server's token, for clients that cannot set headers")),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol"),
+        (status = 400, description = "Not a WebSocket request, or a bad option", body = ErrorBody),
+        (status = 401, description = "Token missing or wrong", body = ErrorBody),
+        (status = 429, description = "Too many streams open", body = ErrorBody),
+        (status = 503, description = "Models still loading", body = ErrorBody)))]
+pub async fn stream(
+    State(state): State<AppState>,
+    ApiQuery(detector): ApiQuery<DetectorOptions>,
+    ApiQuery(tracking): ApiQuery<TrackingOptions>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let upgrade = upgrade.map_err(|e| {
+        ApiError::bad_request(format!(
+            "{}: connect with a WebSocket client (ws://host/v1/stream)",
+            e.body_text()
+        ))
+    })?;
+    let analyzer = state.analyzer_for(detector).await?;
+    let config = tracking.apply(&state.config().pipeline);
+    let analysis = StreamAnalyzer::new(config)?;
+    let permit = state.open_stream()?;
+    let max = state.config().limits.max_message_bytes;
+    Ok(upgrade
+        .protocols([PROTOCOL])
+        .max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| {
+            let session = Session {
+                state,
+                analyzer,
+                detector,
+                analysis: Arc::new(Mutex::new(analysis)),
+                _permit: permit,
+            };
+            session.run(socket)
+        }))
+}
+
+/// One connection's state.
+struct Session {
+    state: AppState,
+    analyzer: Arc<Analyzer>,
+    detector: DetectorOptions,
+    /// The connection's tracking; shared with the one analysis under way.
+    analysis: Arc<Mutex<StreamAnalyzer>>,
+    _permit: OwnedSemaphorePermit,
+}
+
+/// A frame waiting to be analysed.
+struct Waiting {
+    seq: u64,
+    time: f64,
+    bytes: axum::body::Bytes,
+}
+
+type Analysis = Pin<Box<dyn std::future::Future<Output = Outgoing> + Send>>;
+
+impl Session {
+    async fn run(mut self, socket: WebSocket) {
+        telemetry::streams_open(self.state.open_streams());
+        let (mut tx, mut rx) = socket.split();
+        let mut shutdown = self.state.shutdown_signal();
+        let idle = self.state.config().limits.idle_timeout;
+        let opened = Instant::now();
+        let mut last_heard = Instant::now();
+        let mut waiting: Option<Waiting> = None;
+        let mut skipped = 0u64;
+        let mut received = 0u64;
+        let mut running: Option<Analysis> = None;
+        let close = loop {
+            if running.is_none()
+                && let Some(frame) = waiting.take()
+            {
+                running = Some(Box::pin(self.analyse(frame, std::mem::take(&mut skipped))));
+            }
+            tokio::select! {
+                message = rx.next() => {
+                    last_heard = Instant::now();
+                    match message {
+                        None | Some(Ok(Message::Close(_))) => break None,
+                        Some(Err(e)) => break Some(receive_error(&e, self.state.config().limits.max_message_bytes)),
+                        Some(Ok(Message::Binary(bytes))) => {
+                            let frame = Waiting { seq: received, time: opened.elapsed().as_secs_f64(), bytes };
+                            received += 1;
+                            if waiting.replace(frame).is_some() {
+                                skipped += 1;
+                                telemetry::frames_skipped(1);
+                            }
+                        }
+                        Some(Ok(Message::Text(text))) => match serde_json::from_str::<Command>(&text) {
+                            Ok(command) => {
+                                if let Err(e) = self.apply(command).await {
+                                    let reply = Outgoing::Error { seq: None, body: body_of(e) };
+                                    if send(&mut tx, &reply).await.is_err() {
+                                        break None;
+                                    }
+                                }
+                            }
+                            Err(e) => break Some(close(close_code::INVALID, format!(
+                                "not a command: {e}; send frames as binary messages and \
+                                 {{\"type\":\"settings\",...}} or {{\"type\":\"reset\"}} as text"))),
+                        },
+                        Some(Ok(_)) => {} // ping and pong: answered by the WebSocket layer
+                    }
+                }
+                Some(reply) = OptionFuture::from(running.as_mut()), if running.is_some() => {
+                    running = None;
+                    if send(&mut tx, &reply).await.is_err() {
+                        break None;
+                    }
+                }
+                () = tokio::time::sleep_until((last_heard + idle).into()) => {
+                    break Some(close(close_code::AWAY, format!(
+                        "no message for {} s (--idle-timeout)", idle.as_secs())));
+                }
+                _ = shutdown.changed() => break Some(close(close_code::AWAY, "the server is shutting down".into())),
+            }
+        };
+        if let Some(frame) = close {
+            let _ = tx.send(Message::Close(Some(frame))).await;
+        }
+        let _ = tx.close().await;
+        drop(self._permit);
+        telemetry::streams_open(self.state.open_streams());
+    }
+
+    /// Decodes and analyses one frame on the CPU pool.
+    fn analyse(
+        &self,
+        frame: Waiting,
+        skipped: u64,
+    ) -> impl std::future::Future<Output = Outgoing> + Send + 'static {
+        let state = self.state.clone();
+        let analyzer = Arc::clone(&self.analyzer);
+        let analysis = Arc::clone(&self.analysis);
+        async move {
+            let seq = frame.seq;
+            let work = move || -> Result<FrameMessage, ApiError> {
+                let start = Instant::now();
+                let image = analyzer.decode(&frame.bytes, Path::new("the frame"))?;
+                let mut analysis = analysis
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let report = analysis.analyze(&analyzer, &image, frame.time);
+                telemetry::frame_analysed(report.faces.len());
+                Ok(FrameMessage {
+                    seq,
+                    time: frame.time,
+                    processing_ms: start.elapsed().as_secs_f64() * 1e3,
+                    skipped,
+                    width: image.width(),
+                    height: image.height(),
+                    faces: report.faces,
+                })
+            };
+            match state.wait_cpu(work).await.and_then(|r| r) {
+                Ok(message) => Outgoing::Frame(message),
+                Err(e) => Outgoing::Error {
+                    seq: Some(seq),
+                    body: body_of(e),
+                },
+            }
+        }
+    }
+
+    /// Applies a command (while a frame is analysed, after it: the lock waits for it).
+    async fn apply(&mut self, command: Command) -> Result<(), ApiError> {
+        match command {
+            Command::Reset => {
+                let analysis = Arc::clone(&self.analysis);
+                self.state.wait_cpu(move || lock(&analysis).reset()).await
+            }
+            Command::Settings { detector, tracking } => {
+                let merged = merge(self.detector, detector);
+                if merged != self.detector {
+                    self.analyzer = self.state.analyzer_for(merged).await?;
+                    self.detector = merged;
+                }
+                let analysis = Arc::clone(&self.analysis);
+                self.state
+                    .wait_cpu(move || {
+                        let mut a = lock(&analysis);
+                        let config = tracking.apply(a.config());
+                        a.set_config(config)
+                    })
+                    .await??;
+                Ok(())
+            }
+        }
+    }
+}
+
+fn lock(m: &Mutex<StreamAnalyzer>) -> std::sync::MutexGuard<'_, StreamAnalyzer> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Detector options where `new` overrides what it sets.
+fn merge(old: DetectorOptions, new: DetectorOptions) -> DetectorOptions {
+    DetectorOptions {
+        detector: new.detector.or(old.detector),
+        min_face: new.min_face.or(old.min_face),
+        threshold: new.threshold.or(old.threshold),
+    }
+}
+
+fn body_of(e: ApiError) -> ErrorBody {
+    ErrorBody {
+        error: e.code,
+        message: e.message,
+    }
+}
+
+fn close(code: u16, reason: String) -> CloseFrame {
+    // A close reason is at most 123 bytes.
+    let mut reason = reason;
+    if reason.len() > 123 {
+        let mut cut = 120;
+        while !reason.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        reason.truncate(cut);
+        reason.push_str("...");
+    }
+    CloseFrame {
+        code,
+        reason: Utf8Bytes::from(reason),
+    }
+}
+
+/// The close frame for a receive error: 1009 for an oversize message, 1002 otherwise.
+fn receive_error(e: &axum::Error, max: usize) -> CloseFrame {
+    let text = e.to_string();
+    if text.contains("too long") || text.contains("too big") || text.contains("Space limit") {
+        close(
+            close_code::SIZE,
+            format!("a message is larger than {} KiB (--max-message)", max >> 10),
+        )
+    } else {
+        close(close_code::PROTOCOL, format!("protocol error: {text}"))
+    }
+}
+
+async fn send(
+    tx: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    message: &Outgoing,
+) -> Result<(), axum::Error> {
+    let text = serde_json::to_string(message).unwrap_or_else(|e| {
+        format!(r#"{{"type":"error","error":"internal","message":"cannot write the answer: {e}"}}"#)
+    });
+    tx.send(Message::Text(Utf8Bytes::from(text))).await
+}
