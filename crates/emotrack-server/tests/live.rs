@@ -72,6 +72,32 @@ impl Running {
     }
 }
 
+/// Polls a video job until it has finished; what it shows then.
+async fn finished_job(client: &reqwest::Client, server: &Running, location: &str) -> Value {
+    loop {
+        let v: Value = client
+            .get(server.url(location))
+            .send()
+            .await
+            .expect("gets")
+            .json()
+            .await
+            .expect("JSON");
+        match v["state"].as_str() {
+            Some("queued" | "running") => tokio::time::sleep(Duration::from_millis(100)).await,
+            _ => return v,
+        }
+    }
+}
+
+/// The job URL a `202 Accepted` names.
+fn location_of(response: &reqwest::Response) -> String {
+    response.headers()["location"]
+        .to_str()
+        .expect("ascii")
+        .to_owned()
+}
+
 fn config() -> ServerConfig {
     ServerConfig::new(AnalyzerConfig::default())
 }
@@ -335,29 +361,13 @@ async fn a_video_job_runs_from_upload_to_downloaded_outputs() {
         .await
         .expect("uploads");
     assert_eq!(created.status(), 202);
-    let location = created.headers()["location"]
-        .to_str()
-        .expect("ascii")
-        .to_owned();
+    let location = location_of(&created);
     let job: Value = created.json().await.expect("JSON");
     assert_eq!(
         location,
         format!("/v1/videos/{}", job["id"].as_str().expect("id"))
     );
-    let done = loop {
-        let v: Value = client
-            .get(server.url(&location))
-            .send()
-            .await
-            .expect("gets")
-            .json()
-            .await
-            .expect("JSON");
-        match v["state"].as_str() {
-            Some("queued" | "running") => tokio::time::sleep(Duration::from_millis(200)).await,
-            _ => break v,
-        }
-    };
+    let done = finished_job(&client, &server, &location).await;
     assert_eq!(done["state"], "done", "{done}");
     assert_eq!(done["frames_done"], 115);
     let scratch = tempfile::tempdir().expect("temp");
@@ -461,10 +471,7 @@ async fn uploads_that_are_not_videos_fail_the_job_and_a_full_queue_answers_429()
         .await
         .expect("uploads");
     assert_eq!(first.status(), 202);
-    let location = first.headers()["location"]
-        .to_str()
-        .expect("ascii")
-        .to_owned();
+    let location = location_of(&first);
     let busy = upload(b"more".to_vec()).await.expect("answers");
     assert_eq!(busy.status(), 429);
     assert!(busy.headers().contains_key("retry-after"));
@@ -486,24 +493,8 @@ async fn uploads_that_are_not_videos_fail_the_job_and_a_full_queue_answers_429()
         202,
         "the upload is accepted; the job finds out"
     );
-    let location = text.headers()["location"]
-        .to_str()
-        .expect("ascii")
-        .to_owned();
-    let failed = loop {
-        let v: Value = client
-            .get(server.url(&location))
-            .send()
-            .await
-            .expect("gets")
-            .json()
-            .await
-            .expect("JSON");
-        match v["state"].as_str() {
-            Some("queued" | "running") => tokio::time::sleep(Duration::from_millis(100)).await,
-            _ => break v,
-        }
-    };
+    let location = location_of(&text);
+    let failed = finished_job(&client, &server, &location).await;
     assert_eq!(failed["state"], "failed");
     assert!(
         failed["error"]
@@ -548,4 +539,44 @@ async fn shutting_down_closes_streams_cancels_jobs_and_deletes_their_files() {
         "the stream is told the server is going away"
     );
     assert!(!root.exists(), "job files are deleted at shutdown");
+}
+
+#[tokio::test]
+async fn finished_jobs_and_their_files_are_deleted_after_the_ttl() {
+    let mut config = config();
+    config.job_ttl = Duration::from_secs(1);
+    let server = Running::start(config).await;
+    let client = reqwest::Client::new();
+    let created = client
+        .post(server.url("/v1/videos"))
+        .header("content-type", "video/mp4")
+        .body("not a video: the job fails at once")
+        .send()
+        .await
+        .expect("uploads");
+    let location = location_of(&created);
+    let job = finished_job(&client, &server, &location).await;
+    let dir = server
+        .state
+        .jobs()
+        .root()
+        .join(job["id"].as_str().expect("id"));
+    assert!(dir.is_dir(), "kept while the TTL runs");
+    let start = std::time::Instant::now();
+    while client
+        .get(server.url(&location))
+        .send()
+        .await
+        .expect("gets")
+        .status()
+        != 404
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "expired within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(!dir.exists(), "its folder went with it");
+    server.shut_down().await;
 }

@@ -48,6 +48,9 @@ pub struct ServeArgs {
     /// Detector the server runs (`emotrack serve --detector`).
     #[arg(long, default_value = "mtcnn")]
     detector: String,
+    /// The streams' query options (as a browser page would pass them), e.g. `detect_every=3`.
+    #[arg(long, value_name = "QUERY", default_value = "")]
+    stream_options: String,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -60,6 +63,7 @@ struct Report {
     fps: f64,
     seconds: f64,
     detector: String,
+    stream_options: String,
     frames_sent: u64,
     frames_answered: u64,
     frames_skipped: u64,
@@ -127,6 +131,7 @@ pub fn serve(args: ServeArgs) -> Result<Outcome> {
         fps: args.fps,
         seconds: args.seconds,
         detector: args.detector.clone(),
+        stream_options: args.stream_options.clone(),
         frames_sent: streams.sent,
         frames_answered: streams.answered,
         frames_skipped: streams.skipped,
@@ -152,8 +157,16 @@ fn print(r: &Report, json: bool) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{} streams x {} fps for {} s ({} detector), 640x480 JPEG frames",
-        r.streams, r.fps, r.seconds, r.detector
+        "{} streams x {} fps for {} s ({} detector{}), 640x480 JPEG frames",
+        r.streams,
+        r.fps,
+        r.seconds,
+        r.detector,
+        if r.stream_options.is_empty() {
+            String::new()
+        } else {
+            format!(", ?{}", r.stream_options)
+        }
     );
     println!(
         "| sent | answered | skipped | p50 ms | p95 ms | p99 ms | RSS MB start / after streams / end |"
@@ -297,7 +310,7 @@ async fn run_streams(
 ) -> Result<StreamTotals> {
     let mut clients = Vec::new();
     for i in 0..args.streams {
-        let url = format!("ws://{addr}/v1/stream");
+        let url = format!("ws://{addr}/v1/stream?{}", args.stream_options);
         let frames = Arc::clone(&frames);
         let (fps, seconds) = (args.fps, args.seconds);
         clients.push(tokio::spawn(async move {
