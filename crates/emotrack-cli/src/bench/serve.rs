@@ -71,7 +71,10 @@ struct Report {
     latency_ms_p50: f64,
     latency_ms_p95: f64,
     latency_ms_p99: f64,
+    processing_ms_p50: f64,
+    processing_ms_p95: f64,
     server_rss_mb_start: f64,
+    server_rss_mb_streams_10s: f64,
     server_rss_mb_after_streams: f64,
     server_rss_mb_end: f64,
     analyze_requests_per_second: Option<f64>,
@@ -107,7 +110,14 @@ pub fn serve(args: ServeArgs) -> Result<Outcome> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    // Memory 10 s into the streams (warmed up) against at their end: flat or growing.
+    let pid = server.child.id();
+    let at_10s = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(10));
+        rss_mb(pid)
+    });
     let streams = runtime.block_on(run_streams(&server.addr, &args, Arc::new(frames)))?;
+    let rss_10s = at_10s.join().unwrap_or(f64::NAN);
     let after_streams = rss_mb(server.child.id());
     let analyze = if args.analyze_seconds > 0.0 {
         let served = runtime.block_on(run_analyze(&server.addr, &args, &photos))?;
@@ -117,15 +127,8 @@ pub fn serve(args: ServeArgs) -> Result<Outcome> {
         None
     };
     let end_rss = rss_mb(server.child.id());
-    let mut latencies = streams.latencies_ms;
-    latencies.sort_by(f64::total_cmp);
-    let pct = |q: f64| {
-        if latencies.is_empty() {
-            f64::NAN
-        } else {
-            latencies[((latencies.len() - 1) as f64 * q).round() as usize]
-        }
-    };
+    let latency = percentiles(streams.latencies_ms);
+    let processing = percentiles(streams.processing_ms);
     let report = Report {
         streams: args.streams,
         fps: args.fps,
@@ -136,10 +139,13 @@ pub fn serve(args: ServeArgs) -> Result<Outcome> {
         frames_answered: streams.answered,
         frames_skipped: streams.skipped,
         skipped_percent: 100.0 * streams.skipped as f64 / streams.sent.max(1) as f64,
-        latency_ms_p50: pct(0.50),
-        latency_ms_p95: pct(0.95),
-        latency_ms_p99: pct(0.99),
+        latency_ms_p50: latency(0.50),
+        latency_ms_p95: latency(0.95),
+        latency_ms_p99: latency(0.99),
+        processing_ms_p50: processing(0.50),
+        processing_ms_p95: processing(0.95),
         server_rss_mb_start: start_rss,
+        server_rss_mb_streams_10s: rss_10s,
         server_rss_mb_after_streams: after_streams,
         server_rss_mb_end: end_rss,
         analyze_requests_per_second: analyze.map(|a| a.0),
@@ -149,6 +155,18 @@ pub fn serve(args: ServeArgs) -> Result<Outcome> {
     drop(server);
     print(&report, args.json)?;
     Ok(Outcome::Success)
+}
+
+/// The `q`-quantile of the values (NaN for none).
+fn percentiles(mut values: Vec<f64>) -> impl Fn(f64) -> f64 {
+    values.sort_by(f64::total_cmp);
+    move |q| {
+        if values.is_empty() {
+            f64::NAN
+        } else {
+            values[((values.len() - 1) as f64 * q).round() as usize]
+        }
+    }
 }
 
 fn print(r: &Report, json: bool) -> Result<()> {
@@ -169,11 +187,11 @@ fn print(r: &Report, json: bool) -> Result<()> {
         }
     );
     println!(
-        "| sent | answered | skipped | p50 ms | p95 ms | p99 ms | RSS MB start / after streams / end |"
+        "| sent | answered | skipped | latency p50 / p95 / p99 ms | processing p50 / p95 ms | RSS MB idle / streams at 10 s / end of streams / after analyze |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---|");
+    println!("|---:|---:|---:|---|---|---|");
     println!(
-        "| {} | {} | {} ({:.1}%) | {:.1} | {:.1} | {:.1} | {:.0} / {:.0} / {:.0} |",
+        "| {} | {} | {} ({:.1}%) | {:.1} / {:.1} / {:.1} | {:.1} / {:.1} | {:.0} / {:.0} / {:.0} / {:.0} |",
         r.frames_sent,
         r.frames_answered,
         r.frames_skipped,
@@ -181,7 +199,10 @@ fn print(r: &Report, json: bool) -> Result<()> {
         r.latency_ms_p50,
         r.latency_ms_p95,
         r.latency_ms_p99,
+        r.processing_ms_p50,
+        r.processing_ms_p95,
         r.server_rss_mb_start,
+        r.server_rss_mb_streams_10s,
         r.server_rss_mb_after_streams,
         r.server_rss_mb_end
     );
@@ -301,6 +322,7 @@ struct StreamTotals {
     answered: u64,
     skipped: u64,
     latencies_ms: Vec<f64>,
+    processing_ms: Vec<f64>,
 }
 
 async fn run_streams(
@@ -313,7 +335,10 @@ async fn run_streams(
         let url = format!("ws://{addr}/v1/stream?{}", args.stream_options);
         let frames = Arc::clone(&frames);
         let (fps, seconds) = (args.fps, args.seconds);
+        // Cameras are not in step: each stream starts at its own phase of the frame interval.
+        let phase = Duration::from_secs_f64(i as f64 / (args.streams as f64 * fps));
         clients.push(tokio::spawn(async move {
+            tokio::time::sleep(phase).await;
             one_stream(&url, &frames, i, fps, seconds).await
         }));
     }
@@ -324,6 +349,7 @@ async fn run_streams(
         totals.answered += t.answered;
         totals.skipped += t.skipped;
         totals.latencies_ms.extend(t.latencies_ms);
+        totals.processing_ms.extend(t.processing_ms);
     }
     Ok(totals)
 }
@@ -384,6 +410,9 @@ async fn one_stream(
         if let Some(sent) = sent {
             totals.latencies_ms.push(sent.elapsed().as_secs_f64() * 1e3);
         }
+        totals
+            .processing_ms
+            .push(v["processing_ms"].as_f64().unwrap_or(f64::NAN));
         totals.answered += 1;
         totals.skipped += v["skipped"].as_u64().unwrap_or(0);
     }
