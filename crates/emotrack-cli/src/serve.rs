@@ -32,8 +32,8 @@ pub struct Args {
     /// Require this bearer token on every /v1 route and the stream.
     #[arg(long, env = "EMOTRACK_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// Allow browser pages from this origin (e.g. https://app.example.com; `*` for any) to call
-    /// the API; repeat for several. Closed by default.
+    /// Allow browser pages served from ORIGIN (scheme, host and port, as browsers send it in
+    /// their Origin header; `*` for any) to call the API; repeat for several. Closed by default.
     #[arg(long, value_name = "ORIGIN")]
     pub cors: Vec<String>,
     /// Largest image body, in MiB.

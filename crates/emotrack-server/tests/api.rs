@@ -531,3 +531,33 @@ async fn a_busy_pool_refuses_with_429_and_retry_after() {
     assert!(running.await.expect("joins").expect("ran"));
     assert!(state.run_cpu(|| ()).await.is_ok(), "free again");
 }
+
+#[tokio::test]
+async fn a_video_upload_above_the_limit_is_refused_and_leaves_no_job() {
+    let mut config = ServerConfig::new(AnalyzerConfig::default());
+    config.limits.max_video_bytes = 1024;
+    let state = ready_state(config);
+    let router = app(state.clone());
+    let upload = post_image("/v1/videos", "video/mp4", vec![0u8; 4096]);
+    let answer = call(&router, upload).await;
+    assert_error(&answer, StatusCode::PAYLOAD_TOO_LARGE, "too_large");
+    assert_eq!(
+        std::fs::read_dir(state.jobs().root())
+            .expect("lists")
+            .count(),
+        0,
+        "the partial upload is deleted"
+    );
+}
+
+#[tokio::test]
+async fn a_request_over_the_time_limit_answers_503_timeout() {
+    let Some((_, bytes)) = photo("facenet_pytorch_multiface.jpg") else {
+        return;
+    };
+    let mut config = ServerConfig::new(AnalyzerConfig::default());
+    config.limits.request_timeout = std::time::Duration::from_millis(1);
+    let router = server(config);
+    let answer = call(&router, post_image("/v1/analyze", "image/jpeg", bytes)).await;
+    assert_error(&answer, StatusCode::SERVICE_UNAVAILABLE, "timeout");
+}
