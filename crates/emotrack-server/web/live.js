@@ -26,6 +26,7 @@ export class LiveView {
   constructor(metrics) {
     this.metrics = metrics;
     this.video = $("video");
+    this.stage = $("stage");
     this.button = $("live-start");
     this.cameraSelect = $("camera");
     this.status = $("live-status");
@@ -103,6 +104,9 @@ export class LiveView {
     });
     this.video.srcObject = stream;
     await this.video.play();
+    // The stage takes the camera's shape, so the picture fills it (no bars to draw around).
+    const { videoWidth: w, videoHeight: h } = this.video;
+    if (w && h) this.stage.style.aspectRatio = `${w} / ${h}`;
   }
 
   closeCamera() {
