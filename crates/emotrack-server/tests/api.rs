@@ -568,7 +568,15 @@ async fn the_page_and_its_files_are_served_with_their_types_and_validators() {
         assert_eq!(status, StatusCode::NOT_MODIFIED, "{uri} revalidated");
         assert!(body.is_empty());
     }
-    for missing in ["/assets/nope.js", "/assets/index.html", "/assets/..%2FCargo.toml"] {
-        assert_eq!(call(&router, get(missing)).await.0, StatusCode::NOT_FOUND, "{missing}");
+    for missing in [
+        "/assets/nope.js",
+        "/assets/index.html",
+        "/assets/..%2FCargo.toml",
+    ] {
+        assert_eq!(
+            call(&router, get(missing)).await.0,
+            StatusCode::NOT_FOUND,
+            "{missing}"
+        );
     }
 }

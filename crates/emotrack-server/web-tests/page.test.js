@@ -275,6 +275,8 @@ test("photo: the page shows the faces `emotrack analyze` finds", async (t) => {
       text: p.querySelector(".label").textContent,
     }))
   );
+  // The page numbers faces from left to right.
+  cli.faces.sort((a, b) => a.box.x - b.box.x);
   cli.faces.forEach((face, i) => {
     const b = face.box;
     assert.equal(shown[i].label, face.label, `face ${i + 1}'s label`);

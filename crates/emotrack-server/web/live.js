@@ -12,7 +12,11 @@ import { StreamSocket } from "./socket.js";
 /** Widest frame sent; larger cameras are scaled down (faces stay findable, uploads small). */
 const MAX_WIDTH = 640;
 const JPEG_QUALITY = 0.8;
-/** The vibe is announced to screen readers when the first face's label changes, at most this often. */
+/**
+ * Screen readers hear the first face's vibe when its label changes, once the new label has held
+ * for ANNOUNCE_STABLE_MS (a flicker is not news) and at most every ANNOUNCE_EVERY_MS.
+ */
+const ANNOUNCE_STABLE_MS = 1500;
 const ANNOUNCE_EVERY_MS = 4000;
 /** FPS is counted over this window. */
 const FPS_WINDOW_MS = 2000;
@@ -52,6 +56,7 @@ export class LiveView {
     this.lastAnswerGap = 100;
     this.lastAnswerAt = 0;
     this.announced = { key: "", at: -Infinity };
+    this.candidate = { key: "", since: 0 };
     this.statsAt = 0;
 
     this.button.addEventListener("click", () => (this.running ? this.stop() : this.start()));
@@ -240,11 +245,13 @@ export class LiveView {
     this.announce(faces, now);
   }
 
-  /** Tells screen readers the first face's vibe when its label changes, at most every few seconds. */
+  /** Tells screen readers the first face's vibe when its label has changed and held (see above). */
   announce(faces, now) {
     const first = faces.reduce((a, f) => (a && a.id < f.id ? a : f), null);
     const key = first ? `${first.id}:${first.label}` : "none";
-    if (key === this.announced.key || now - this.announced.at < ANNOUNCE_EVERY_MS) return;
+    if (key !== this.candidate.key) this.candidate = { key, since: now };
+    if (key === this.announced.key || now - this.candidate.since < ANNOUNCE_STABLE_MS) return;
+    if (now - this.announced.at < ANNOUNCE_EVERY_MS) return;
     if (!first && this.announced.key === "") return; // nothing said yet, nothing to take back
     this.announced = { key, at: now };
     this.vibe.textContent = first ? `Face #${first.id}: ${first.label}. ${first.vibe}` : "No face in view.";

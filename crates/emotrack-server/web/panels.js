@@ -97,28 +97,31 @@ class FacePanel {
   /** Puts the bars in `order` (moving the same nodes) and marks the first. */
   place(order) {
     for (const emotion of order) this.list.append(this.bars.get(emotion));
-    for (const [emotion, bar] of this.bars) bar.classList.toggle("top", emotion === order[0]);
+    for (const [emotion, bar] of this.bars) bar.classList.toggle("first", emotion === order[0]);
     this.order = order;
   }
 
-  /** Moves the bars into `order`, animated from where they are now (FLIP). */
+  /** Moves the bars into `order`, animated from where they are seen now (FLIP). */
   reorder(order) {
     const bars = [...this.bars.values()];
-    const first = new Map(bars.map((b) => [b, b.getBoundingClientRect().top]));
+    // First: where each bar is seen, a transition in flight included; Last: its new place in
+    // the layout (offsetTop ignores transforms; the list is the bars' offsetParent).
+    const top = this.list.getBoundingClientRect().top;
+    const first = new Map(bars.map((b) => [b, b.getBoundingClientRect().top - top]));
     this.place(order);
     const moved = [];
     for (const bar of bars) {
-      const dy = first.get(bar) - bar.getBoundingClientRect().top;
+      const dy = first.get(bar) - bar.offsetTop;
       if (Math.abs(dy) < 0.5) continue;
       bar.classList.add("moving");
-      bar.style.transform = `translateY(${dy}px)`;
+      bar.style.transform = `translateY(${dy}px)`; // Invert
       moved.push(bar);
     }
     this.onReorder();
-    if (moved.length === 0) return; // hidden (another tab): nothing to animate
+    if (moved.length === 0) return; // not shown (another tab): nothing to animate
     this.list.getBoundingClientRect(); // commit the inverted positions before the transition
     for (const bar of moved) {
-      bar.classList.remove("moving");
+      bar.classList.remove("moving"); // Play: the transition brings each bar home
       bar.style.transform = "";
     }
   }

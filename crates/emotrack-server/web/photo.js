@@ -1,5 +1,5 @@
 // The Photo tab: drop or pick an image → POST /v1/analyze → the image with boxes, and a panel
-// per face (the same panels as the live view, numbered left to right as the server lists them).
+// per face (the same panels as the live view, numbered from left to right).
 
 import { apiFetch, explain } from "./api.js";
 import { Overlay } from "./overlay.js";
@@ -47,7 +47,11 @@ export class PhotoView {
     this.img.src = this.url;
     await this.img.decode().catch(() => {});
     this.stage.hidden = false;
-    const faces = result.faces.map((f, i) => ({ ...f, key: i + 1 }));
+    // Numbered left to right, as a person reads the photo.
+    const faces = result.faces
+      .slice()
+      .sort((a, b) => a.box.x - b.box.x)
+      .map((f, i) => ({ ...f, key: i + 1 }));
     this.panels.clear();
     this.panels.update(
       faces.map((f) => ({ key: f.key, title: `Face ${f.key}`, scores: f.probabilities, label: f.label, vibe: f.vibe, box: f.box }))

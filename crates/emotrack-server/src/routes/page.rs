@@ -60,7 +60,10 @@ const CACHE_CONTROL: &str = "no-cache";
 
 /// The page.
 pub async fn index(headers: HeaderMap) -> Response {
-    serve(find("index.html").expect("index.html is embedded"), &headers)
+    serve(
+        find("index.html").expect("index.html is embedded"),
+        &headers,
+    )
 }
 
 /// A file of the page (`/assets/app.js`).
@@ -79,7 +82,10 @@ fn serve(asset: &'static Asset, headers: &HeaderMap) -> Response {
     let etag = etag(asset);
     let cache = [
         (header::ETAG, etag.clone()),
-        (header::CACHE_CONTROL, HeaderValue::from_static(CACHE_CONTROL)),
+        (
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(CACHE_CONTROL),
+        ),
     ];
     let unchanged = headers
         .get_all(header::IF_NONE_MATCH)
@@ -166,9 +172,15 @@ mod tests {
         for script in html.split("<script").skip(1) {
             let tag_end = script.find('>').expect("closed tag");
             assert!(script[..tag_end].contains("src="), "inline <script>");
-            assert!(script[tag_end + 1..].starts_with("</script>"), "inline code");
+            assert!(
+                script[tag_end + 1..].starts_with("</script>"),
+                "inline code"
+            );
         }
         assert!(!html.contains(" onclick="), "inline handler");
-        assert!(!html.contains("//cdn") && !html.contains("https://"), "another origin");
+        assert!(
+            !html.contains("//cdn") && !html.contains("https://"),
+            "another origin"
+        );
     }
 }
