@@ -6,6 +6,7 @@
 #                           with `cargo build -p emotrack-cli` when absent)
 #   EMOTRACK_REQUIRE_DATA=1 fail, instead of skip, without Chromium, Node or the shared media (CI)
 #   CHROMIUM                the browser (default /usr/bin/chromium)
+# Arguments go to `node --test`, e.g. --test-name-pattern=photo to run one test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tests=crates/emotrack-server/web-tests
@@ -56,7 +57,7 @@ echo "browser tests against $url" >&2
 
 status=0
 EMOTRACK_URL="$url" EMOTRACK_BIN="$bin" node --test --test-concurrency=1 --test-reporter=spec \
-  "$tests/page.test.js" || status=$?
+  "$@" "$tests/page.test.js" || status=$?
 if [ "$status" != 0 ]; then
   echo "--- emotrack serve's log (last 40 lines) ---" >&2
   tail -n 40 "$log" >&2

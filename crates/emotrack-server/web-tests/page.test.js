@@ -89,8 +89,8 @@ async function waitReady() {
 }
 
 /** A fresh page that records console errors and uncaught exceptions. */
-async function open(viewport = { width: 1280, height: 800 }, hash = "") {
-  const context = await browser.newContext({ viewport });
+async function open(viewport = { width: 1280, height: 800 }, hash = "", options = {}) {
+  const context = await browser.newContext({ viewport, ...options });
   const page = await context.newPage();
   const errors = [];
   page.on("console", (m) => m.type() === "error" && errors.push(`console: ${m.text()}`));
@@ -220,6 +220,7 @@ test("live: boxes and panels follow the stream, bars sorted, same nodes, calm li
   assert.ok(state.moves >= 1 && state.reorders >= 1, `bars were re-ordered (${state.moves} moves, ${state.reorders} re-orderings)`);
   assert.ok(state.announcements < state.checked / 4, `the live region changed ${state.announcements} times in ${state.checked} updates`);
   assert.ok(Number.parseFloat(state.fps) > 0, `FPS shown: ${state.fps}`);
+  assert.equal(state.longTasks - from.longTasks, 0, "no main-thread task over 50 ms while streaming");
   assert.deepEqual(errors, [], "no console errors");
   const newLongTasks = state.longTasks - from.longTasks;
   console.log(
@@ -230,9 +231,15 @@ test("live: boxes and panels follow the stream, bars sorted, same nodes, calm li
   );
 });
 
-test("live: usable at 360 px wide and by keyboard", async (t) => {
+test("live: usable at 360 px wide, by keyboard, in the dark scheme and with reduced motion", async (t) => {
   if (!available(t)) return;
-  const { page, errors, close } = await open({ width: 360, height: 740 });
+  const { page, errors, close } = await open({ width: 360, height: 740 }, "", { colorScheme: "dark", reducedMotion: "reduce" });
+  const look = await page.evaluate(() => ({
+    background: getComputedStyle(document.body).backgroundColor,
+    move: getComputedStyle(document.documentElement).getPropertyValue("--move").trim(),
+  }));
+  assert.equal(look.background, "rgb(18, 19, 24)", "the dark scheme's background");
+  assert.equal(look.move, "0ms", "no movement with reduced motion");
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert.ok(overflow <= 0, `no sideways scrolling at 360 px (${overflow} px too wide)`);
   const focused = () => page.evaluate(() => document.activeElement.id || document.activeElement.tagName);
