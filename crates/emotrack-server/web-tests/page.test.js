@@ -7,7 +7,7 @@
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -329,4 +329,43 @@ test("video: a short job completes and its annotated video plays", async (t) => 
   assert.deepEqual(errors, [], "no console errors");
   await close();
   console.log(`video: ${result.status} played to ${played.time.toFixed(2)} s; ${result.rows.length} person row(s)`);
+});
+
+/** Starts `emotrack serve` with `args` on a free port; its URL and process. */
+async function startServer(args) {
+  const child = spawn(binary, ["serve", "--bind", "127.0.0.1:0", ...args], { stdio: ["ignore", "ignore", "pipe"] });
+  let log = "";
+  const url = await new Promise((resolve, reject) => {
+    child.stderr.on("data", (chunk) => {
+      log += chunk;
+      const found = /emotrack serving on (http:\/\/[^;( ]+)/.exec(log);
+      if (found) resolve(found[1]);
+    });
+    child.on("exit", () => reject(new Error(`emotrack serve exited: ${log}`)));
+  });
+  return { url, child };
+}
+
+test("live: a server with a token asks for it, streams once given, and is reconnected to when it goes", async (t) => {
+  if (!available(t)) return;
+  const { url, child } = await startServer(["--token", "s3cret"]);
+  try {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const page = await context.newPage();
+    await page.goto(`${url}/`);
+    await page.click("#live-start");
+    await page.waitForFunction(() => /needs a token/.test(document.getElementById("live-status").textContent), null, { timeout: 30000 });
+    assert.equal(await page.evaluate(() => document.getElementById("token-box").open), true, "the token field opens");
+    await page.fill("#token", "s3cret");
+    await page.press("#token", "Enter");
+    await page.click("#live-start");
+    await page.waitForFunction(() => window.__emotrack.frames > 0, null, { timeout: 60000 });
+    child.kill("SIGTERM");
+    await page.waitForFunction(() => /Reconnecting in/.test(document.getElementById("live-status").textContent), null, { timeout: 30000 });
+    const status = await page.textContent("#live-status");
+    await context.close();
+    console.log(`token and reconnection: "${status}"`);
+  } finally {
+    child.kill("SIGKILL");
+  }
 });
