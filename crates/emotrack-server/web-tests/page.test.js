@@ -291,6 +291,7 @@ test("photo: the page shows the faces `emotrack analyze` finds", async (t) => {
     assert.equal(shown[i].box, [b.x, b.y, b.w, b.h].join(","), `face ${i + 1}'s box`);
     assert.equal(shown[i].text, `${face.label} ${Math.round(face.confidence * 100)}%`);
   });
+  await page.waitForTimeout(500); // the panels' fade-in
   await page.screenshot({ path: path.join(shots, "photo.png"), fullPage: true });
   assert.deepEqual(errors, [], "no console errors");
   await close();
