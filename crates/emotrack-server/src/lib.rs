@@ -7,7 +7,7 @@
 //! * [`ServerConfig`] holds the models, limits and access rules; [`AppState`] what the
 //!   handlers share.
 //!
-//! Routes: `POST /v1/analyze`, `POST /v1/videos`, `GET|DELETE /v1/videos/{id}`,
+//! Routes: `GET /` (the web page, its files under `/assets/`), `POST /v1/analyze`, `POST /v1/videos`, `GET|DELETE /v1/videos/{id}`,
 //! `GET /v1/videos/{id}/{file}`, `GET /v1/stream` (WebSocket), `GET /healthz`, `GET /readyz`,
 //! `GET /metrics`, `GET /openapi.json`, `GET /docs`.
 
@@ -39,7 +39,7 @@ pub use error::{ApiError, ConfigError, ServeError};
 pub use routes::stream::PROTOCOL;
 pub use state::AppState;
 
-use crate::routes::{analyze, docs, health, stream, videos};
+use crate::routes::{analyze, docs, health, page, stream, videos};
 
 /// The content security policy of every answer: nothing from other sites, no framing.
 const CSP: &str = "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; \
@@ -68,7 +68,8 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/stream", get(stream::stream))
         .route_layer(from_fn_with_state(state.clone(), auth::require_token));
     let mut router = Router::new()
-        .route("/", get(docs::index))
+        .route("/", get(page::index))
+        .route("/assets/{file}", get(page::asset))
         .route("/docs", get(docs::page))
         .route("/openapi.json", get(docs::openapi))
         .route("/healthz", get(health::healthz))

@@ -405,7 +405,15 @@ async fn a_token_guards_every_v1_route_but_not_health() {
         StatusCode::OK,
         "the token as a query parameter"
     );
-    for open in ["/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"] {
+    for open in [
+        "/",
+        "/assets/app.js",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+        "/docs",
+    ] {
         assert_eq!(call(&router, get(open)).await.0, StatusCode::OK, "{open}");
     }
 }
@@ -560,4 +568,45 @@ async fn a_request_over_the_time_limit_answers_503_timeout() {
     let router = server(config);
     let answer = call(&router, post_image("/v1/analyze", "image/jpeg", bytes)).await;
     assert_error(&answer, StatusCode::SERVICE_UNAVAILABLE, "timeout");
+}
+
+#[tokio::test]
+async fn the_page_and_its_files_are_served_with_their_types_and_validators() {
+    let router = default_server();
+    let (status, headers, body) = call(&router, get("/")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CONTENT_TYPE], "text/html; charset=utf-8");
+    assert_eq!(headers[header::CACHE_CONTROL], "no-cache");
+    let page = String::from_utf8(body.to_vec()).expect("UTF-8");
+    assert!(page.contains(r#"<script type="module" src="/assets/app.js">"#));
+    for (uri, kind) in [
+        ("/assets/app.js", "text/javascript; charset=utf-8"),
+        ("/assets/panels.js", "text/javascript; charset=utf-8"),
+        ("/assets/style.css", "text/css; charset=utf-8"),
+        ("/assets/icon.svg", "image/svg+xml"),
+    ] {
+        let (status, headers, body) = call(&router, get(uri)).await;
+        assert_eq!(status, StatusCode::OK, "{uri}");
+        assert_eq!(headers[header::CONTENT_TYPE], kind, "{uri}");
+        assert!(!body.is_empty(), "{uri}");
+        let etag = headers[header::ETAG].clone();
+        let again = Request::get(uri)
+            .header(header::IF_NONE_MATCH, etag)
+            .body(Body::empty())
+            .expect("request");
+        let (status, _, body) = call(&router, again).await;
+        assert_eq!(status, StatusCode::NOT_MODIFIED, "{uri} revalidated");
+        assert!(body.is_empty());
+    }
+    for missing in [
+        "/assets/nope.js",
+        "/assets/index.html",
+        "/assets/..%2FCargo.toml",
+    ] {
+        assert_eq!(
+            call(&router, get(missing)).await.0,
+            StatusCode::NOT_FOUND,
+            "{missing}"
+        );
+    }
 }

@@ -82,15 +82,6 @@ pub async fn page() -> Html<&'static str> {
     Html(PAGE.get_or_init(|| render(document())))
 }
 
-/// Where to go from `/` until the web page is served there.
-pub async fn index() -> Html<&'static str> {
-    Html(
-        "<!doctype html><meta charset=utf-8><title>emotrack</title>\
-         <p>emotrack is running. The API is described at <a href=/docs>/docs</a> \
-         (<a href=/openapi.json>OpenAPI</a>).",
-    )
-}
-
 fn render(doc: &utoipa::openapi::OpenApi) -> String {
     let mut html = String::from(
         "<!doctype html><html lang=en><meta charset=utf-8>\

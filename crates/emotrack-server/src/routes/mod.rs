@@ -3,5 +3,6 @@
 pub mod analyze;
 pub mod docs;
 pub mod health;
+pub mod page;
 pub mod stream;
 pub mod videos;

@@ -1,0 +1,34 @@
+// The stream's settings form: its values as the `settings` message and the connection's query.
+
+/** Fields that hold whole numbers (the others are names). */
+const NUMBERS = new Set(["detect_every", "window", "hysteresis"]);
+
+/** The settings the user chose (fields left empty keep the server's defaults). */
+export function readSettings(form) {
+  const settings = {};
+  for (const [name, raw] of new FormData(form)) {
+    const value = String(raw).trim();
+    if (!value) continue;
+    if (NUMBERS.has(name)) {
+      const n = Number(value);
+      if (Number.isInteger(n) && n >= 0) settings[name] = n;
+    } else {
+      settings[name] = value;
+    }
+  }
+  return settings;
+}
+
+/** Calls `onChange(settings)` when a field is changed (not on every keystroke). */
+export function watchSettings(form, onChange) {
+  form.addEventListener("change", () => onChange(readSettings(form)));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    onChange(readSettings(form));
+  });
+}
+
+/** The settings as query parameters of a new connection. */
+export function settingsQuery(form) {
+  return new URLSearchParams(Object.entries(readSettings(form)).map(([k, v]) => [k, String(v)]));
+}
