@@ -385,3 +385,65 @@ fn model_flag_takes_a_run_folder_and_names_a_folder_without_a_model() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn a_phone_photo_stored_sideways_is_analysed_upright() {
+    // What a phone writes for a portrait shot: the pixels turned 90° counter-clockwise, and an
+    // EXIF orientation of 6 saying to turn them back. The faces must be those of the upright
+    // photo, in its coordinates.
+    let Some(media) = common::media_dir() else {
+        return;
+    };
+    let upright = image::open(media.join("photos/ageitgey_two_people.jpg"))
+        .expect("decodes")
+        .to_rgb8();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let encode = |img: &image::RgbImage| {
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 95)
+            .encode_image(img)
+            .expect("encodes");
+        jpeg
+    };
+    let plain = dir.path().join("upright.jpg");
+    std::fs::write(&plain, encode(&upright)).expect("write");
+    let sideways = dir.path().join("phone.jpg");
+    let stored = image::imageops::rotate270(&upright);
+    std::fs::write(
+        &sideways,
+        common::with_exif_orientation(&encode(&stored), 6),
+    )
+    .expect("write");
+    let out = emotrack(&["analyze", "--format", "json", p(&plain), p(&sideways)]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let (a, b) = (&v[0], &v[1]);
+    assert_eq!(
+        (b["width"].as_u64(), b["height"].as_u64()),
+        (a["width"].as_u64(), a["height"].as_u64())
+    );
+    let faces = |r: &serde_json::Value| {
+        let mut f: Vec<(String, f64, f64)> = r["faces"]
+            .as_array()
+            .expect("faces")
+            .iter()
+            .map(|f| {
+                let x = f["box"]["x"].as_f64().expect("x");
+                let y = f["box"]["y"].as_f64().expect("y");
+                (f["label"].as_str().expect("label").to_owned(), x, y)
+            })
+            .collect();
+        f.sort_by(|p, q| p.1.total_cmp(&q.1));
+        f
+    };
+    let (fa, fb) = (faces(a), faces(b));
+    assert_eq!(fa.len(), 2, "two people");
+    assert_eq!(fa.len(), fb.len(), "{fa:?} vs {fb:?}");
+    for (x, y) in fa.iter().zip(&fb) {
+        assert_eq!(x.0, y.0, "same label: {fa:?} vs {fb:?}");
+        assert!(
+            (x.1 - y.1).abs() < 8.0 && (x.2 - y.2).abs() < 8.0,
+            "same place: {fa:?} vs {fb:?}"
+        );
+    }
+}

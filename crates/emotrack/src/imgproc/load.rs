@@ -4,7 +4,8 @@
 use std::io::Cursor;
 use std::path::Path;
 
-use image::{ImageFormat, ImageReader, Limits, RgbImage};
+use image::metadata::Orientation;
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
 
 use crate::error::{Error, Result};
 
@@ -47,7 +48,7 @@ pub fn load_image(path: &Path, limits: DecodeLimits) -> Result<RgbImage> {
 }
 
 /// Decodes an image held in memory (an upload, a stream's frame) into RGB, with the checks of
-/// [`load_image`]; `name` names it in errors. Sizes are checked from the header before any
+/// [`load_image`], turned upright as its EXIF orientation says; `name` names it in errors. Sizes are checked from the header before any
 /// pixel is decoded: [`Error::TooLarge`] when it claims more than `limits` allow,
 /// [`Error::Image`] when it is empty, not an image or corrupt.
 pub fn decode_image(bytes: &[u8], name: &Path, limits: DecodeLimits) -> Result<RgbImage> {
@@ -85,12 +86,18 @@ pub fn decode_image(bytes: &[u8], name: &Path, limits: DecodeLimits) -> Result<R
     l.max_image_width = Some(limits.max_side);
     l.max_image_height = Some(limits.max_side);
     l.max_alloc = Some(limits.max_alloc);
-    let mut reader = reader()?;
-    reader.limits(l);
-    let decoded = reader.decode().map_err(|e| match e {
+    let failed = |e: image::ImageError| match e {
         image::ImageError::Limits(_) => too_large(name, &limits),
         other => bad(format!("could not decode: {other}")),
-    })?;
+    };
+    let mut reader = reader()?;
+    reader.limits(l);
+    let mut decoder = reader.into_decoder().map_err(failed)?;
+    // Phones store portrait photos sideways with an EXIF orientation; faces and boxes must refer
+    // to the picture as it is shown. An unreadable orientation leaves the pixels as stored.
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let mut decoded = DynamicImage::from_decoder(decoder).map_err(failed)?;
+    decoded.apply_orientation(orientation);
     Ok(decoded.to_rgb8())
 }
 
@@ -173,6 +180,37 @@ mod tests {
         let mut trailer = whole.clone();
         trailer.extend_from_slice(b"\xFF\xD8 appended video data");
         assert!(jpeg_is_complete(&trailer), "data after EOI is allowed");
+    }
+
+    /// `jpeg` with an EXIF segment saying `orientation` (1-8), right after SOI.
+    fn with_orientation(jpeg: &[u8], orientation: u8) -> Vec<u8> {
+        let mut exif = vec![0xFF, 0xE1, 0x00, 0x22];
+        exif.extend_from_slice(b"Exif\0\0II*\0\x08\0\0\0");
+        exif.extend_from_slice(&[1, 0, 0x12, 0x01, 3, 0, 1, 0, 0, 0, orientation, 0, 0, 0]);
+        exif.extend_from_slice(&[0, 0, 0, 0]);
+        let mut out = jpeg[..2].to_vec();
+        out.extend(exif);
+        out.extend_from_slice(&jpeg[2..]);
+        out
+    }
+
+    #[test]
+    fn a_photo_stored_sideways_is_turned_upright_by_its_exif_orientation() {
+        let stored = jpeg(64, 48);
+        let name = Path::new("phone.jpg");
+        let plain = decode_image(&stored, name, DecodeLimits::default()).expect("decodes");
+        assert_eq!(plain.dimensions(), (64, 48));
+        // 6: the stored picture must turn 90° clockwise to be shown upright.
+        let turned = decode_image(&with_orientation(&stored, 6), name, DecodeLimits::default())
+            .expect("decodes");
+        assert_eq!(turned.dimensions(), (48, 64));
+        let expected = image::imageops::rotate90(&plain);
+        assert_eq!(turned.get_pixel(0, 0), expected.get_pixel(0, 0));
+        assert_eq!(turned.get_pixel(47, 10), expected.get_pixel(47, 10));
+        // 1: as stored.
+        let same = decode_image(&with_orientation(&stored, 1), name, DecodeLimits::default())
+            .expect("decodes");
+        assert_eq!(same.dimensions(), (64, 48));
     }
 
     #[test]

@@ -52,6 +52,12 @@ pub fn shared_photo(name: &str) -> Option<image::RgbImage> {
     let path = media_dir()?.join(name);
     match image::open(&path) {
         Ok(img) => Some(img.to_rgb8()),
+        Err(e) if std::env::var("EMOTRACK_REQUIRE_DATA").is_ok_and(|v| v == "1") => {
+            panic!(
+                "{} does not decode: {e} (EMOTRACK_REQUIRE_DATA=1)",
+                path.display()
+            )
+        }
         Err(e) => {
             eprintln!("SKIPPED: {}: {e}", path.display());
             None
@@ -202,4 +208,17 @@ pub fn png_header(w: u32, h: u32) -> Vec<u8> {
     png.extend(&ihdr);
     png.extend(crc32(&ihdr).to_be_bytes());
     png
+}
+
+/// A JPEG file's bytes with an EXIF segment saying `orientation` (1-8) inserted after SOI: how
+/// a phone stores a portrait photo (6: turn 90° clockwise to show it).
+pub fn with_exif_orientation(jpeg: &[u8], orientation: u8) -> Vec<u8> {
+    let mut exif = vec![0xFF, 0xE1, 0x00, 0x22];
+    exif.extend_from_slice(b"Exif\0\0II*\0\x08\0\0\0");
+    exif.extend_from_slice(&[1, 0, 0x12, 0x01, 3, 0, 1, 0, 0, 0, orientation, 0, 0, 0]);
+    exif.extend_from_slice(&[0, 0, 0, 0]);
+    let mut out = jpeg[..2].to_vec();
+    out.extend(exif);
+    out.extend_from_slice(&jpeg[2..]);
+    out
 }
