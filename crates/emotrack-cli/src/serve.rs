@@ -91,7 +91,7 @@ impl Args {
             max_message_bytes: self.max_message << 10,
             max_streams: self.max_streams,
             workers,
-            max_waiting: 4 * workers,
+            max_waiting: Limits::WAITING_PER_WORKER * workers,
             max_jobs: self.max_jobs,
             job_workers: self.job_workers,
             request_timeout: Duration::from_secs(self.request_timeout),

@@ -59,6 +59,11 @@ pub struct Limits {
     pub shutdown_grace: Duration,
 }
 
+impl Limits {
+    /// Requests that may wait for each worker (`max_waiting` = this x `workers`).
+    pub const WAITING_PER_WORKER: usize = 4;
+}
+
 impl Default for Limits {
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -69,7 +74,7 @@ impl Default for Limits {
             max_message_bytes: 4 << 20,
             max_streams: 16,
             workers: cores,
-            max_waiting: 4 * cores,
+            max_waiting: Self::WAITING_PER_WORKER * cores,
             max_jobs: 8,
             job_workers: 1,
             request_timeout: Duration::from_secs(60),

@@ -46,7 +46,8 @@ pub enum JobState {
 }
 
 impl JobState {
-    fn is_finished(self) -> bool {
+    /// Whether the job has ended (done, failed or cancelled): its files no longer change.
+    pub fn is_finished(self) -> bool {
         matches!(self, Self::Done | Self::Failed | Self::Cancelled)
     }
 

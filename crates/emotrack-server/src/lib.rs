@@ -51,6 +51,8 @@ const EXPIRY_CHECK: Duration = Duration::from_secs(30);
 
 /// The server's routes and middleware.
 pub fn app(state: AppState) -> Router {
+    // The metrics recorder must be in place before the first request records anything.
+    telemetry::prometheus();
     let limits = state.config().limits;
     let api = Router::new()
         .route(

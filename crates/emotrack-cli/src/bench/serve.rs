@@ -19,7 +19,7 @@ use anyhow::{Context, Result, bail};
 use emotrack::video::{DecodeOptions, Source, StopCause, VideoInput};
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Bytes, Message};
 
 use crate::inputs::{Input, expand};
 use crate::outcome::Outcome;
@@ -218,8 +218,8 @@ fn print(r: &Report, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// The video's frames fitted into 640x480, as JPEG.
-fn jpeg_frames(video: &std::path::Path) -> Result<Vec<Vec<u8>>> {
+/// The video's frames fitted into 640x480, as JPEG (shared buffers: sending one copies nothing).
+fn jpeg_frames(video: &std::path::Path) -> Result<Vec<Bytes>> {
     let options = DecodeOptions {
         size: Some((640, 480)),
         ..DecodeOptions::default()
@@ -233,7 +233,7 @@ fn jpeg_frames(video: &std::path::Path) -> Result<Vec<Vec<u8>>> {
         image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 85)
             .encode_image(&frame)
             .context("cannot encode a frame")?;
-        frames.push(jpeg);
+        frames.push(Bytes::from(jpeg));
     }
     decoder.stop(StopCause::Requested);
     let _ = decoder.finish();
@@ -328,7 +328,7 @@ struct StreamTotals {
 async fn run_streams(
     addr: &str,
     args: &ServeArgs,
-    frames: Arc<Vec<Vec<u8>>>,
+    frames: Arc<Vec<Bytes>>,
 ) -> Result<StreamTotals> {
     let mut clients = Vec::new();
     for i in 0..args.streams {
@@ -339,7 +339,7 @@ async fn run_streams(
         let phase = Duration::from_secs_f64(i as f64 / (args.streams as f64 * fps));
         clients.push(tokio::spawn(async move {
             tokio::time::sleep(phase).await;
-            one_stream(&url, &frames, i, fps, seconds).await
+            one_stream(&url, frames, i, fps, seconds).await
         }));
     }
     let mut totals = StreamTotals::default();
@@ -357,7 +357,7 @@ async fn run_streams(
 /// One camera-like client: a frame every 1/fps s, answers read as they come.
 async fn one_stream(
     url: &str,
-    frames: &[Vec<u8>],
+    frames: Arc<Vec<Bytes>>,
     offset: usize,
     fps: f64,
     seconds: f64,
@@ -369,7 +369,6 @@ async fn one_stream(
     let sent_at: Arc<std::sync::Mutex<HashMap<u64, Instant>>> = Arc::default();
     let sender = {
         let sent_at = Arc::clone(&sent_at);
-        let frames = frames.to_vec();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / fps));
             let end = Instant::now() + Duration::from_secs_f64(seconds);
@@ -381,11 +380,7 @@ async fn one_stream(
                 if let Ok(mut m) = sent_at.lock() {
                     m.insert(seq, Instant::now());
                 }
-                if tx
-                    .send(Message::Binary(frame.clone().into()))
-                    .await
-                    .is_err()
-                {
+                if tx.send(Message::Binary(frame.clone())).await.is_err() {
                     break;
                 }
                 seq += 1;

@@ -109,9 +109,8 @@ pub async fn file(
     request: Request,
 ) -> Result<Response, ApiError> {
     let job = state.jobs().get(&id)?;
-    let known = FILES.contains(&name.as_str());
     let path = job.dir().join(&name);
-    if !known || !job.view().files.contains_key(&name) {
+    if !FILES.contains(&name.as_str()) || !job.state().is_finished() || !path.is_file() {
         return Err(ApiError::not_found(format!(
             "job {id} has no file {name:?} (yet): its files are {} once it has finished",
             FILES.join(", ")

@@ -56,17 +56,12 @@ pub fn decode_image(bytes: &[u8], name: &Path, limits: DecodeLimits) -> Result<R
     if bytes.is_empty() {
         return Err(bad("the file is empty (0 bytes)".into()));
     }
-    let reader = || {
-        ImageReader::new(Cursor::new(bytes))
-            .with_guessed_format()
-            .map_err(|e| bad(format!("could not read the file: {e}")))
-    };
-    if reader()?.format().is_none() {
-        return Err(bad(
-            "not a supported image (expected JPEG, PNG, BMP, WebP, GIF or TIFF)".into(),
-        ));
-    }
-    if reader()?.format() == Some(ImageFormat::Jpeg) && !jpeg_is_complete(bytes) {
+    // The format is guessed once, from the content; every reader below is told it.
+    let format = image::guess_format(bytes).map_err(|_| {
+        bad("not a supported image (expected JPEG, PNG, BMP, WebP, GIF or TIFF)".into())
+    })?;
+    let reader = || ImageReader::with_format(Cursor::new(bytes), format);
+    if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
         return Err(bad(
             "the JPEG is cut off (its data ends before the end-of-image marker)".into(),
         )
@@ -75,7 +70,7 @@ pub fn decode_image(bytes: &[u8], name: &Path, limits: DecodeLimits) -> Result<R
     // The pixel count, from the header, before anything is decoded. A header the decoder
     // cannot read on its own (a PNG cut before its first data chunk) is left to the decode
     // below, which reports it.
-    if let Ok((w, h)) = reader()?.into_dimensions()
+    if let Ok((w, h)) = reader().into_dimensions()
         && (w > limits.max_side
             || h > limits.max_side
             || u64::from(w) * u64::from(h) > limits.max_pixels)
@@ -90,7 +85,7 @@ pub fn decode_image(bytes: &[u8], name: &Path, limits: DecodeLimits) -> Result<R
         image::ImageError::Limits(_) => too_large(name, &limits),
         other => bad(format!("could not decode: {other}")),
     };
-    let mut reader = reader()?;
+    let mut reader = reader();
     reader.limits(l);
     let mut decoder = reader.into_decoder().map_err(failed)?;
     // Phones store portrait photos sideways with an EXIF orientation; faces and boxes must refer
