@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use emotrack::Emotion;
+use emotrack::imgproc::DecodeLimits;
 use rayon::prelude::*;
 
 use crate::error::DataError;
@@ -201,9 +202,12 @@ pub fn load_split(dir: &Path) -> Result<Dataset, DataError> {
     Ok(data)
 }
 
-/// Decodes one file to 48x48 gray pixels.
+/// Decodes one file to 48x48 gray pixels, upright and within the library's decode limits, as
+/// `emotrack analyze` reads it.
 fn decode_gray48(path: &Path) -> Result<Vec<u8>, String> {
-    let img = image::open(path).map_err(|e| e.to_string())?.into_luma8();
+    let rgb =
+        emotrack::imgproc::load_image(path, DecodeLimits::default()).map_err(|e| e.detail())?;
+    let img = image::DynamicImage::ImageRgb8(rgb).into_luma8();
     let side = IMAGE_SIDE as u32;
     let img = if img.dimensions() == (side, side) {
         img

@@ -387,6 +387,44 @@ fn model_flag_takes_a_run_folder_and_names_a_folder_without_a_model() {
 }
 
 #[test]
+fn a_model_config_with_a_zero_stride_or_width_is_refused_naming_the_field() {
+    // Each of these used to pass validation and reach an assert in the runtime (a backtrace).
+    let models = common::workspace_root().join("models");
+    let config: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(models.join("emotion.json")).expect("the built-in config"),
+    )
+    .expect("JSON");
+    let photo = good_photo();
+    for (pointer, field) in [
+        ("/architecture/stem_stride", "architecture.stem_stride"),
+        ("/architecture/stem_channels", "architecture.stem_channels"),
+        ("/architecture/strides/1", "architecture.strides[1]"),
+        ("/architecture/widths/0", "architecture.widths[0]"),
+        ("/architecture/blocks/2", "architecture.blocks[2]"),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::copy(
+            models.join("emotion.safetensors"),
+            dir.path().join("m.safetensors"),
+        )
+        .expect("copy the weights");
+        let mut broken = config.clone();
+        *broken.pointer_mut(pointer).expect("the field exists") = 0.into();
+        std::fs::write(dir.path().join("m.json"), broken.to_string()).expect("write");
+        let out = emotrack(&[
+            "analyze",
+            "--model",
+            p(&dir.path().join("m.safetensors")),
+            p(&photo),
+        ]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{field}: {stderr}");
+        assert!(stderr.contains(field), "{field}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{field}: {stderr}");
+    }
+}
+
+#[test]
 fn a_phone_photo_stored_sideways_is_analysed_upright() {
     // What a phone writes for a portrait shot: the pixels turned 90° counter-clockwise, and an
     // EXIF orientation of 6 saying to turn them back. The faces must be those of the upright

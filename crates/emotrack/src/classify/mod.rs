@@ -18,6 +18,7 @@
 mod onnx;
 mod resnet;
 
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -180,15 +181,23 @@ impl ModelConfig {
     }
 }
 
+/// Bounds on a ResNet config's numbers: far above any network that fits the 48-pixel input,
+/// far below what would exhaust memory.
+const MAX_CHANNELS: usize = 4096;
+const MAX_BLOCKS: usize = 64;
+const MAX_STRIDE: usize = 8;
+
 impl Architecture {
     /// Checks the layout, saying what is wrong.
     fn validate(&self) -> std::result::Result<(), String> {
         match self {
             Self::Resnet {
+                stem_channels,
+                stem_stride,
                 widths,
                 blocks,
                 strides,
-                ..
+                bn_eps,
             } => {
                 if widths.is_empty()
                     || widths.len() != blocks.len()
@@ -198,6 +207,31 @@ impl Architecture {
                         "resnet widths, blocks and strides must be non-empty and of equal length"
                             .into(),
                     );
+                }
+                // Every number the runtime sizes a layer or a loop by, so that a typo in a
+                // config is a message naming the field rather than a panic or a huge allocation.
+                let within = |field: String, value: usize, range: RangeInclusive<usize>| {
+                    if range.contains(&value) {
+                        Ok(())
+                    } else {
+                        Err(format!(
+                            "architecture.{field} is {value}; it must be in {}..={}",
+                            range.start(),
+                            range.end()
+                        ))
+                    }
+                };
+                within("stem_channels".into(), *stem_channels, 1..=MAX_CHANNELS)?;
+                within("stem_stride".into(), *stem_stride, 1..=MAX_STRIDE)?;
+                for (i, ((&w, &b), &s)) in widths.iter().zip(blocks).zip(strides).enumerate() {
+                    within(format!("widths[{i}]"), w, 1..=MAX_CHANNELS)?;
+                    within(format!("blocks[{i}]"), b, 1..=MAX_BLOCKS)?;
+                    within(format!("strides[{i}]"), s, 1..=MAX_STRIDE)?;
+                }
+                if !(bn_eps.is_finite() && *bn_eps > 0.0) {
+                    return Err(format!(
+                        "architecture.bn_eps is {bn_eps}; it must be a small positive number such as 1e-5"
+                    ));
                 }
             }
             Self::Ensemble { members } => {

@@ -7,6 +7,7 @@ use std::path::Path;
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
 
+use super::tiff_palette;
 use crate::error::{Error, Result};
 
 /// Upper bounds on what an image file may make us allocate.
@@ -57,9 +58,7 @@ pub fn decode_image(bytes: &[u8], name: &Path, limits: DecodeLimits) -> Result<R
         return Err(bad("the file is empty (0 bytes)".into()));
     }
     // The format is guessed once, from the content; every reader below is told it.
-    let format = image::guess_format(bytes).map_err(|_| {
-        bad("not a supported image (expected JPEG, PNG, BMP, WebP, GIF or TIFF)".into())
-    })?;
+    let format = image::guess_format(bytes).map_err(|_| unreadable(bytes, name))?;
     let reader = || ImageReader::with_format(Cursor::new(bytes), format);
     if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
         return Err(bad(
@@ -70,12 +69,26 @@ pub fn decode_image(bytes: &[u8], name: &Path, limits: DecodeLimits) -> Result<R
     // The pixel count, from the header, before anything is decoded. A header the decoder
     // cannot read on its own (a PNG cut before its first data chunk) is left to the decode
     // below, which reports it.
-    if let Ok((w, h)) = reader().into_dimensions()
-        && (w > limits.max_side
+    let check_size = |(w, h): (u32, u32)| {
+        if w > limits.max_side
             || h > limits.max_side
-            || u64::from(w) * u64::from(h) > limits.max_pixels)
-    {
-        return Err(too_large(name, &limits));
+            || u64::from(w) * u64::from(h) > limits.max_pixels
+        {
+            return Err(too_large(name, &limits));
+        }
+        Ok(())
+    };
+    if let Ok(size) = reader().into_dimensions() {
+        check_size(size)?;
+    }
+    if format == ImageFormat::Tiff && tiff_palette::is_palette_tiff(bytes) {
+        if let Ok(size) = tiff_palette::dimensions(bytes) {
+            check_size(size)?;
+        }
+        let (pixels, orientation) = tiff_palette::decode(bytes, limits.max_alloc).map_err(bad)?;
+        let mut upright = DynamicImage::ImageRgb8(pixels);
+        upright.apply_orientation(orientation);
+        return Ok(upright.into_rgb8());
     }
     let mut l = Limits::default();
     l.max_image_width = Some(limits.max_side);
@@ -83,6 +96,9 @@ pub fn decode_image(bytes: &[u8], name: &Path, limits: DecodeLimits) -> Result<R
     l.max_alloc = Some(limits.max_alloc);
     let failed = |e: image::ImageError| match e {
         image::ImageError::Limits(_) => too_large(name, &limits),
+        image::ImageError::Unsupported(_) if unreadable_kind(bytes).is_some() => {
+            unreadable(bytes, name)
+        }
         other => bad(format!("could not decode: {other}")),
     };
     let mut reader = reader();
@@ -94,6 +110,75 @@ pub fn decode_image(bytes: &[u8], name: &Path, limits: DecodeLimits) -> Result<R
     let mut decoded = DynamicImage::from_decoder(decoder).map_err(failed)?;
     decoded.apply_orientation(orientation);
     Ok(decoded.to_rgb8())
+}
+
+/// What a file the decoders do not read is, from its magic bytes (`infer`), when it is
+/// something people commonly send for a photo; `None` for the formats read here (whose decoder
+/// errors say more) and for unknown bytes.
+fn unreadable_kind(bytes: &[u8]) -> Option<infer::Type> {
+    const READ: [&str; 6] = [
+        "image/jpeg",
+        "image/png",
+        "image/gif",
+        "image/webp",
+        "image/bmp",
+        "image/tiff",
+    ];
+    infer::get(bytes).filter(|kind| {
+        !READ.contains(&kind.mime_type())
+            && matches!(
+                kind.matcher_type(),
+                infer::MatcherType::Image | infer::MatcherType::Video | infer::MatcherType::Doc
+            )
+            || kind.mime_type() == "application/pdf"
+    })
+}
+
+/// The error for a file no decoder here reads: which format it is and how to convert it, when
+/// its magic bytes say; the formats that are read, otherwise.
+fn unreadable(bytes: &[u8], name: &Path) -> Error {
+    let error = |what: String, hint: &str| Error::image(name.to_path_buf(), what).with_hint(hint);
+    let Some(kind) = unreadable_kind(bytes) else {
+        return error(
+            "not a supported image (expected JPEG, PNG, BMP, WebP, GIF or TIFF)".into(),
+            "convert it to JPEG or PNG first",
+        );
+    };
+    let cannot = |format: &str| format!("this is {format}, which emotrack cannot decode");
+    match kind.mime_type() {
+        "image/heif" | "image/heic" | "image/heif-sequence" | "image/heic-sequence" => error(
+            cannot("a HEIC/HEIF photo (the iPhone camera's default format)"),
+            "convert it to JPEG first: `heif-convert photo.heic photo.jpg` (libheif-examples), \
+             or File > Export in Preview or Photos on a Mac; to have the iPhone save JPEGs, set \
+             Settings > Camera > Formats to Most Compatible",
+        ),
+        "image/avif" => error(
+            cannot("an AVIF image"),
+            "convert it to PNG or JPEG first, e.g. `ffmpeg -i photo.avif photo.png`",
+        ),
+        "image/jxl" => error(
+            cannot("a JPEG XL image"),
+            "convert it to PNG or JPEG first, e.g. `djxl photo.jxl photo.png` (libjxl-tools)",
+        ),
+        mime if kind.matcher_type() == infer::MatcherType::Video => error(
+            format!("this is a video ({mime}), not a photo"),
+            "analyse videos with `emotrack video`, or POST them to the server's /v1/videos",
+        ),
+        mime if kind.matcher_type() == infer::MatcherType::Image => error(
+            cannot(&format!(
+                "a {} image ({mime})",
+                kind.extension().to_uppercase()
+            )),
+            "convert it to PNG or JPEG first, e.g. `ffmpeg -i <file> photo.png`",
+        ),
+        mime => error(
+            format!(
+                "this is a {} document ({mime}), not an image",
+                kind.extension().to_uppercase()
+            ),
+            "export the picture from it as JPEG or PNG",
+        ),
+    }
 }
 
 fn too_large(name: &Path, limits: &DecodeLimits) -> Error {

@@ -9,6 +9,7 @@ pub mod crop;
 pub mod gray;
 pub mod load;
 pub mod resize;
+mod tiff_palette;
 
 pub use crop::{CropSettings, face_crop, face_crop_into};
 pub use load::{DecodeLimits, decode_image, load_image};

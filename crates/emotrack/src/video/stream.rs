@@ -43,13 +43,14 @@ const NOMINAL_TOLERANCE: f32 = 1e-3;
 /// ```no_run
 /// # fn main() -> emotrack::error::Result<()> {
 /// use emotrack::video::{PipelineConfig, StreamAnalyzer};
+/// use emotrack::imgproc::{DecodeLimits, load_image};
 /// use emotrack::{Analyzer, AnalyzerConfig};
 ///
 /// let analyzer = Analyzer::new(AnalyzerConfig::default())?;
 /// let mut stream = StreamAnalyzer::new(PipelineConfig::default())?;
 /// for (i, path) in ["frame1.jpg", "frame2.jpg"].iter().enumerate() {
-///     let image = image::open(path).map_err(|e| emotrack::Error::image(*path, e.to_string()))?;
-///     let report = stream.analyze(&analyzer, &image.to_rgb8(), i as f64 / 8.0);
+///     let image = load_image(path.as_ref(), DecodeLimits::default())?;
+///     let report = stream.analyze(&analyzer, &image, i as f64 / 8.0);
 ///     for face in &report.faces {
 ///         println!("#{} {} ({})", face.id, face.label, face.vibe);
 ///     }
