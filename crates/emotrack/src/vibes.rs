@@ -42,7 +42,7 @@ impl Vibes {
     /// The built-in messages.
     pub fn embedded() -> Self {
         // The embedded file is checked by a unit test, so parsing it cannot fail at run time.
-        Self::parse(EMBEDDED, Path::new("<embedded vibes.json>")).unwrap_or_else(|_| Self {
+        Self::from_json(EMBEDDED, Path::new("<embedded vibes.json>")).unwrap_or_else(|_| Self {
             strong_threshold: 0.6,
             mixed_below: 0.0,
             mixed: vec![String::new()],
@@ -62,10 +62,11 @@ impl Vibes {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::parse(&text, path)
+        Self::from_json(&text, path)
     }
 
-    fn parse(text: &str, path: &Path) -> Result<Self> {
+    /// Messages from the text of a vibes file; `path` names it in errors.
+    pub fn from_json(text: &str, path: &Path) -> Result<Self> {
         let bad =
             |message: String| Error::config(format!("vibes file {}: {message}", path.display()));
         let file: VibesFile = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
@@ -129,7 +130,7 @@ mod tests {
 
     #[test]
     fn embedded_file_parses_and_covers_every_emotion() {
-        let v = Vibes::parse(EMBEDDED, Path::new("embedded")).expect("embedded vibes parse");
+        let v = Vibes::from_json(EMBEDDED, Path::new("embedded")).expect("embedded vibes parse");
         for e in Emotion::ALL {
             let mut logits = [0.0; 7];
             logits[e.index()] = 6.0;
@@ -156,7 +157,7 @@ mod tests {
     #[test]
     fn a_file_missing_an_emotion_is_refused_with_its_name() {
         let text = r#"{"strong_threshold":0.6,"mixed_below":0.3,"mixed":["m"],"emotions":{"happy":{"strong":["a"],"mild":["b"]}}}"#;
-        let err = Vibes::parse(text, Path::new("my.json"))
+        let err = Vibes::from_json(text, Path::new("my.json"))
             .expect_err("must fail")
             .to_string();
         assert!(err.contains("my.json") && err.contains("angry"), "{err}");

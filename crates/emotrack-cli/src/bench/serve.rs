@@ -5,6 +5,9 @@
 //!    encoded as JPEG once beforehand, at a fixed rate like cameras (not waiting for
 //!    answers); per answered frame, the time from sending to the answer. Frames the server
 //!    skipped (a newer one was waiting) are counted, never queued.
+//!    With `--photo-every`, a photo request arrives every few seconds meanwhile (the soak
+//!    test: `--seconds 600 --photo-every 1`); the server's resident memory is sampled every
+//!    second, and the latency's p95 is compared between the first and the last `--window`.
 //! 2. `/v1/analyze` requests per second from a few concurrent clients on the media photos,
 //!    against `emotrack analyze`'s own time per image on the same photos, run in the same
 //!    session: the ratio says what serving over HTTP costs or gains.
@@ -51,6 +54,12 @@ pub struct ServeArgs {
     /// The streams' query options (as a browser page would pass them), e.g. `detect_every=3`.
     #[arg(long, value_name = "QUERY", default_value = "")]
     stream_options: String,
+    /// During the streams, one `/v1/analyze` request with a media photo every SECONDS (0: none).
+    #[arg(long, value_name = "SECONDS", default_value_t = 0.0)]
+    photo_every: f64,
+    /// Seconds at the start and at the end of the streams whose latency p95 are compared.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
+    window: f64,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -62,6 +71,7 @@ struct Report {
     streams: usize,
     fps: f64,
     seconds: f64,
+    window: f64,
     detector: String,
     stream_options: String,
     frames_sent: u64,
@@ -71,12 +81,17 @@ struct Report {
     latency_ms_p50: f64,
     latency_ms_p95: f64,
     latency_ms_p99: f64,
+    latency_ms_p95_first_window: f64,
+    latency_ms_p95_last_window: f64,
     processing_ms_p50: f64,
     processing_ms_p95: f64,
     server_rss_mb_start: f64,
     server_rss_mb_streams_10s: f64,
     server_rss_mb_after_streams: f64,
+    server_rss_mb_peak: f64,
     server_rss_mb_end: f64,
+    photo_requests: u64,
+    photo_latency_ms_p95: f64,
     analyze_requests_per_second: Option<f64>,
     cli_images_per_second: Option<f64>,
     http_vs_cli_ratio: Option<f64>,
@@ -110,14 +125,35 @@ pub fn serve(args: ServeArgs) -> Result<Outcome> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    // Memory 10 s into the streams (warmed up) against at their end: flat or growing.
+    // Memory every second during the streams: 10 s in (warmed up) against the end says flat
+    // or growing; the peak, how much it needs.
     let pid = server.child.id();
-    let at_10s = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(10));
-        rss_mb(pid)
-    });
-    let streams = runtime.block_on(run_streams(&server.addr, &args, Arc::new(frames)))?;
-    let rss_10s = at_10s.join().unwrap_or(f64::NAN);
+    let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let sampling = Arc::clone(&sampling);
+        std::thread::spawn(move || {
+            let mut samples = Vec::new();
+            while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                samples.push(rss_mb(pid));
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            samples
+        })
+    };
+    let started = Instant::now();
+    let (streams, photo_ms) = runtime.block_on(async {
+        let photos_meanwhile = run_photo_requests(&server.addr, &args, &photos, started);
+        let streams = run_streams(&server.addr, &args, Arc::new(frames), started);
+        tokio::try_join!(streams, photos_meanwhile)
+    })?;
+    sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+    let samples = sampler.join().unwrap_or_default();
+    let rss_10s = samples
+        .get(10)
+        .or(samples.last())
+        .copied()
+        .unwrap_or(f64::NAN);
+    let peak = samples.iter().copied().fold(f64::NAN, f64::max);
     let after_streams = rss_mb(server.child.id());
     let analyze = if args.analyze_seconds > 0.0 {
         let served = runtime.block_on(run_analyze(&server.addr, &args, &photos))?;
@@ -127,12 +163,24 @@ pub fn serve(args: ServeArgs) -> Result<Outcome> {
         None
     };
     let end_rss = rss_mb(server.child.id());
-    let latency = percentiles(streams.latencies_ms);
+    let in_window = |from: f64, to: f64| {
+        let ms = streams
+            .latencies_ms
+            .iter()
+            .filter(|(at, _)| (from..to).contains(at));
+        percentiles(ms.map(|&(_, ms)| ms).collect())(0.95)
+    };
+    let first_window = in_window(0.0, args.window);
+    let last_window = in_window(args.seconds - args.window, f64::INFINITY);
+    let photo_requests = photo_ms.len() as u64;
+    let photo_p95 = percentiles(photo_ms)(0.95);
+    let latency = percentiles(streams.latencies_ms.into_iter().map(|(_, ms)| ms).collect());
     let processing = percentiles(streams.processing_ms);
     let report = Report {
         streams: args.streams,
         fps: args.fps,
         seconds: args.seconds,
+        window: args.window,
         detector: args.detector.clone(),
         stream_options: args.stream_options.clone(),
         frames_sent: streams.sent,
@@ -142,11 +190,16 @@ pub fn serve(args: ServeArgs) -> Result<Outcome> {
         latency_ms_p50: latency(0.50),
         latency_ms_p95: latency(0.95),
         latency_ms_p99: latency(0.99),
+        latency_ms_p95_first_window: first_window,
+        latency_ms_p95_last_window: last_window,
         processing_ms_p50: processing(0.50),
         processing_ms_p95: processing(0.95),
         server_rss_mb_start: start_rss,
         server_rss_mb_streams_10s: rss_10s,
         server_rss_mb_after_streams: after_streams,
+        server_rss_mb_peak: peak,
+        photo_requests,
+        photo_latency_ms_p95: photo_p95,
         server_rss_mb_end: end_rss,
         analyze_requests_per_second: analyze.map(|a| a.0),
         cli_images_per_second: analyze.map(|a| a.1),
@@ -206,6 +259,21 @@ fn print(r: &Report, json: bool) -> Result<()> {
         r.server_rss_mb_after_streams,
         r.server_rss_mb_end
     );
+    println!(
+        "latency p95 over the first {w} s: {:.1} ms, over the last {w} s: {:.1} ms ({:+.0}%); \
+         RSS peak {:.0} MB",
+        r.latency_ms_p95_first_window,
+        r.latency_ms_p95_last_window,
+        100.0 * (r.latency_ms_p95_last_window / r.latency_ms_p95_first_window - 1.0),
+        r.server_rss_mb_peak,
+        w = r.window,
+    );
+    if r.photo_requests > 0 {
+        println!(
+            "photos meanwhile: {} requests, all answered 200, latency p95 {:.1} ms",
+            r.photo_requests, r.photo_latency_ms_p95
+        );
+    }
     if let (Some(served), Some(cli), Some(ratio)) = (
         r.analyze_requests_per_second,
         r.cli_images_per_second,
@@ -321,7 +389,8 @@ struct StreamTotals {
     sent: u64,
     answered: u64,
     skipped: u64,
-    latencies_ms: Vec<f64>,
+    /// (seconds since the streams started, latency in ms) per answered frame.
+    latencies_ms: Vec<(f64, f64)>,
     processing_ms: Vec<f64>,
 }
 
@@ -329,6 +398,7 @@ async fn run_streams(
     addr: &str,
     args: &ServeArgs,
     frames: Arc<Vec<Bytes>>,
+    started: Instant,
 ) -> Result<StreamTotals> {
     let mut clients = Vec::new();
     for i in 0..args.streams {
@@ -339,7 +409,7 @@ async fn run_streams(
         let phase = Duration::from_secs_f64(i as f64 / (args.streams as f64 * fps));
         clients.push(tokio::spawn(async move {
             tokio::time::sleep(phase).await;
-            one_stream(&url, frames, i, fps, seconds).await
+            one_stream(&url, frames, i, fps, seconds, started).await
         }));
     }
     let mut totals = StreamTotals::default();
@@ -361,6 +431,7 @@ async fn one_stream(
     offset: usize,
     fps: f64,
     seconds: f64,
+    started: Instant,
 ) -> Result<StreamTotals> {
     let (ws, _) = tokio_tungstenite::connect_async(url)
         .await
@@ -403,7 +474,10 @@ async fn one_stream(
         let seq = v["seq"].as_u64().unwrap_or(u64::MAX);
         let sent = sent_at.lock().ok().and_then(|m| m.get(&seq).copied());
         if let Some(sent) = sent {
-            totals.latencies_ms.push(sent.elapsed().as_secs_f64() * 1e3);
+            totals.latencies_ms.push((
+                started.elapsed().as_secs_f64(),
+                sent.elapsed().as_secs_f64() * 1e3,
+            ));
         }
         totals
             .processing_ms
@@ -413,6 +487,44 @@ async fn one_stream(
     }
     totals.sent = sender.await.context("the sender failed")?;
     Ok(totals)
+}
+
+/// A photo request every `--photo-every` seconds while the streams run; each one's latency.
+/// An answer other than 200 fails the benchmark.
+async fn run_photo_requests(
+    addr: &str,
+    args: &ServeArgs,
+    photos: &[(PathBuf, Vec<u8>)],
+    started: Instant,
+) -> Result<Vec<f64>> {
+    if args.photo_every <= 0.0 || photos.is_empty() {
+        return Ok(Vec::new());
+    }
+    let client = reqwest::Client::new();
+    let url = format!("http://{addr}/v1/analyze");
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(args.photo_every));
+    let mut latencies = Vec::new();
+    while started.elapsed().as_secs_f64() < args.seconds {
+        tick.tick().await;
+        let photo = &photos[latencies.len() % photos.len()];
+        let sent = Instant::now();
+        let response = client
+            .post(&url)
+            .header("content-type", "image/jpeg")
+            .body(photo.1.clone())
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            bail!(
+                "/v1/analyze answered {} for {} during the streams",
+                response.status(),
+                photo.0.display()
+            );
+        }
+        response.bytes().await?;
+        latencies.push(sent.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(latencies)
 }
 
 /// `/v1/analyze` requests per second from `analyze_clients` concurrent clients.

@@ -53,7 +53,7 @@ pub use pipeline::{
     DEFAULT_DETECT_EVERY, EndReason, FrameReport, PipelineConfig, RunStats, StageTimes,
     TrackedFace, VideoPipeline,
 };
-pub use probe::{FALLBACK_FRAME_RATE, VideoInfo, probe};
+pub use probe::{FALLBACK_FRAME_RATE, VideoInfo, probe, read_probe_json};
 pub use records::{Summary, TrackSummary, write_jsonl};
 pub use source::{Source, cameras};
 pub use stream::{NOMINAL_FPS, StreamAnalyzer};

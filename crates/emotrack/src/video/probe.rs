@@ -11,6 +11,9 @@ use crate::error::{Error, Result};
 /// Frame rate assumed when a source does not state one (FFmpeg's image-sequence default).
 pub const FALLBACK_FRAME_RATE: f64 = 25.0;
 
+/// The largest frame side read, as for images ([`crate::imgproc::DecodeLimits`]).
+const MAX_SIDE: u32 = 16_384;
+
 /// What `ffprobe` says about a source's first video stream.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VideoInfo {
@@ -97,7 +100,14 @@ pub fn probe(source: &Source, timeout: Duration) -> Result<VideoInfo> {
              or the device/URL is right"
         )));
     }
-    let parsed: ProbeOutput = serde_json::from_slice(&out.stdout)
+    read_probe_json(&out.stdout, &input)
+}
+
+/// Reads what `ffprobe -print_format json -show_streams -show_format` printed for `input` (which
+/// names it in errors): the first video stream's size, rate, length and codec.
+pub fn read_probe_json(json: &[u8], input: &str) -> Result<VideoInfo> {
+    let err = |message: String| Error::video(input, message);
+    let parsed: ProbeOutput = serde_json::from_slice(json)
         .map_err(|e| err(format!("cannot read ffprobe's answer: {e}")))?;
     parse(parsed).map_err(err)
 }
@@ -129,9 +139,10 @@ fn parse(p: ProbeOutput) -> std::result::Result<VideoInfo, String> {
     let (Some(mut width), Some(mut height)) = (v.width, v.height) else {
         return Err("the video stream has no frame size; the file may be damaged".into());
     };
-    if width == 0 || height == 0 {
+    if width == 0 || height == 0 || width > MAX_SIDE || height > MAX_SIDE {
         return Err(format!(
-            "the video stream's frame size is {width}x{height}; the file may be damaged"
+            "the video stream's frame size is {width}x{height}; sides from 1 to {MAX_SIDE} \
+             pixels are read, so the file may be damaged"
         ));
     }
     if rotation(v).rem_euclid(180) == 90 {
