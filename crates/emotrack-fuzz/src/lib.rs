@@ -21,7 +21,7 @@ pub mod seeds;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Once, OnceLock};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -88,8 +88,31 @@ pub fn image(data: &[u8]) {
     }
 }
 
+/// Whether a panic happened inside tract, which `emotrack::classify` catches while it reads an
+/// ONNX graph and reports as a malformed file (tract panics on some malformed graphs: see
+/// `fuzz/regressions/onnx`). Every other panic is a crash.
+pub fn is_caught_tract_panic(info: &std::panic::PanicHookInfo<'_>) -> bool {
+    info.location()
+        .is_some_and(|l| l.file().contains("/tract-"))
+}
+
+/// Lets tract's panics unwind to the library's `catch_unwind` instead of reaching the panic
+/// hook the fuzzer installs, which aborts on any panic, caught or not.
+fn let_tract_panics_unwind() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !is_caught_tract_panic(info) {
+                previous(info);
+            }
+        }));
+    });
+}
+
 /// A model config, a NUL byte, then the weights: loaded as `--model` would, and run once.
 pub fn model(data: &[u8]) {
+    let_tract_panics_unwind();
     let (json, weights) = match data.iter().position(|&b| b == 0) {
         Some(at) => (&data[..at], &data[at + 1..]),
         None => (data, &[][..]),
@@ -104,6 +127,7 @@ pub fn model(data: &[u8]) {
 
 /// An ONNX graph, imported as a classifier of 48-pixel crops and run once.
 pub fn onnx(data: &[u8]) {
+    let_tract_panics_unwind();
     let config = ModelConfig {
         architecture: Architecture::Onnx {
             outputs: OnnxOutputs::Logits,
@@ -264,7 +288,10 @@ pub fn websocket(data: &[u8]) {
         // The last frame is always answered (older ones may be skipped): wait for its answer,
         // or for the server to close, then close.
         let frames = messages.iter().filter(|m| m.is_binary()).count();
-        let last = frames.checked_sub(1).map(|n| n as u64);
+        let Some(last) = frames.checked_sub(1).map(|n| n as u64) else {
+            let _ = ws.close(None).await;
+            return;
+        };
         let answered = tokio::time::timeout(Duration::from_secs(20), async {
             while let Some(Ok(reply)) = ws.next().await {
                 let Message::Text(text) = reply else {
@@ -276,7 +303,7 @@ pub fn websocket(data: &[u8]) {
                 let seq = serde_json::from_str::<serde_json::Value>(&text)
                     .ok()
                     .and_then(|v| v["seq"].as_u64());
-                if last.is_none() || seq == last {
+                if seq == Some(last) {
                     return;
                 }
             }

@@ -130,3 +130,23 @@ fn bad_onnx_files_get_clear_errors() {
     let err = Classifier::from_file(&lonely).expect_err("no config beside it");
     assert!(err.to_string().contains("lonely.json"), "{err}");
 }
+
+#[test]
+fn a_graph_that_makes_tract_panic_is_an_error() {
+    // Found by fuzzing (fuzz/regressions/onnx): a mutated tiny ResNet whose convolution makes
+    // tract's shape inference index out of bounds.
+    let bytes = std::fs::read(
+        common::workspace_root().join("fuzz/regressions/onnx/tract-padding-index-out-of-bounds"),
+    )
+    .expect("the regression input reads");
+    let (_, config) = Classifier::embedded()
+        .expect("built-in model")
+        .to_onnx()
+        .expect("export");
+    let err = Classifier::from_bytes(&bytes, config, Path::new("fuzzed.onnx"))
+        .expect_err("the graph must not load");
+    assert!(
+        err.to_string().contains("tract failed on this graph"),
+        "{err}"
+    );
+}

@@ -5,6 +5,7 @@
 //! `{"kind": "onnx"}` (see [`super::Architecture::Onnx`]): the config gives the class order,
 //! the input size and the normalisation, which an ONNX file does not carry.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use prost::Message;
@@ -63,8 +64,36 @@ impl OnnxNet {
     ) -> std::result::Result<Self, String> {
         let proto = pb::ModelProto::decode(bytes).map_err(|e| format!("not an ONNX file: {e}"))?;
         let layout = input_layout(&proto)?;
+        // tract panics on some malformed graphs (an index out of bounds in its shape inference,
+        // found by fuzzing: fuzz/regressions/onnx). A model file is user input, so a panic while
+        // tract reads the graph or runs it once is caught here and becomes this error.
+        let built = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            Self::plan(&proto, layout, side, outputs)
+        }))
+        .map_err(|_| {
+            "tract failed on this graph (it panicked reading it): the file is malformed or uses \
+             an operator tract does not support; export it again"
+                .to_string()
+        })?;
+        let (net, trial) = built?;
+        if trial.len() != classes {
+            return Err(format!(
+                "the graph gives {} outputs per image; the config lists {classes} classes",
+                trial.len()
+            ));
+        }
+        Ok(net)
+    }
+
+    /// The runnable plan for `proto`, and its outputs for one blank image (a trial run).
+    fn plan(
+        proto: &pb::ModelProto,
+        layout: Layout,
+        side: usize,
+        outputs: OnnxOutputs,
+    ) -> std::result::Result<(Self, Vec<f32>), String> {
         let plan = tract_onnx::onnx()
-            .model_for_proto_model(&proto)
+            .model_for_proto_model(proto)
             .and_then(|m| m.with_input_fact(0, f32::fact(layout.shape(side)).into()))
             .and_then(|m| m.into_optimized())
             .and_then(|m| m.into_runnable())
@@ -78,13 +107,7 @@ impl OnnxNet {
         let trial = net
             .run_one(&vec![0.0; side * side])
             .map_err(|e| format!("a trial run failed: {e}"))?;
-        if trial.len() != classes {
-            return Err(format!(
-                "the graph gives {} outputs per image; the config lists {classes} classes",
-                trial.len()
-            ));
-        }
-        Ok(net)
+        Ok((net, trial))
     }
 
     /// Logits (or log-probabilities, for graphs that end in a softmax) of each item of the
