@@ -397,7 +397,10 @@ fn run(job: &Job, analyzer: &Analyzer, config: PipelineConfig) -> (JobState, Opt
     let problems: Vec<String> = finished
         .problems
         .iter()
-        .map(|p| format!("{} was not finished", describe(&p.error)))
+        .map(|p| {
+            let deleted = if p.deleted { " (deleted)" } else { "" };
+            format!("{} was not finished{deleted}", describe(&p.error))
+        })
         .collect();
     let frames = job.frames_done.load(Ordering::Relaxed);
     match result {
@@ -412,7 +415,7 @@ fn run(job: &Job, analyzer: &Analyzer, config: PipelineConfig) -> (JobState, Opt
         Ok(_) if !problems.is_empty() => (
             JobState::Failed,
             Some(format!(
-                "{} (deleted); the other outputs are complete",
+                "{}; the other outputs are complete",
                 problems.join("; ")
             )),
         ),

@@ -329,22 +329,26 @@ impl VideoOutputs {
             let empty = encoder.frames_written() == 0;
             match encoder.finish() {
                 Ok(()) if empty => done.not_written.push(path),
-                result => done.record(path, result, true),
+                result => done.record(path, result, Cleanup::Delete),
             }
         }
         if let Some(jsonl) = self.jsonl {
             let path = jsonl.path.clone();
-            let is_file = jsonl.is_file;
-            done.record(path, jsonl.finish().map(drop), is_file);
+            let cleanup = if jsonl.is_file {
+                Cleanup::Delete
+            } else {
+                Cleanup::NotAFile
+            };
+            done.record(path, jsonl.finish().map(drop), cleanup);
         }
         if let Some(path) = self.csv {
             let result = write_file(&path, |w| self.summary.write_csv(w));
-            done.record(path, result, false);
+            done.record(path, result, Cleanup::Done);
         }
         if let Some((path, timeline)) = self.timeline {
             let result = timeline_png(&timeline, self.frame_interval, &path)
                 .and_then(|png| write_file(&path, |w| w.write_all(&png)));
-            done.record(path, result, false);
+            done.record(path, result, Cleanup::Done);
         }
         done.summary = self.summary;
         done
@@ -393,19 +397,33 @@ pub struct FinishedOutputs {
     /// Outputs left out because there was nothing to write: the annotated video when no frame
     /// was pushed (ffmpeg cannot make a video of no frames, and no file is left behind).
     pub not_written: Vec<PathBuf>,
-    /// The outputs that could not be finished, each with its file; the others are complete.
+    /// The outputs that could not be finished, each with its file (deleted: nothing incomplete
+    /// is left under its name); the others are complete.
     pub problems: Vec<OutputError>,
 }
 
+/// What to do with an output that could not be finished.
+#[derive(Clone, Copy)]
+enum Cleanup {
+    /// Delete its file: the run wrote into it from the start (the video, a JSONL file).
+    Delete,
+    /// Nothing: its writer already deleted what it had begun (CSV, timeline).
+    Done,
+    /// Nothing: it is a stream (stdout), not a file.
+    NotAFile,
+}
+
 impl FinishedOutputs {
-    /// Notes how an output ended; a failed one is deleted if `delete` (files this run wrote
-    /// into from the start: the video, a JSONL file).
-    fn record(&mut self, path: PathBuf, result: Result<()>, delete: bool) {
+    /// Notes how an output ended, deleting a failed one as `cleanup` says.
+    fn record(&mut self, path: PathBuf, result: Result<()>, cleanup: Cleanup) {
         match result {
             Ok(()) => self.written.push(path),
             Err(error) => {
-                let deleted = delete && std::fs::remove_file(&path).is_ok();
-                let deleted = deleted || (!delete && !path.exists());
+                if let Cleanup::Delete = cleanup {
+                    let _ = std::fs::remove_file(&path);
+                }
+                let deleted = !matches!(cleanup, Cleanup::NotAFile)
+                    && std::fs::symlink_metadata(&path).is_err();
                 self.problems.push(OutputError {
                     path,
                     error,
@@ -465,6 +483,33 @@ mod tests {
         assert_eq!(
             t.jsonl.as_ref().map(JsonlTarget::path),
             Some(PathBuf::from("jobs/42/faces.jsonl"))
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_file_whose_writing_fails_is_deleted_and_the_error_says_the_disk_is_full() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("tracks.csv");
+        // /dev/full answers every write with ENOSPC, as a full disk does.
+        std::os::unix::fs::symlink("/dev/full", &path).expect("links");
+        let err = write_file(&path, |w| w.write_all(&[b'x'; 100_000])).expect_err("ENOSPC");
+        assert!(err.is_disk_full(), "{err}");
+        assert!(
+            std::fs::symlink_metadata(&path).is_err(),
+            "nothing incomplete is left"
+        );
+        let mut done = FinishedOutputs {
+            summary: Summary::new(),
+            written: Vec::new(),
+            not_written: Vec::new(),
+            problems: Vec::new(),
+        };
+        done.record(path, Err(err), Cleanup::Done);
+        let message = done.problems[0].to_string();
+        assert!(
+            message.contains("the disk is full") && message.contains("deleted"),
+            "{message}"
         );
     }
 
