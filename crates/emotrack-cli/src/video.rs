@@ -22,10 +22,14 @@ use crate::progress::progress_bar;
 
 /// Set by Ctrl-C (or SIGTERM): finish the outputs and stop.
 static STOP: AtomicBool = AtomicBool::new(false);
-/// Ctrl-C presses so far; the second one quits at once.
+/// Ctrl-C presses (and SIGTERMs) so far; the second one quits at once.
 static PRESSES: AtomicU8 = AtomicU8::new(0);
-/// Exit code after a second Ctrl-C (128 + SIGINT, the shell convention).
-const EXIT_INTERRUPTED: i32 = 130;
+/// The number of the first signal that stopped the run (0: none).
+static SIGNAL: AtomicU8 = AtomicU8::new(0);
+/// Signal numbers (the same on every Unix), for exit codes 128 + number.
+const SIGINT: u8 = 2;
+#[cfg(unix)]
+const SIGTERM: u8 = 15;
 
 /// Live or frame-by-frame processing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -109,11 +113,13 @@ Examples:
   emotrack video 'frames/%04d.png' --detector haar
   emotrack video --list videos.txt --shard 2/8 --out-dir results   # worker 2 of 8
 
-Ctrl-C stops and finishes every output (the video stays playable); a second Ctrl-C quits at
-once. Exit code: 0 done (or stopped), 2 the input broke off mid-way (damaged file, stream that
-stopped; the outputs hold what came before), 1 nothing could be done. With --list: 0 every
-video done, 2 some failed or broke off (each is named; the run goes on with the next), 1 none
-could be done.
+Ctrl-C (or SIGTERM) stops and finishes every output (the video stays playable, the JSONL and
+CSV cover the frames done); a second one quits at once. An output that cannot be finished (full
+disk) is deleted, never left incomplete. Exit code: 0 done, 130 stopped by Ctrl-C (SIGINT) and
+143 by SIGTERM (the outputs cover the frames before), 2 the input broke off mid-way (damaged
+file, stream that stopped; the outputs hold what came before), 1 nothing could be done or an
+output could not be written. With --list: 0 every video done, 2 some failed or broke off (each
+is named; the run goes on with the next), 1 none could be done, 130/143 stopped.
 
 Needs FFmpeg (`ffmpeg` and `ffprobe` on PATH; Debian/Ubuntu: apt-get install ffmpeg).")]
 pub struct Args {
@@ -244,7 +250,7 @@ pub fn run(args: Args) -> Result<Outcome> {
     let pipeline = VideoPipeline::new(&analyzer, pipeline_config)?;
     // Installed before probing so that Ctrl-C never leaves ffprobe/ffmpeg children behind: a
     // press during the probe (bounded by --stall-timeout) ends the run before its first frame.
-    install_ctrlc();
+    install_signal_handlers();
     let run = Run {
         pipeline: &pipeline,
         options: &options,
@@ -358,7 +364,8 @@ impl Run<'_> {
             let result = self.to_folder(&video.source, &out_dir.join(&video.name));
             tally.add(video, result);
         }
-        tally.outcome(mine.len())
+        let outcome = tally.outcome(mine.len())?;
+        Ok(interrupted().unwrap_or(outcome))
     }
 }
 
@@ -376,7 +383,7 @@ impl Tally {
     fn add(&mut self, video: &ListedVideo, result: Result<Outcome>) {
         match result {
             Ok(Outcome::Success) => self.done += 1,
-            Ok(Outcome::SomeFailed) => self.partial.push(describe(video)),
+            Ok(Outcome::SomeFailed | Outcome::Interrupted(_)) => self.partial.push(describe(video)),
             Err(err) => {
                 eprintln!("error: {err:#}");
                 self.failed.push(describe(video));
@@ -414,16 +421,69 @@ fn describe(video: &ListedVideo) -> String {
     format!("{} (line {})", video.source, video.line)
 }
 
-fn install_ctrlc() {
+/// The outcome of a run a signal stopped, if one did.
+fn interrupted() -> Option<Outcome> {
+    match SIGNAL.load(Ordering::SeqCst) {
+        0 => None,
+        signal => Some(Outcome::Interrupted(signal)),
+    }
+}
+
+/// The first signal stops the run (its outputs are finished); the second quits at once.
+fn on_signal(signal: u8) {
+    if PRESSES.fetch_add(1, Ordering::SeqCst) == 0 {
+        SIGNAL.store(signal, Ordering::SeqCst);
+        STOP.store(true, Ordering::SeqCst);
+        eprintln!("\nstopping: finishing the outputs (Ctrl-C again to quit at once)");
+    } else {
+        std::process::exit(128 + i32::from(signal));
+    }
+}
+
+/// SIGINT and SIGTERM, told apart for the exit code, on a thread of their own (tokio's
+/// signal streams; no unsafe code here). Returns once they are installed, so that a signal
+/// from then on stops the run rather than killing the process.
+#[cfg(unix)]
+fn install_signal_handlers() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+    let spawned = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_io()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async move {
+                let (Ok(mut int), Ok(mut term)) = (
+                    signal(SignalKind::interrupt()),
+                    signal(SignalKind::terminate()),
+                ) else {
+                    return;
+                };
+                drop(ready_tx);
+                loop {
+                    let number = tokio::select! {
+                        _ = int.recv() => SIGINT,
+                        _ = term.recv() => SIGTERM,
+                    };
+                    on_signal(number);
+                }
+            });
+        });
+    if spawned.is_ok() {
+        // Ends when the handlers are installed, or when installing them failed (then the
+        // signals keep their default action).
+        let _ = ready_rx.recv();
+    }
+}
+
+#[cfg(not(unix))]
+fn install_signal_handlers() {
     // Fails only if a handler is already installed (then Ctrl-C keeps its default action).
-    let _ = ctrlc::set_handler(|| {
-        if PRESSES.fetch_add(1, Ordering::SeqCst) == 0 {
-            STOP.store(true, Ordering::SeqCst);
-            eprintln!("\nstopping: finishing the outputs (Ctrl-C again to quit at once)");
-        } else {
-            std::process::exit(EXIT_INTERRUPTED);
-        }
-    });
+    let _ = ctrlc::set_handler(|| on_signal(SIGINT));
 }
 
 /// Prints the per-track table (stdout, unless JSONL goes there) and how the run ended.
@@ -487,7 +547,7 @@ fn report(
                 "stopped after {} frames; the outputs cover them",
                 stats.analysed
             );
-            Ok(Outcome::Success)
+            Ok(interrupted().unwrap_or(Outcome::Interrupted(SIGINT)))
         }
         EndReason::Stalled => {
             eprintln!(

@@ -39,7 +39,9 @@ pub enum JobState {
     Running,
     /// Finished; its files can be downloaded.
     Done,
-    /// Could not be analysed (see its error); files written before the failure remain.
+    /// Could not be analysed to the end (see its error): the video broke off, could not be
+    /// read or an output could not be written. The outputs that could be finished remain and
+    /// cover the frames before the failure (the error says so); one that could not is deleted.
     Failed,
     /// Stopped by a DELETE or a shutdown.
     Cancelled,
@@ -374,16 +376,16 @@ fn run(job: &Job, analyzer: &Analyzer, config: PipelineConfig) -> (JobState, Opt
     let upload = job.dir.join(UPLOAD);
     let input = match VideoInput::open(Source::File(upload), DecodeOptions::default()) {
         Ok(input) => input,
-        Err(e) => return (JobState::Failed, Some(e.detail())),
+        Err(e) => return (JobState::Failed, Some(describe(&e))),
     };
     job.lock().total = input.expected_frames();
     let pipeline = match VideoPipeline::new(analyzer, config) {
         Ok(p) => p,
-        Err(e) => return (JobState::Failed, Some(e.detail())),
+        Err(e) => return (JobState::Failed, Some(describe(&e))),
     };
     let mut outputs = match VideoOutputs::in_folder(&job.dir, &input) {
         Ok(o) => o,
-        Err(e) => return (JobState::Failed, Some(e.detail())),
+        Err(e) => return (JobState::Failed, Some(describe(&e))),
     };
     let result = pipeline.run(&input, &job.stop, |image, report| {
         outputs.push(image, report)?;
@@ -392,19 +394,61 @@ fn run(job: &Job, analyzer: &Analyzer, config: PipelineConfig) -> (JobState, Opt
         Ok(())
     });
     let finished = outputs.finish();
-    let problems: Vec<String> = finished.problems.iter().map(ToString::to_string).collect();
+    let problems: Vec<String> = finished
+        .problems
+        .iter()
+        .map(|p| {
+            let deleted = if p.deleted { " (deleted)" } else { "" };
+            format!("{} was not finished{deleted}", describe(&p.error))
+        })
+        .collect();
+    let frames = job.frames_done.load(Ordering::Relaxed);
     match result {
-        Err(e) => (JobState::Failed, Some(e.detail())),
+        Err(e) => (
+            JobState::Failed,
+            Some(format!(
+                "{}; the outputs that remain cover the {frames} frames before",
+                describe(&e)
+            )),
+        ),
         Ok(_) if job.stop.load(Ordering::Relaxed) => (JobState::Cancelled, None),
-        Ok(_) if !problems.is_empty() => (JobState::Failed, Some(problems.join("; "))),
+        Ok(_) if !problems.is_empty() => (
+            JobState::Failed,
+            Some(format!(
+                "{}; the other outputs are complete",
+                problems.join("; ")
+            )),
+        ),
         Ok(stats) => match stats.end {
             EndReason::Failed(why) => (
-                JobState::Done,
+                JobState::Failed,
                 Some(format!(
-                    "the video broke off ({why}); the outputs cover the frames before"
+                    "the video broke off after {frames} frames ({why}); the outputs cover \
+                     those frames only"
                 )),
             ),
             _ => (JobState::Done, None),
         },
     }
+}
+
+/// A job's error for its owner: the output concerned by name (never the server's folders),
+/// what went wrong and, when the disk is full, whose problem that is.
+fn describe(e: &emotrack::Error) -> String {
+    let file = e
+        .path()
+        .or_else(|| e.input().map(Path::new))
+        .and_then(Path::file_name)
+        .and_then(|n| n.to_str())
+        .filter(|n| FILES.contains(n));
+    let mut message = match file {
+        Some(name) => format!("{name}: {}", e.detail()),
+        None => e.detail(),
+    };
+    if e.is_disk_full() {
+        message.push_str(
+            " (the server's disk is full: its operator must free space or move --job-dir)",
+        );
+    }
+    message
 }

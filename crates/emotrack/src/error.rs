@@ -200,6 +200,19 @@ impl Error {
         }
     }
 
+    /// Whether this is a write that failed because the disk (or the device written to) is
+    /// full: ENOSPC from a write here, or FFmpeg reporting it.
+    pub fn is_disk_full(&self) -> bool {
+        const ENOSPC_TEXT: &str = "No space left on device";
+        match self {
+            Self::Io { source, .. } => {
+                source.kind() == std::io::ErrorKind::StorageFull
+                    || source.to_string().contains(ENOSPC_TEXT)
+            }
+            other => other.what().contains(ENOSPC_TEXT),
+        }
+    }
+
     /// The message without the file or source it concerns: what is wrong, then the hint.
     /// For reports that already name the file (one line per input).
     pub fn detail(&self) -> String {

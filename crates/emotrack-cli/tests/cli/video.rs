@@ -140,18 +140,26 @@ fn jsonl_can_stream_to_stdout_with_sampling() {
     );
 }
 
-#[test]
-fn ctrl_c_finishes_a_playable_video_of_the_frames_done() {
+/// Runs `emotrack video CLIP` into a video, a JSONL file and a CSV, sends `signal` (`INT`,
+/// `TERM`) once some frames are written, and checks what the stopped run leaves: exit code
+/// `code`, a playable video of exactly the frames done, JSONL lines that are whole and cover
+/// only those frames, and a CSV of them.
+fn stopped_midway_by(signal: &str, code: i32, clip: &Path, extra: &[&str]) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (mp4, jsonl) = (dir.path().join("a.mp4"), dir.path().join("a.jsonl"));
-    let clip = fer_clip();
+    let (mp4, jsonl, csv) = (
+        dir.path().join("a.mp4"),
+        dir.path().join("a.jsonl"),
+        dir.path().join("a.csv"),
+    );
     let child = Command::new(env!("CARGO_BIN_EXE_emotrack"))
-        .args(["video", p(&clip), "--out", p(&mp4), "--jsonl", p(&jsonl)])
+        .args(["video", p(clip), "--out", p(&mp4), "--jsonl", p(&jsonl)])
+        .args(["--csv", p(&csv)])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("starts");
-    // Wait until some frames are done, then press Ctrl-C.
+    // Wait until some frames are done (the JSONL buffer has been written out once).
     let start = Instant::now();
     while std::fs::read_to_string(&jsonl).map_or(0, |s| s.lines().count()) < 5 {
         assert!(
@@ -161,13 +169,13 @@ fn ctrl_c_finishes_a_playable_video_of_the_frames_done() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let kill = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([&format!("-{signal}"), &child.id().to_string()])
         .status()
         .expect("kill runs");
     assert!(kill.success());
     let out = child.wait_with_output().expect("exits");
     let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(out.status.code(), Some(code), "{stderr}");
     assert!(stderr.contains("stopping"), "{stderr}");
     let done: u64 = stderr
         .split("stopped after ")
@@ -175,12 +183,122 @@ fn ctrl_c_finishes_a_playable_video_of_the_frames_done() {
         .and_then(|s| s.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no frame count in {stderr}"));
-    assert!(done < FER_FRAMES, "stopped early: {done}");
+    assert!(done > 0, "{stderr}");
+    let s = streams(&mp4);
     assert_eq!(
-        streams(&mp4),
-        vec![("video".to_owned(), done)],
-        "a playable video"
+        s.first(),
+        Some(&("video".to_owned(), done)),
+        "a playable video of the frames done: {s:?}"
     );
+    assert!(s[1..].iter().all(|(kind, _)| kind == "audio"), "{s:?}");
+    let records = jsonl_records(&jsonl);
+    assert!(!records.is_empty());
+    assert!(
+        records
+            .iter()
+            .all(|r| r["frame"].as_u64().is_some_and(|f| f < done)),
+        "records of the frames done only"
+    );
+    let csv = std::fs::read_to_string(&csv).expect("the CSV is written");
+    assert!(csv.starts_with("id,") && csv.ends_with('\n'), "{csv}");
+}
+
+#[test]
+fn ctrl_c_finishes_a_playable_video_of_the_frames_done_and_exits_130() {
+    let clip = fer_clip();
+    stopped_midway_by("INT", 130, &clip, &[]);
+}
+
+#[test]
+#[ignore = "slow: a 1080p video until stopped"]
+fn sigterm_finishes_the_outputs_of_the_frames_done_and_exits_143() {
+    let Some(media) = common::media_dir() else {
+        return;
+    };
+    let clip = media.join("videos/facenet_pytorch_video.mp4");
+    stopped_midway_by("TERM", 143, &clip, &[]);
+    // The fixture clip too, with the fast detector.
+    stopped_midway_by("TERM", 143, &fer_clip(), &["--detector", "haar"]);
+}
+
+#[test]
+fn a_full_disk_fails_the_run_and_deletes_the_output_it_could_not_finish() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let at = |name: &str| dir.path().join(name);
+    let clip = fer_clip();
+    let run = |out: &Path, jsonl: &Path, csv: &Path| {
+        emotrack(&[
+            "video",
+            p(&clip),
+            "--detector",
+            "haar",
+            "--duration",
+            "1",
+            "--out",
+            p(out),
+            "--jsonl",
+            p(jsonl),
+            "--csv",
+            p(csv),
+        ])
+    };
+    // /dev/full answers every write with ENOSPC, as a full disk does.
+    std::os::unix::fs::symlink("/dev/full", at("full.mp4")).expect("links");
+    let out = run(&at("full.mp4"), &at("a.jsonl"), &at("a.csv"));
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    assert!(stderr.contains("the disk is full"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        std::fs::symlink_metadata(at("full.mp4")).is_err(),
+        "the unfinished video is deleted"
+    );
+    jsonl_records(&at("a.jsonl"));
+
+    std::os::unix::fs::symlink("/dev/full", at("full.jsonl")).expect("links");
+    let out = run(&at("b.mp4"), &at("full.jsonl"), &at("b.csv"));
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    assert!(
+        std::fs::symlink_metadata(at("full.jsonl")).is_err(),
+        "the unfinished JSONL is deleted"
+    );
+    let s = streams(&at("b.mp4"));
+    assert!(
+        s.len() == 1 && s[0].1 > 0,
+        "the video of the frames before plays: {s:?}"
+    );
+}
+
+#[test]
+fn a_truncated_input_is_refused_before_any_output_is_made() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let at = |name: &str| dir.path().join(name);
+    // fer_test.mp4 has its index at the end: cut in half it cannot be read at all.
+    let bytes = std::fs::read(fer_clip()).expect("read");
+    std::fs::write(at("cut.mp4"), &bytes[..bytes.len() / 2]).expect("write");
+    let out = emotrack(&[
+        "video",
+        p(&at("cut.mp4")),
+        "--out",
+        p(&at("a.mp4")),
+        "--jsonl",
+        p(&at("a.jsonl")),
+        "--csv",
+        p(&at("a.csv")),
+        "--timeline",
+        p(&at("a.png")),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let mut left: Vec<String> = std::fs::read_dir(dir.path())
+        .expect("lists")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["cut.mp4"], "no output is made");
 }
 
 #[test]

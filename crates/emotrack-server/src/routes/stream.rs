@@ -99,6 +99,55 @@ enum Command {
     Reset,
 }
 
+/// The fields a `settings` message may carry besides `type`: those of [`DetectorOptions`] and
+/// [`TrackingOptions`] (serde's `flatten` cannot refuse unknown fields, so they are listed).
+const SETTINGS_FIELDS: [&str; 11] = [
+    "detector",
+    "min_face",
+    "threshold",
+    "detect_every",
+    "window",
+    "ema",
+    "hysteresis",
+    "min_hits",
+    "max_age",
+    "box_alpha",
+    "iou",
+];
+
+impl Command {
+    /// Reads a text message. The outer error (not JSON, no known `type`, a field of the wrong
+    /// type) closes the stream; the inner one answers a command that names fields the server
+    /// does not know (a misspelt setting would otherwise be ignored without a word), and
+    /// nothing of it is applied.
+    fn parse(text: &str) -> Result<Result<Self, ApiError>, serde_json::Error> {
+        let command: Self = serde_json::from_str(text)?;
+        let fields: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text)?;
+        let known: &[&str] = match command {
+            Self::Settings { .. } => &SETTINGS_FIELDS,
+            Self::Reset => &[],
+        };
+        let unknown: Vec<&str> = fields
+            .keys()
+            .map(String::as_str)
+            .filter(|k| *k != "type" && !known.contains(k))
+            .collect();
+        if unknown.is_empty() {
+            return Ok(Ok(command));
+        }
+        let allowed = if known.is_empty() {
+            "a reset takes no fields".to_owned()
+        } else {
+            format!("settings take {}", known.join(", "))
+        };
+        Ok(Err(ApiError::bad_option(format!(
+            "unknown field{} {} (nothing was changed); {allowed}",
+            if unknown.len() == 1 { "" } else { "s" },
+            unknown.join(", ")
+        ))))
+    }
+}
+
 /// The answer to an analysed frame.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct FrameMessage {
@@ -227,9 +276,13 @@ impl Session {
                                 telemetry::frames_skipped(1);
                             }
                         }
-                        Some(Ok(Message::Text(text))) => match serde_json::from_str::<Command>(&text) {
+                        Some(Ok(Message::Text(text))) => match Command::parse(&text) {
                             Ok(command) => {
-                                if let Err(e) = self.apply(command).await {
+                                let applied = match command {
+                                    Ok(command) => self.apply(command).await,
+                                    Err(unknown) => Err(unknown),
+                                };
+                                if let Err(e) = applied {
                                     let reply = Outgoing::Error { seq: None, body: body_of(e) };
                                     if send(&mut tx, &reply).await.is_err() {
                                         break None;
@@ -388,4 +441,62 @@ async fn send(
         format!(r#"{{"type":"error","error":"internal","message":"cannot write the answer: {e}"}}"#)
     });
     tx.send(Message::Text(Utf8Bytes::from(text))).await
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn every_listed_settings_field_is_one_the_options_read() {
+        let examples = [
+            ("detector", json!("haar")),
+            ("min_face", json!(40)),
+            ("threshold", json!(0.5)),
+            ("detect_every", json!(2)),
+            ("window", json!(4)),
+            ("ema", json!(0.3)),
+            ("hysteresis", json!(2)),
+            ("min_hits", json!(2)),
+            ("max_age", json!(9)),
+            ("box_alpha", json!(0.5)),
+            ("iou", json!(0.4)),
+        ];
+        assert_eq!(examples.len(), SETTINGS_FIELDS.len());
+        for (field, value) in examples {
+            assert!(SETTINGS_FIELDS.contains(&field), "{field}");
+            let text = json!({"type": "settings", field: value}).to_string();
+            let read = matches!(
+                Command::parse(&text),
+                Ok(Ok(Command::Settings { detector, tracking }))
+                    if detector != DetectorOptions::default()
+                        || tracking != TrackingOptions::default()
+            );
+            assert!(read, "{field} is read into the options");
+        }
+    }
+
+    #[test]
+    fn unknown_fields_are_named_and_bad_json_is_refused() {
+        let Ok(Err(e)) = Command::parse(r#"{"type":"settings","windw":4,"iou":0.3}"#) else {
+            panic!("an unknown field is an error answer");
+        };
+        assert!(
+            e.message.starts_with("unknown field windw "),
+            "{}",
+            e.message
+        );
+        assert!(matches!(
+            Command::parse(r#"{"type":"reset","x":1}"#),
+            Ok(Err(_))
+        ));
+        assert!(matches!(
+            Command::parse(r#"{"type":"reset"}"#),
+            Ok(Ok(Command::Reset))
+        ));
+        assert!(Command::parse(r#"{"type":"settings","#).is_err());
+        assert!(Command::parse(r#"{"type":"bogus"}"#).is_err());
+    }
 }

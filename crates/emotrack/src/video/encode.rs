@@ -35,6 +35,8 @@ pub struct Encoder {
     stderr: StderrTail,
     written: u64,
     first_time: Option<f64>,
+    /// Why writing failed, once it has: the file is incomplete and `finish` says so.
+    failed: Option<String>,
 }
 
 impl Encoder {
@@ -98,6 +100,7 @@ impl Encoder {
             stderr,
             written: 0,
             first_time: None,
+            failed: None,
         })
     }
 
@@ -133,6 +136,9 @@ impl Encoder {
                 ),
             ));
         }
+        if let Some(why) = &self.failed {
+            return Err(Error::video(self.path.display().to_string(), why.clone()));
+        }
         let copies = if self.live {
             let first = *self.first_time.get_or_insert(time);
             let target = ((time - first).max(0.0) * self.frame_rate).floor() as u64 + 1;
@@ -156,14 +162,18 @@ impl Encoder {
 
     /// Closes ffmpeg's input, waits for it to finish the file and checks that it succeeded.
     /// Without any frame written there is no video to make: ffmpeg is stopped and no file is
-    /// left behind.
+    /// left behind. After a failed [`Encoder::write`] this is that failure again: the file is
+    /// incomplete.
     pub fn finish(mut self) -> Result<()> {
         self.close()
     }
 
     fn close(&mut self) -> Result<()> {
         let Some(stdin) = self.stdin.take() else {
-            return Ok(());
+            return match &self.failed {
+                Some(why) => Err(Error::video(self.path.display().to_string(), why.clone())),
+                None => Ok(()),
+            };
         };
         drop(stdin);
         if self.written == 0 {
@@ -189,6 +199,7 @@ impl Encoder {
         } else {
             format!("{what}: {messages}")
         };
+        self.failed.get_or_insert_with(|| message.clone());
         Error::video(self.path.display().to_string(), message)
     }
 }

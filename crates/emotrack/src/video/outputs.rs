@@ -157,8 +157,12 @@ fn check_folder(path: &Path) -> Result<()> {
 struct JsonlWriter {
     path: PathBuf,
     writer: Box<dyn Write + Send>,
-    /// Flush after every frame (streams), or only at the end (files).
-    flush_every_frame: bool,
+    /// A file (deleted if it cannot be finished), not a stream; flushed only at the end,
+    /// where a stream is flushed after every frame.
+    is_file: bool,
+    /// The first write that failed: the records after it are missing, whatever a later
+    /// flush says, so [`JsonlWriter::finish`] fails with it.
+    failed: Option<std::io::Error>,
 }
 
 impl JsonlWriter {
@@ -172,33 +176,41 @@ impl JsonlWriter {
                 Self {
                     path,
                     writer: Box::new(BufWriter::new(file)),
-                    flush_every_frame: false,
+                    is_file: true,
+                    failed: None,
                 }
             }
             JsonlTarget::Stream { name, writer } => Self {
                 path: name.into(),
                 writer,
-                flush_every_frame: true,
+                is_file: false,
+                failed: None,
             },
         })
     }
 
     fn write(&mut self, report: &FrameReport) -> Result<()> {
-        write_jsonl(&mut self.writer, report)
-            .and_then(|()| {
-                if self.flush_every_frame {
-                    self.writer.flush()
-                } else {
-                    Ok(())
-                }
-            })
-            .map_err(|source| self.io_error(source))
+        if let Some(e) = &self.failed {
+            return Err(self.io_error(std::io::Error::new(e.kind(), e.to_string())));
+        }
+        let result = write_jsonl(&mut self.writer, report).and_then(|()| {
+            if self.is_file {
+                Ok(())
+            } else {
+                self.writer.flush()
+            }
+        });
+        result.map_err(|source| {
+            self.failed = Some(std::io::Error::new(source.kind(), source.to_string()));
+            self.io_error(source)
+        })
     }
 
     fn finish(mut self) -> Result<PathBuf> {
-        match self.writer.flush() {
-            Ok(()) => Ok(self.path),
-            Err(source) => Err(self.io_error(source)),
+        let flushed = self.writer.flush();
+        match (self.failed.take(), flushed) {
+            (Some(source), _) | (None, Err(source)) => Err(self.io_error(source)),
+            (None, Ok(())) => Ok(self.path),
         }
     }
 
@@ -300,6 +312,11 @@ impl VideoOutputs {
     /// Finishes every output, each whatever happened to the others: the video is closed and
     /// ffmpeg waited for, the JSONL flushed, the CSV and the timeline written. What was written
     /// before a failed or stopped run stays valid.
+    ///
+    /// An output that cannot be finished (a write failed: full disk, lost folder, ffmpeg
+    /// failed) is deleted rather than left incomplete under its final name, and listed in
+    /// [`FinishedOutputs::problems`]; a file the run never wrote (a CSV whose creation was
+    /// refused) is left alone.
     pub fn finish(self) -> FinishedOutputs {
         let mut done = FinishedOutputs {
             summary: Summary::new(),
@@ -312,37 +329,61 @@ impl VideoOutputs {
             let empty = encoder.frames_written() == 0;
             match encoder.finish() {
                 Ok(()) if empty => done.not_written.push(path),
-                result => done.record(path, result),
+                result => done.record(path, result, Cleanup::Delete),
             }
         }
         if let Some(jsonl) = self.jsonl {
             let path = jsonl.path.clone();
-            done.record(path, jsonl.finish().map(drop));
+            let cleanup = if jsonl.is_file {
+                Cleanup::Delete
+            } else {
+                Cleanup::NotAFile
+            };
+            done.record(path, jsonl.finish().map(drop), cleanup);
         }
         if let Some(path) = self.csv {
-            let result = write_csv(&path, &self.summary);
-            done.record(path, result);
+            let result = write_file(&path, |w| self.summary.write_csv(w));
+            done.record(path, result, Cleanup::Done);
         }
         if let Some((path, timeline)) = self.timeline {
-            let result = timeline.save(&path, self.frame_interval);
-            done.record(path, result);
+            let result = timeline_png(&timeline, self.frame_interval, &path)
+                .and_then(|png| write_file(&path, |w| w.write_all(&png)));
+            done.record(path, result, Cleanup::Done);
         }
         done.summary = self.summary;
         done
     }
 }
 
-/// Writes the per-track summary as CSV to `path`.
-fn write_csv(path: &Path, summary: &Summary) -> Result<()> {
+/// Creates `path` and writes it with `write`. A file created but not finished is deleted
+/// here (it would be incomplete); one that could not be created is left as it was.
+fn write_file(
+    path: &Path,
+    write: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
+) -> Result<()> {
     let io_error = |source| Error::Io {
         path: path.to_path_buf(),
         source,
     };
     let mut w = BufWriter::new(File::create(path).map_err(io_error)?);
-    summary
-        .write_csv(&mut w)
-        .and_then(|()| w.flush())
-        .map_err(io_error)
+    let written = write(&mut w).and_then(|()| w.flush());
+    drop(w);
+    written.map_err(|e| {
+        let _ = std::fs::remove_file(path);
+        io_error(e)
+    })
+}
+
+/// The timeline drawn and encoded as PNG, in memory (so that writing it is one step).
+fn timeline_png(timeline: &Timeline, frame_interval: f64, path: &Path) -> Result<Vec<u8>> {
+    let image = timeline
+        .render(frame_interval)
+        .map_err(|e| Error::image(path, format!("cannot draw the timeline: {e}")))?;
+    let mut png = Vec::new();
+    image
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .map_err(|e| Error::image(path, format!("cannot encode the timeline: {e}")))?;
+    Ok(png)
 }
 
 /// What [`VideoOutputs::finish`] did.
@@ -356,15 +397,39 @@ pub struct FinishedOutputs {
     /// Outputs left out because there was nothing to write: the annotated video when no frame
     /// was pushed (ffmpeg cannot make a video of no frames, and no file is left behind).
     pub not_written: Vec<PathBuf>,
-    /// The outputs that could not be finished, each with its file; the others are complete.
+    /// The outputs that could not be finished, each with its file (deleted: nothing incomplete
+    /// is left under its name); the others are complete.
     pub problems: Vec<OutputError>,
 }
 
+/// What to do with an output that could not be finished.
+#[derive(Clone, Copy)]
+enum Cleanup {
+    /// Delete its file: the run wrote into it from the start (the video, a JSONL file).
+    Delete,
+    /// Nothing: its writer already deleted what it had begun (CSV, timeline).
+    Done,
+    /// Nothing: it is a stream (stdout), not a file.
+    NotAFile,
+}
+
 impl FinishedOutputs {
-    fn record(&mut self, path: PathBuf, result: Result<()>) {
+    /// Notes how an output ended, deleting a failed one as `cleanup` says.
+    fn record(&mut self, path: PathBuf, result: Result<()>, cleanup: Cleanup) {
         match result {
             Ok(()) => self.written.push(path),
-            Err(error) => self.problems.push(OutputError { path, error }),
+            Err(error) => {
+                if let Cleanup::Delete = cleanup {
+                    let _ = std::fs::remove_file(&path);
+                }
+                let deleted = !matches!(cleanup, Cleanup::NotAFile)
+                    && std::fs::symlink_metadata(&path).is_err();
+                self.problems.push(OutputError {
+                    path,
+                    error,
+                    deleted,
+                });
+            }
         }
     }
 }
@@ -376,6 +441,9 @@ pub struct OutputError {
     pub path: PathBuf,
     /// What went wrong.
     pub error: Error,
+    /// Whether the incomplete file was deleted (or never made): nothing incomplete is left
+    /// under its name.
+    pub deleted: bool,
 }
 
 impl fmt::Display for OutputError {
@@ -385,7 +453,14 @@ impl fmt::Display for OutputError {
             "{} was not finished: {}",
             self.path.display(),
             self.error.detail()
-        )
+        )?;
+        if self.error.is_disk_full() {
+            write!(f, " (the disk is full: free some space or write elsewhere)")?;
+        }
+        if self.deleted {
+            write!(f, "; the incomplete file was deleted")?;
+        }
+        Ok(())
     }
 }
 
@@ -408,6 +483,33 @@ mod tests {
         assert_eq!(
             t.jsonl.as_ref().map(JsonlTarget::path),
             Some(PathBuf::from("jobs/42/faces.jsonl"))
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_file_whose_writing_fails_is_deleted_and_the_error_says_the_disk_is_full() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("tracks.csv");
+        // /dev/full answers every write with ENOSPC, as a full disk does.
+        std::os::unix::fs::symlink("/dev/full", &path).expect("links");
+        let err = write_file(&path, |w| w.write_all(&[b'x'; 100_000])).expect_err("ENOSPC");
+        assert!(err.is_disk_full(), "{err}");
+        assert!(
+            std::fs::symlink_metadata(&path).is_err(),
+            "nothing incomplete is left"
+        );
+        let mut done = FinishedOutputs {
+            summary: Summary::new(),
+            written: Vec::new(),
+            not_written: Vec::new(),
+            problems: Vec::new(),
+        };
+        done.record(path, Err(err), Cleanup::Done);
+        let message = done.problems[0].to_string();
+        assert!(
+            message.contains("the disk is full") && message.contains("deleted"),
+            "{message}"
         );
     }
 
