@@ -8,7 +8,7 @@
 //!
 //! | target | what it reads |
 //! |---|---|
-//! | [`image`] | an image file, decoded by `imgproc::decode_image` and analysed |
+//! | [`image()`] | an image file, decoded by `imgproc::decode_image` and analysed |
 //! | [`model`] | a model config (JSON), a NUL byte, then safetensors weights; run once |
 //! | [`onnx`] | an ONNX graph imported as a classifier and run once |
 //! | [`vibes`] | a vibes file (JSON) |
@@ -16,6 +16,8 @@
 //! | [`http_analyze`] | a query string line, then the body of `POST /v1/analyze` |
 //! | [`multipart`] | a boundary line, then a `multipart/form-data` body for `/v1/analyze` |
 //! | [`websocket`] | a stream session's messages (binary frames and JSON commands) |
+
+#![warn(missing_docs)]
 
 pub mod seeds;
 

@@ -11,6 +11,8 @@
 //! `GET /v1/videos/{id}/{file}`, `GET /v1/stream` (WebSocket), `GET /healthz`, `GET /readyz`,
 //! `GET /metrics`, `GET /openapi.json`, `GET /docs`.
 
+#![warn(missing_docs)]
+
 mod auth;
 pub mod config;
 pub mod error;

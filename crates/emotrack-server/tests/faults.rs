@@ -7,127 +7,19 @@
 
 #[path = "../../emotrack/tests/common/mod.rs"]
 mod common;
+mod running;
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use emotrack::AnalyzerConfig;
 use emotrack::video::{DecodeOptions, Source, VideoInput};
 use emotrack_server::jobs::FILES;
-use emotrack_server::{AppState, ServerConfig, serve};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
+use running::{PATIENCE, Running, Ws, close_frame, files_under, next_json, wait_for};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-/// Longest wait for a state the server reaches on its own (a guard against hanging, not a
-/// timing assertion: each takes well under a second when things work).
-const PATIENCE: Duration = Duration::from_secs(60);
-
-/// A running server whose jobs live in a folder of the test's own.
-struct Running {
-    addr: SocketAddr,
-    state: AppState,
-    /// The `--job-dir`: holds the server's private jobs folder, and nothing once it stopped.
-    job_dir: tempfile::TempDir,
-    stop: Option<oneshot::Sender<()>>,
-    done: tokio::task::JoinHandle<Result<(), emotrack_server::ServeError>>,
-}
-
-impl Running {
-    async fn start(tune: impl FnOnce(&mut ServerConfig)) -> Self {
-        let job_dir = tempfile::tempdir().expect("tempdir");
-        let mut config = ServerConfig::new(AnalyzerConfig::default());
-        config.job_dir = Some(job_dir.path().to_path_buf());
-        tune(&mut config);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("binds");
-        let addr = listener.local_addr().expect("address");
-        let state = AppState::new(config).expect("valid config");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let done = tokio::spawn(serve(listener, state.clone(), async move {
-            let _ = stopped.await;
-        }));
-        wait_for("the models load", || async { state.is_ready() }).await;
-        Self {
-            addr,
-            state,
-            job_dir,
-            stop: Some(stop),
-            done,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    async fn connect(&self) -> Ws {
-        tokio_tungstenite::connect_async(format!("ws://{}/v1/stream", self.addr))
-            .await
-            .expect("the stream opens")
-            .0
-    }
-
-    /// Every file under the jobs folder, as paths relative to it.
-    fn job_files(&self) -> Vec<String> {
-        files_under(self.state.jobs().root())
-    }
-
-    async fn shut_down(mut self) -> tempfile::TempDir {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        tokio::time::timeout(PATIENCE, self.done)
-            .await
-            .expect("shutdown completes")
-            .expect("joins")
-            .expect("stops cleanly");
-        self.job_dir
-    }
-}
-
-/// Polls `check` until it holds; fails the test after [`PATIENCE`].
-async fn wait_for<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while !check().await {
-        assert!(start.elapsed() < PATIENCE, "never happened: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Files (not folders) under `dir`, relative to it, sorted; empty when `dir` is absent.
-fn files_under(dir: &Path) -> Vec<String> {
-    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                walk(base, &path, out);
-            } else {
-                let rel = path.strip_prefix(base).unwrap_or(&path);
-                out.push(rel.display().to_string());
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(dir, dir, &mut out);
-    out.sort();
-    out
-}
 
 /// The fixture clip, or its first `frames` frames re-encoded into `dir`.
 fn clip(dir: &Path, frames: Option<u32>) -> PathBuf {
@@ -280,39 +172,6 @@ fn binary_frame_header(len: u16) -> Vec<u8> {
     h.extend_from_slice(&len.to_be_bytes());
     h.extend_from_slice(&[0, 0, 0, 0]);
     h
-}
-
-/// The next JSON text message (pings and pongs skipped).
-async fn next_json(ws: &mut Ws) -> Value {
-    loop {
-        let message = tokio::time::timeout(PATIENCE, ws.next())
-            .await
-            .expect("an answer")
-            .expect("the stream is open")
-            .expect("a message");
-        match message {
-            Message::Text(t) => return serde_json::from_str(&t).expect("JSON"),
-            Message::Close(c) => panic!("closed: {c:?}"),
-            _ => {}
-        }
-    }
-}
-
-/// The close frame the server ends the stream with: its code and reason.
-async fn close_frame(ws: &mut Ws) -> (u16, String) {
-    loop {
-        match tokio::time::timeout(PATIENCE, ws.next())
-            .await
-            .expect("closes")
-        {
-            Some(Ok(Message::Close(Some(frame)))) => {
-                return (u16::from(frame.code), frame.reason.to_string());
-            }
-            Some(Ok(Message::Close(None))) | None => return (1005, String::new()),
-            Some(Ok(_)) => {}
-            Some(Err(e)) => panic!("no close frame: {e}"),
-        }
-    }
 }
 
 /// Sends a frame and expects its analysis.
@@ -473,7 +332,7 @@ async fn a_download_cut_off_midway_leaves_the_file_whole_for_the_next_client() {
 async fn a_websocket_cut_off_mid_frame_frees_its_slot_and_other_streams_go_on() {
     let jpeg = jpeg_frame();
     let server = Running::start(|c| c.limits.max_streams = 2).await;
-    let mut other = server.connect().await;
+    let mut other = server.connect("").await.expect("the stream opens");
     frame_is_analysed(&mut other, &jpeg).await;
 
     // Half a binary frame, then a reset.
@@ -512,7 +371,7 @@ async fn a_websocket_cut_off_mid_frame_frees_its_slot_and_other_streams_go_on() 
         frame_is_analysed(&mut other, &jpeg).await;
     }
     // Both slots can be taken again.
-    let mut second = server.connect().await;
+    let mut second = server.connect("").await.expect("the stream opens");
     frame_is_analysed(&mut second, &jpeg).await;
     server.shut_down().await;
 }
@@ -521,11 +380,11 @@ async fn a_websocket_cut_off_mid_frame_frees_its_slot_and_other_streams_go_on() 
 async fn garbage_on_a_websocket_gets_an_error_or_a_close_with_its_reason_and_others_go_on() {
     let jpeg = jpeg_frame();
     let server = Running::start(|c| c.limits.max_message_bytes = 256 << 10).await;
-    let mut bystander = server.connect().await;
+    let mut bystander = server.connect("").await.expect("the stream opens");
     frame_is_analysed(&mut bystander, &jpeg).await;
 
     // Random bytes as a frame: an error answer, and the stream goes on.
-    let mut ws = server.connect().await;
+    let mut ws = server.connect("").await.expect("the stream opens");
     ws.send(Message::Binary(noise(4096).into()))
         .await
         .expect("sends");
@@ -559,7 +418,7 @@ async fn garbage_on_a_websocket_gets_an_error_or_a_close_with_its_reason_and_oth
     frame_is_analysed(&mut bystander, &jpeg).await;
 
     // A message above --max-message: closed with 1009 and a reason naming the flag.
-    let mut ws = server.connect().await;
+    let mut ws = server.connect("").await.expect("the stream opens");
     ws.send(Message::Binary(noise(300 << 10).into()))
         .await
         .expect("sends");
@@ -643,6 +502,43 @@ async fn a_job_whose_upload_is_truncated_while_it_runs_fails_and_leaks_nothing()
             .status(),
         204
     );
+    assert_eq!(server.job_files(), Vec::<String>::new(), "nothing after");
+    server.shut_down().await;
+}
+
+#[tokio::test]
+async fn a_job_whose_upload_is_deleted_while_it_runs_finishes_from_the_open_file() {
+    // FFmpeg has the upload open once frames are analysed: deleting its name does not take the
+    // data away (POSIX), so the job ends as if nothing happened, and the folder is cleaned up.
+    let server = Running::start(|_| {}).await;
+    let client = reqwest::Client::new();
+    let location = upload(&client, &server, &common::fer_clip()).await;
+    let running = job_when(
+        &client,
+        &server,
+        &location,
+        "frames are analysed",
+        running_with_frames,
+    )
+    .await;
+    let id = running["id"].as_str().expect("id").to_owned();
+    std::fs::remove_file(server.state.jobs().root().join(&id).join("upload.video"))
+        .expect("deletes the upload");
+
+    let ended = job_when(&client, &server, &location, "the job ends", finished).await;
+    assert_eq!(ended["state"], "done", "{ended}");
+    assert_eq!(ended["frames_done"], 115, "{ended}");
+    let left = server.job_files();
+    assert_eq!(
+        left.len(),
+        FILES.len(),
+        "every output, nothing else: {left:?}"
+    );
+    client
+        .delete(server.url(&location))
+        .send()
+        .await
+        .expect("deletes");
     assert_eq!(server.job_files(), Vec::<String>::new(), "nothing after");
     server.shut_down().await;
 }

@@ -3,74 +3,17 @@
 
 #[path = "../../emotrack/tests/common/mod.rs"]
 mod common;
+mod running;
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use emotrack::AnalyzerConfig;
 use emotrack::video::{DecodeOptions, Source, VideoInput};
-use emotrack_server::{AppState, ServerConfig, serve};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
+use running::{Running, close_frame, next_json, send_frame};
 use serde_json::Value;
-use tokio::net::TcpStream;
-use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-/// A running server and what stops it.
-struct Running {
-    addr: SocketAddr,
-    state: AppState,
-    stop: Option<oneshot::Sender<()>>,
-    done: tokio::task::JoinHandle<Result<(), emotrack_server::ServeError>>,
-}
-
-impl Running {
-    async fn start(config: ServerConfig) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("binds");
-        let addr = listener.local_addr().expect("address");
-        let state = AppState::new(config).expect("valid config");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let done = tokio::spawn(serve(listener, state.clone(), async move {
-            let _ = stopped.await;
-        }));
-        while !state.is_ready() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Self {
-            addr,
-            state,
-            stop: Some(stop),
-            done,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    async fn connect(&self, query: &str) -> Result<Ws, WsError> {
-        let request = format!("ws://{}/v1/stream{query}", self.addr)
-            .into_client_request()
-            .expect("request");
-        tokio_tungstenite::connect_async(request)
-            .await
-            .map(|(ws, _)| ws)
-    }
-
-    async fn shut_down(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        self.done.await.expect("joins").expect("stops cleanly");
-    }
-}
 
 /// Polls a video job until it has finished; what it shows then.
 async fn finished_job(client: &reqwest::Client, server: &Running, location: &str) -> Value {
@@ -98,10 +41,6 @@ fn location_of(response: &reqwest::Response) -> String {
         .to_owned()
 }
 
-fn config() -> ServerConfig {
-    ServerConfig::new(AnalyzerConfig::default())
-}
-
 fn video(name: &str) -> Option<PathBuf> {
     Some(common::media_dir()?.join("videos").join(name))
 }
@@ -125,43 +64,6 @@ fn jpeg_frames(path: &Path, n: usize) -> Vec<Vec<u8>> {
     frames
 }
 
-/// The next JSON text message (pings and pongs skipped).
-async fn next_json(ws: &mut Ws) -> Value {
-    loop {
-        let message = tokio::time::timeout(Duration::from_secs(60), ws.next())
-            .await
-            .expect("an answer within a minute")
-            .expect("the stream is open")
-            .expect("a message");
-        match message {
-            Message::Text(t) => return serde_json::from_str(&t).expect("JSON"),
-            Message::Close(c) => panic!("closed: {c:?}"),
-            _ => {}
-        }
-    }
-}
-
-/// The close code the server ends the stream with.
-async fn close_code(ws: &mut Ws) -> u16 {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(30), ws.next())
-            .await
-            .expect("closes in time")
-        {
-            Some(Ok(Message::Close(Some(frame)))) => return u16::from(frame.code),
-            Some(Ok(Message::Close(None))) | None => return 1005,
-            Some(Ok(_)) => {}
-            Some(Err(e)) => panic!("no close frame: {e}"),
-        }
-    }
-}
-
-async fn send_frame(ws: &mut Ws, bytes: &[u8]) {
-    ws.send(Message::Binary(bytes.to_vec().into()))
-        .await
-        .expect("sends");
-}
-
 #[tokio::test]
 async fn a_stream_keeps_its_face_on_one_track_and_two_streams_do_not_mix() {
     let (Some(fer), Some(hamilton)) = (video("fer_test.mp4"), video("short_hamilton_clip.mp4"))
@@ -170,7 +72,7 @@ async fn a_stream_keeps_its_face_on_one_track_and_two_streams_do_not_mix() {
     };
     let a_frames = jpeg_frames(&fer, 40);
     let b_frames = jpeg_frames(&hamilton, 40);
-    let server = Running::start(config()).await;
+    let server = Running::start(|_| {}).await;
     let mut a = server.connect("").await.expect("connects");
     let mut b = server.connect("?detector=haar").await.expect("connects");
     let mut a_ids = std::collections::BTreeSet::new();
@@ -231,7 +133,7 @@ async fn a_client_sending_faster_than_analysis_gets_frames_skipped_not_queued() 
         return;
     };
     let frames = jpeg_frames(&fer, 30);
-    let server = Running::start(config()).await;
+    let server = Running::start(|_| {}).await;
     let mut ws = server.connect("").await.expect("connects");
     for f in &frames {
         send_frame(&mut ws, f).await;
@@ -263,10 +165,11 @@ async fn bad_messages_get_an_error_or_their_close_code_and_other_streams_go_on()
         return;
     };
     let frame = jpeg_frames(&fer, 1).remove(0);
-    let mut config = config();
-    config.limits.max_message_bytes = 256 << 10;
-    config.limits.max_streams = 2;
-    let server = Running::start(config).await;
+    let server = Running::start(|c| {
+        c.limits.max_message_bytes = 256 << 10;
+        c.limits.max_streams = 2;
+    })
+    .await;
 
     // A truncated JPEG gets an error answer; the stream goes on.
     let mut ws = server.connect("").await.expect("connects");
@@ -301,10 +204,10 @@ async fn bad_messages_get_an_error_or_their_close_code_and_other_streams_go_on()
 
     // Text that is not a command closes with 1007; an oversize frame with 1009.
     ws.send(Message::Text("hello".into())).await.expect("sends");
-    assert_eq!(close_code(&mut ws).await, 1007);
+    assert_eq!(close_frame(&mut ws).await.0, 1007);
     let mut ws = server.connect("").await.expect("a slot is free again");
     send_frame(&mut ws, &vec![0xFF; 300 << 10]).await;
-    assert_eq!(close_code(&mut ws).await, 1009);
+    assert_eq!(close_frame(&mut ws).await.0, 1009);
 
     // The server still serves.
     let mut ws = server.connect("").await.expect("connects");
@@ -315,10 +218,11 @@ async fn bad_messages_get_an_error_or_their_close_code_and_other_streams_go_on()
 
 #[tokio::test]
 async fn an_idle_stream_is_closed_and_a_token_is_taken_from_the_subprotocol_or_query() {
-    let mut config = config();
-    config.limits.idle_timeout = Duration::from_millis(500);
-    config.token = Some("t0ken".into());
-    let server = Running::start(config).await;
+    let server = Running::start(|c| {
+        c.limits.idle_timeout = Duration::from_millis(500);
+        c.token = Some("t0ken".into());
+    })
+    .await;
     match server.connect("").await {
         Err(WsError::Http(response)) => assert_eq!(response.status(), 401),
         other => panic!("no token, no stream: {:?}", other.map(|_| ())),
@@ -328,7 +232,7 @@ async fn an_idle_stream_is_closed_and_a_token_is_taken_from_the_subprotocol_or_q
         .await
         .expect("the query token works");
     assert_eq!(
-        close_code(&mut ws).await,
+        close_frame(&mut ws).await.0,
         1001,
         "idle for longer than the timeout"
     );
@@ -351,7 +255,7 @@ async fn a_video_job_runs_from_upload_to_downloaded_outputs() {
     let Some(fer) = video("fer_test.mp4") else {
         return;
     };
-    let server = Running::start(config()).await;
+    let server = Running::start(|_| {}).await;
     let client = reqwest::Client::new();
     let created = client
         .post(server.url("/v1/videos"))
@@ -456,9 +360,7 @@ async fn uploads_that_are_not_videos_fail_the_job_and_a_full_queue_answers_429()
     let Some(fer) = video("fer_test.mp4") else {
         return;
     };
-    let mut config = config();
-    config.limits.max_jobs = 1;
-    let server = Running::start(config).await;
+    let server = Running::start(|c| c.limits.max_jobs = 1).await;
     let client = reqwest::Client::new();
     let upload = |body: Vec<u8>| {
         client
@@ -518,7 +420,7 @@ async fn shutting_down_closes_streams_cancels_jobs_and_deletes_their_files() {
     let Some(fer) = video("fer_test.mp4") else {
         return;
     };
-    let server = Running::start(config()).await;
+    let server = Running::start(|_| {}).await;
     let mut ws = server.connect("").await.expect("connects");
     let client = reqwest::Client::new();
     let created = client
@@ -531,7 +433,7 @@ async fn shutting_down_closes_streams_cancels_jobs_and_deletes_their_files() {
     assert_eq!(created.status(), 202);
     let root = server.state.jobs().root().to_path_buf();
     assert!(root.is_dir());
-    let closing = tokio::spawn(async move { close_code(&mut ws).await });
+    let closing = tokio::spawn(async move { close_frame(&mut ws).await.0 });
     server.shut_down().await;
     assert_eq!(
         closing.await.expect("joins"),
@@ -543,9 +445,7 @@ async fn shutting_down_closes_streams_cancels_jobs_and_deletes_their_files() {
 
 #[tokio::test]
 async fn finished_jobs_and_their_files_are_deleted_after_the_ttl() {
-    let mut config = config();
-    config.job_ttl = Duration::from_secs(1);
-    let server = Running::start(config).await;
+    let server = Running::start(|c| c.job_ttl = Duration::from_secs(1)).await;
     let client = reqwest::Client::new();
     let created = client
         .post(server.url("/v1/videos"))

@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -89,6 +90,8 @@ struct Report {
     server_rss_mb_streams_10s: f64,
     server_rss_mb_after_streams: f64,
     server_rss_mb_peak: f64,
+    /// The server's memory at the end of each minute of the streams (flat or growing).
+    server_rss_mb_per_minute: Vec<f64>,
     server_rss_mb_end: f64,
     photo_requests: u64,
     photo_latency_ms_p95: f64,
@@ -127,27 +130,14 @@ pub fn serve(args: ServeArgs) -> Result<Outcome> {
         .context("cannot start the async runtime")?;
     // Memory every second during the streams: 10 s in (warmed up) against the end says flat
     // or growing; the peak, how much it needs.
-    let pid = server.child.id();
-    let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let sampler = {
-        let sampling = Arc::clone(&sampling);
-        std::thread::spawn(move || {
-            let mut samples = Vec::new();
-            while sampling.load(std::sync::atomic::Ordering::Relaxed) {
-                samples.push(rss_mb(pid));
-                std::thread::sleep(Duration::from_secs(1));
-            }
-            samples
-        })
-    };
+    let sampler = MemorySampler::start(server.child.id());
     let started = Instant::now();
     let (streams, photo_ms) = runtime.block_on(async {
         let photos_meanwhile = run_photo_requests(&server.addr, &args, &photos, started);
         let streams = run_streams(&server.addr, &args, Arc::new(frames), started);
         tokio::try_join!(streams, photos_meanwhile)
     })?;
-    sampling.store(false, std::sync::atomic::Ordering::Relaxed);
-    let samples = sampler.join().unwrap_or_default();
+    let samples = sampler.stop();
     let rss_10s = samples
         .get(10)
         .or(samples.last())
@@ -198,6 +188,7 @@ pub fn serve(args: ServeArgs) -> Result<Outcome> {
         server_rss_mb_streams_10s: rss_10s,
         server_rss_mb_after_streams: after_streams,
         server_rss_mb_peak: peak,
+        server_rss_mb_per_minute: samples.iter().skip(60).step_by(60).copied().collect(),
         photo_requests,
         photo_latency_ms_p95: photo_p95,
         server_rss_mb_end: end_rss,
@@ -268,6 +259,14 @@ fn print(r: &Report, json: bool) -> Result<()> {
         r.server_rss_mb_peak,
         w = r.window,
     );
+    if !r.server_rss_mb_per_minute.is_empty() {
+        let minutes: Vec<String> = r
+            .server_rss_mb_per_minute
+            .iter()
+            .map(|mb| format!("{mb:.0}"))
+            .collect();
+        println!("RSS MB at the end of each minute: {}", minutes.join(", "));
+    }
     if r.photo_requests > 0 {
         println!(
             "photos meanwhile: {} requests, all answered 200, latency p95 {:.1} ms",
@@ -369,6 +368,36 @@ fn start_server(detector: &str) -> Result<Server> {
             bail!("emotrack serve was not ready within 60 s");
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A process's resident memory, sampled every second on a thread of its own until stopped.
+struct MemorySampler {
+    running: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<f64>>,
+}
+
+impl MemorySampler {
+    fn start(pid: u32) -> Self {
+        let running = Arc::new(AtomicBool::new(true));
+        let thread = {
+            let running = Arc::clone(&running);
+            std::thread::spawn(move || {
+                let mut samples = Vec::new();
+                while running.load(Ordering::Relaxed) {
+                    samples.push(rss_mb(pid));
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+                samples
+            })
+        };
+        Self { running, thread }
+    }
+
+    /// The samples in MB, one a second from the start.
+    fn stop(self) -> Vec<f64> {
+        self.running.store(false, Ordering::Relaxed);
+        self.thread.join().unwrap_or_default()
     }
 }
 
