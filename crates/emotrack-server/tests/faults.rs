@@ -215,48 +215,37 @@ async fn an_upload_cut_off_mid_body_leaves_no_job_no_file_and_the_server_serving
     let client = reqwest::Client::new();
     let video = std::fs::read(common::fer_clip()).expect("reads");
 
-    // A video upload that stops after 64 KiB of 544 KiB, once the server stored some of it.
-    let socket = cut_off_request(
-        &server,
-        "/v1/videos",
-        "video/mp4",
-        video.len(),
-        &video[..64 << 10],
-    )
-    .await;
-    wait_for("the upload reaches the job's folder", || async {
-        server
-            .job_files()
-            .iter()
-            .any(|f| f.ends_with("upload.video"))
-    })
-    .await;
-    reset(socket);
-    wait_for("the aborted job's folder is deleted", || async {
-        std::fs::read_dir(server.state.jobs().root()).map_or(0, Iterator::count) == 0
-    })
-    .await;
-    // The same, closed in order rather than reset.
-    let socket = cut_off_request(
-        &server,
-        "/v1/videos",
-        "application/octet-stream",
-        video.len(),
-        &video[..10 << 10],
-    )
-    .await;
-    wait_for("the upload reaches the job's folder", || async {
-        server
-            .job_files()
-            .iter()
-            .any(|f| f.ends_with("upload.video"))
-    })
-    .await;
-    drop(socket);
-    wait_for("the aborted job's folder is deleted", || async {
-        std::fs::read_dir(server.state.jobs().root()).map_or(0, Iterator::count) == 0
-    })
-    .await;
+    // A video upload that stops after 64 KiB (or 10 KiB) of 544 KiB, once the server stored
+    // some of it; the client resets the connection, or closes it in order.
+    for (content_type, sent, abrupt) in [
+        ("video/mp4", 64 << 10, true),
+        ("application/octet-stream", 10 << 10, false),
+    ] {
+        let socket = cut_off_request(
+            &server,
+            "/v1/videos",
+            content_type,
+            video.len(),
+            &video[..sent],
+        )
+        .await;
+        wait_for("the upload reaches the job's folder", || async {
+            server
+                .job_files()
+                .iter()
+                .any(|f| f.ends_with("upload.video"))
+        })
+        .await;
+        if abrupt {
+            reset(socket);
+        } else {
+            drop(socket);
+        }
+        wait_for("the aborted job's folder is deleted", || async {
+            std::fs::read_dir(server.state.jobs().root()).map_or(0, Iterator::count) == 0
+        })
+        .await;
+    }
     // --max-jobs is 1: a job left behind would make this a 429.
     let location = upload(&client, &server, &short).await;
     let done = job_when(&client, &server, &location, "the job ends", finished).await;
@@ -543,6 +532,32 @@ async fn a_job_whose_upload_is_deleted_while_it_runs_finishes_from_the_open_file
     server.shut_down().await;
 }
 
+/// With one job worker: a first job (the fixture clip) running, and a second one (`video`)
+/// queued behind it, for a test to tamper with before the first is deleted. The first job's
+/// location, the second's, and the second's folder.
+async fn queued_behind_a_busy_job(
+    client: &reqwest::Client,
+    server: &Running,
+    video: &Path,
+) -> (String, String, PathBuf) {
+    let busy = upload(client, server, &common::fer_clip()).await;
+    job_when(
+        client,
+        server,
+        &busy,
+        "the first job runs",
+        running_with_frames,
+    )
+    .await;
+    let waiting = upload(client, server, video).await;
+    let id = job(client, server, &waiting).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let dir = server.state.jobs().root().join(id);
+    (busy, waiting, dir)
+}
+
 #[tokio::test]
 async fn a_job_whose_upload_is_deleted_fails_with_the_reason() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -550,22 +565,8 @@ async fn a_job_whose_upload_is_deleted_fails_with_the_reason() {
     let server = Running::start(|c| c.limits.job_workers = 1).await;
     let client = reqwest::Client::new();
     // The only worker is busy, so the second job waits; its upload is deleted meanwhile.
-    let busy = upload(&client, &server, &common::fer_clip()).await;
-    job_when(
-        &client,
-        &server,
-        &busy,
-        "the first job runs",
-        running_with_frames,
-    )
-    .await;
-    let waiting = upload(&client, &server, &short).await;
-    let id = job(&client, &server, &waiting).await["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    std::fs::remove_file(server.state.jobs().root().join(&id).join("upload.video"))
-        .expect("deletes the upload");
+    let (busy, waiting, dir) = queued_behind_a_busy_job(&client, &server, &short).await;
+    std::fs::remove_file(dir.join("upload.video")).expect("deletes the upload");
     client
         .delete(server.url(&busy))
         .send()
@@ -588,21 +589,7 @@ async fn a_full_disk_fails_the_job_with_the_reason_and_the_server_serves_on() {
     let client = reqwest::Client::new();
     // The only worker is busy, so the second job waits while its JSONL output is made a
     // link to /dev/full (every write: ENOSPC, what a full disk answers).
-    let busy = upload(&client, &server, &common::fer_clip()).await;
-    job_when(
-        &client,
-        &server,
-        &busy,
-        "the first job runs",
-        running_with_frames,
-    )
-    .await;
-    let waiting = upload(&client, &server, &short).await;
-    let id = job(&client, &server, &waiting).await["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    let dir = server.state.jobs().root().join(&id);
+    let (busy, waiting, dir) = queued_behind_a_busy_job(&client, &server, &short).await;
     std::os::unix::fs::symlink("/dev/full", dir.join("faces.jsonl")).expect("links");
     client
         .delete(server.url(&busy))
