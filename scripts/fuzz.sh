@@ -27,13 +27,12 @@ while [ $# -gt 0 ]; do
     *) targets+=("$1"); shift ;;
   esac
 done
-all=(image model onnx vibes ffprobe http_analyze multipart websocket)
-[ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
-
 if ! rustup toolchain list | grep -q '^nightly' || ! cargo +nightly fuzz --version >/dev/null 2>&1; then
   echo "fuzz.sh needs the nightly toolchain and cargo-fuzz: rustup toolchain install nightly && cargo +nightly install cargo-fuzz --locked" >&2
   exit 2
 fi
+# Every target fuzz/Cargo.toml declares, unless some are named.
+[ ${#targets[@]} -gt 0 ] || mapfile -t targets < <(cd fuzz && cargo +nightly fuzz list)
 
 dir="${EMOTRACK_FUZZ_DIR:-/var/tmp/emotrack-fuzz}"
 mkdir -p "$dir/corpus" "$dir/logs"

@@ -9,7 +9,7 @@ fn main() -> std::io::Result<()> {
         eprintln!("usage: write_seeds DIR");
         std::process::exit(2);
     };
-    for target in emotrack_fuzz::TARGETS {
+    for (target, _) in emotrack_fuzz::TARGETS {
         let folder = dir.join(target);
         std::fs::create_dir_all(&folder)?;
         let seeds = emotrack_fuzz::seeds::seeds(target);

@@ -37,35 +37,21 @@ use tokio::runtime::Runtime;
 use tokio_tungstenite::tungstenite::Message;
 use tower::ServiceExt;
 
-/// The names of the targets, as folders under `fuzz/corpus` and `fuzz/regressions`.
-pub const TARGETS: [&str; 8] = [
-    "image",
-    "model",
-    "onnx",
-    "vibes",
-    "ffprobe",
-    "http_analyze",
-    "multipart",
-    "websocket",
-];
+/// A target's name (its folder under `fuzz/corpus` and `fuzz/regressions`, and its binary in
+/// `fuzz/`) and the function it feeds.
+pub type Target = (&'static str, fn(&[u8]));
 
-/// Runs the target named `name` on `data` (for the regression replay).
-///
-/// # Panics
-/// On an unknown name, and wherever the target itself panics.
-pub fn run(name: &str, data: &[u8]) {
-    match name {
-        "image" => image(data),
-        "model" => model(data),
-        "onnx" => onnx(data),
-        "vibes" => vibes(data),
-        "ffprobe" => ffprobe(data),
-        "http_analyze" => http_analyze(data),
-        "multipart" => multipart(data),
-        "websocket" => websocket(data),
-        other => panic!("no fuzz target named {other}"),
-    }
-}
+/// Every target.
+pub const TARGETS: [Target; 8] = [
+    ("image", image),
+    ("model", model),
+    ("onnx", onnx),
+    ("vibes", vibes),
+    ("ffprobe", ffprobe),
+    ("http_analyze", http_analyze),
+    ("multipart", multipart),
+    ("websocket", websocket),
+];
 
 /// Limits that keep one input's work small: a fuzzer that spends a second per input finds
 /// little. The size checks themselves are exercised all the same (a header claiming more is
@@ -195,7 +181,8 @@ fn server_state() -> &'static AppState {
 /// Sends one request to the router in-process; a 5xx answer (a panic in a handler becomes a
 /// 500) is a bug.
 fn call(request: Request<Body>) {
-    let router = app(server_state().clone());
+    static ROUTER: OnceLock<axum::Router> = OnceLock::new();
+    let router = ROUTER.get_or_init(|| app(server_state().clone())).clone();
     let status = runtime().block_on(async move {
         let response = router.oneshot(request).await.expect("the router answers");
         let status = response.status();

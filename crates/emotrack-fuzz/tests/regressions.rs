@@ -23,9 +23,9 @@ fn record_panics() {
     }));
 }
 
-fn replay(target: &str, inputs: Vec<(String, Vec<u8>)>) -> usize {
+fn replay(target: &str, run: fn(&[u8]), inputs: Vec<(String, Vec<u8>)>) -> usize {
     for (name, bytes) in &inputs {
-        emotrack_fuzz::run(target, bytes);
+        run(bytes);
         let panics = std::mem::take(
             &mut *PANICS
                 .lock()
@@ -59,9 +59,9 @@ fn saved(target: &str) -> Vec<(String, Vec<u8>)> {
 #[test]
 fn every_seed_and_saved_crash_runs_without_a_panic() {
     record_panics();
-    for target in emotrack_fuzz::TARGETS {
-        let seeds = replay(target, emotrack_fuzz::seeds::seeds(target));
-        let crashes = replay(target, saved(target));
+    for (target, run) in emotrack_fuzz::TARGETS {
+        let seeds = replay(target, run, emotrack_fuzz::seeds::seeds(target));
+        let crashes = replay(target, run, saved(target));
         assert!(seeds > 0, "{target} has no seeds");
         eprintln!("{target}: {seeds} seeds, {crashes} saved crashes replayed");
     }

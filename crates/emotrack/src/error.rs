@@ -205,10 +205,7 @@ impl Error {
     pub fn is_disk_full(&self) -> bool {
         const ENOSPC_TEXT: &str = "No space left on device";
         match self {
-            Self::Io { source, .. } => {
-                source.kind() == std::io::ErrorKind::StorageFull
-                    || source.to_string().contains(ENOSPC_TEXT)
-            }
+            Self::Io { source, .. } => source.kind() == std::io::ErrorKind::StorageFull,
             other => other.what().contains(ENOSPC_TEXT),
         }
     }

@@ -111,3 +111,31 @@ fn an_avif_photo_is_named_with_how_to_convert_it() {
     assert!(message.contains("AVIF"), "{message}");
     assert!(message.contains("ffmpeg -i"), "{message}");
 }
+
+#[test]
+fn a_photo_stored_sideways_is_turned_upright_by_its_exif_orientation() {
+    let reference = reference();
+    let stored = encode(
+        &image::DynamicImage::ImageRgb8(reference.clone()),
+        ImageFormat::Jpeg,
+    );
+    let name = Path::new("phone.jpg");
+    let plain = decode_image(&stored, name, DecodeLimits::default()).expect("decodes");
+    assert_eq!(plain.dimensions(), reference.dimensions());
+    // 6: the stored picture must turn 90° clockwise to be shown upright.
+    let turned = decode_image(
+        &common::with_exif_orientation(&stored, 6),
+        name,
+        DecodeLimits::default(),
+    )
+    .expect("decodes");
+    assert_eq!(turned, image::imageops::rotate90(&plain));
+    // 1: as stored.
+    let same = decode_image(
+        &common::with_exif_orientation(&stored, 1),
+        name,
+        DecodeLimits::default(),
+    )
+    .expect("decodes");
+    assert_eq!(same, plain);
+}

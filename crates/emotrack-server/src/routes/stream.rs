@@ -14,7 +14,7 @@
 
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use axum::extract::State;
@@ -28,6 +28,7 @@ use futures_util::future::OptionFuture;
 use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::sync::OwnedSemaphorePermit;
+use utoipa::IntoParams;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiQuery;
@@ -100,20 +101,18 @@ enum Command {
 }
 
 /// The fields a `settings` message may carry besides `type`: those of [`DetectorOptions`] and
-/// [`TrackingOptions`] (serde's `flatten` cannot refuse unknown fields, so they are listed).
-const SETTINGS_FIELDS: [&str; 11] = [
-    "detector",
-    "min_face",
-    "threshold",
-    "detect_every",
-    "window",
-    "ema",
-    "hysteresis",
-    "min_hits",
-    "max_age",
-    "box_alpha",
-    "iou",
-];
+/// [`TrackingOptions`] (serde's `flatten` cannot refuse unknown fields, so they are read from
+/// the options' own query-parameter descriptions, which list every field).
+fn settings_fields() -> &'static [String] {
+    static FIELDS: OnceLock<Vec<String>> = OnceLock::new();
+    FIELDS.get_or_init(|| {
+        DetectorOptions::into_params(|| None)
+            .into_iter()
+            .chain(TrackingOptions::into_params(|| None))
+            .map(|p| p.name)
+            .collect()
+    })
+}
 
 impl Command {
     /// Reads a text message. The outer error (not JSON, no known `type`, a field of the wrong
@@ -123,14 +122,14 @@ impl Command {
     fn parse(text: &str) -> Result<Result<Self, ApiError>, serde_json::Error> {
         let command: Self = serde_json::from_str(text)?;
         let fields: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text)?;
-        let known: &[&str] = match command {
-            Self::Settings { .. } => &SETTINGS_FIELDS,
+        let known: &[String] = match command {
+            Self::Settings { .. } => settings_fields(),
             Self::Reset => &[],
         };
         let unknown: Vec<&str> = fields
             .keys()
-            .map(String::as_str)
             .filter(|k| *k != "type" && !known.contains(k))
+            .map(String::as_str)
             .collect();
         if unknown.is_empty() {
             return Ok(Ok(command));
@@ -464,9 +463,9 @@ mod tests {
             ("box_alpha", json!(0.5)),
             ("iou", json!(0.4)),
         ];
-        assert_eq!(examples.len(), SETTINGS_FIELDS.len());
+        assert_eq!(examples.len(), settings_fields().len());
         for (field, value) in examples {
-            assert!(SETTINGS_FIELDS.contains(&field), "{field}");
+            assert!(settings_fields().iter().any(|f| f == field), "{field}");
             let text = json!({"type": "settings", field: value}).to_string();
             let read = matches!(
                 Command::parse(&text),

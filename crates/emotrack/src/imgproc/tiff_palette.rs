@@ -22,16 +22,16 @@ const RGB_PALETTE: u16 = 3;
 /// Why a palette TIFF could not be read, as the sentence the user sees.
 pub(crate) type Problem = String;
 
-/// Whether `bytes` is a TIFF whose first image is palette-coloured.
-pub(crate) fn is_palette_tiff(bytes: &[u8]) -> bool {
-    Decoder::new(Cursor::new(bytes))
-        .and_then(|mut d| d.find_tag_unsigned::<u16>(Tag::PhotometricInterpretation))
-        .is_ok_and(|p| p == Some(RGB_PALETTE))
-}
-
-/// A palette TIFF's width and height, from its header.
-pub(crate) fn dimensions(bytes: &[u8]) -> Result<(u32, u32), TiffError> {
-    Decoder::new(Cursor::new(bytes))?.dimensions()
+/// The width and height of a TIFF whose first image is palette-coloured, from its header;
+/// `None` for any other file.
+pub(crate) fn palette_size(bytes: &[u8]) -> Option<(u32, u32)> {
+    let mut decoder = Decoder::new(Cursor::new(bytes)).ok()?;
+    let photometric = decoder
+        .find_tag_unsigned::<u16>(Tag::PhotometricInterpretation)
+        .ok()??;
+    (photometric == RGB_PALETTE)
+        .then(|| decoder.dimensions().ok())
+        .flatten()
 }
 
 /// Decodes a palette TIFF's first image into RGB, with its orientation tag, within

@@ -7,12 +7,10 @@ use serde::{Deserialize, Serialize};
 use super::ffmpeg::{Program, run_with_timeout};
 use super::source::Source;
 use crate::error::{Error, Result};
+use crate::imgproc::DecodeLimits;
 
 /// Frame rate assumed when a source does not state one (FFmpeg's image-sequence default).
 pub const FALLBACK_FRAME_RATE: f64 = 25.0;
-
-/// The largest frame side read, as for images ([`crate::imgproc::DecodeLimits`]).
-const MAX_SIDE: u32 = 16_384;
 
 /// What `ffprobe` says about a source's first video stream.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -139,9 +137,11 @@ fn parse(p: ProbeOutput) -> std::result::Result<VideoInfo, String> {
     let (Some(mut width), Some(mut height)) = (v.width, v.height) else {
         return Err("the video stream has no frame size; the file may be damaged".into());
     };
-    if width == 0 || height == 0 || width > MAX_SIDE || height > MAX_SIDE {
+    // The largest side read is the images' (a frame is allocated at this size).
+    let max_side = DecodeLimits::default().max_side;
+    if width == 0 || height == 0 || width > max_side || height > max_side {
         return Err(format!(
-            "the video stream's frame size is {width}x{height}; sides from 1 to {MAX_SIDE} \
+            "the video stream's frame size is {width}x{height}; sides from 1 to {max_side} \
              pixels are read, so the file may be damaged"
         ));
     }
