@@ -3,7 +3,9 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::common::media_dir;
@@ -32,20 +34,13 @@ fn http(addr: &str, method: &str, path: &str, content_type: &str, body: &[u8]) -
     (status, answer[split + 4..].to_vec())
 }
 
-#[test]
-fn serve_prints_its_url_answers_like_analyze_and_stops_cleanly_on_sigterm() {
-    let Some(media) = media_dir() else {
-        return;
-    };
-    let jobs = tempfile::tempdir().expect("tempdir");
+/// `emotrack serve` started as a user runs it, on a free port with `jobs` as its `--job-dir`
+/// and `extra` arguments: the child, the address it printed, and its log (read to the end on
+/// a thread, so the server never blocks on a full pipe); returns once `/readyz` answers 200.
+fn start_serve(jobs: &Path, extra: &[&str]) -> (Child, String, JoinHandle<String>) {
     let mut server = Command::new(env!("CARGO_BIN_EXE_emotrack"))
-        .args([
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-            "--job-dir",
-            p(jobs.path()),
-        ])
+        .args(["serve", "--bind", "127.0.0.1:0", "--job-dir", p(jobs)])
+        .args(extra)
         .stderr(Stdio::piped())
         .spawn()
         .expect("starts");
@@ -58,7 +53,6 @@ fn serve_prints_its_url_answers_like_analyze_and_stops_cleanly_on_sigterm() {
         .and_then(|rest| rest.split([';', ' ']).next())
         .unwrap_or_else(|| panic!("the URL is printed: {line}"))
         .to_owned();
-    // Keep reading the log so the server never blocks on a full pipe.
     let log = std::thread::spawn(move || {
         let mut rest = String::new();
         let _ = stderr.read_to_string(&mut rest);
@@ -72,6 +66,16 @@ fn serve_prints_its_url_answers_like_analyze_and_stops_cleanly_on_sigterm() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    (server, addr, log)
+}
+
+#[test]
+fn serve_prints_its_url_answers_like_analyze_and_stops_cleanly_on_sigterm() {
+    let Some(media) = media_dir() else {
+        return;
+    };
+    let jobs = tempfile::tempdir().expect("tempdir");
+    let (mut server, addr, log) = start_serve(jobs.path(), &[]);
     for name in [
         "ageitgey_two_people.jpg",
         "facenet_pytorch_multiface.jpg",
@@ -150,31 +154,7 @@ fn open_stream(addr: &str) -> TcpStream {
 fn sigterm_with_a_stream_an_upload_and_a_job_under_way_exits_0_and_leaves_no_file() {
     let clip = crate::common::fer_clip();
     let jobs = tempfile::tempdir().expect("tempdir");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_emotrack"))
-        .args(["serve", "--bind", "127.0.0.1:0", "--shutdown-grace", "2"])
-        .args(["--job-dir", p(jobs.path())])
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starts");
-    let mut stderr = BufReader::new(server.stderr.take().expect("stderr"));
-    let mut line = String::new();
-    stderr.read_line(&mut line).expect("reads");
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split([';', ' ']).next())
-        .unwrap_or_else(|| panic!("the URL is printed: {line}"))
-        .to_owned();
-    let log = std::thread::spawn(move || {
-        let mut rest = String::new();
-        let _ = stderr.read_to_string(&mut rest);
-        rest
-    });
-    let start = Instant::now();
-    while http(&addr, "GET", "/readyz", "text/plain", b"").0 != 200 {
-        assert!(start.elapsed() < Duration::from_secs(30), "ready");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (mut server, addr, log) = start_serve(jobs.path(), &["--shutdown-grace", "2"]);
 
     // A job under way.
     let video = std::fs::read(&clip).expect("reads");
