@@ -433,16 +433,7 @@ async fn a_job_whose_upload_is_truncated_while_it_runs_fails_and_leaks_nothing()
     let server = Running::start(|_| {}).await;
     let client = reqwest::Client::new();
     assert_eq!(server.job_files(), Vec::<String>::new(), "nothing before");
-    let location = upload(&client, &server, &common::fer_clip()).await;
-    let running = job_when(
-        &client,
-        &server,
-        &location,
-        "frames are analysed",
-        running_with_frames,
-    )
-    .await;
-    let id = running["id"].as_str().expect("id").to_owned();
+    let (location, id) = job_under_way(&client, &server).await;
     let dir = server.state.jobs().root().join(&id);
     let upload = dir.join("upload.video");
     let size = std::fs::metadata(&upload)
@@ -501,16 +492,7 @@ async fn a_job_whose_upload_is_deleted_while_it_runs_finishes_from_the_open_file
     // data away (POSIX), so the job ends as if nothing happened, and the folder is cleaned up.
     let server = Running::start(|_| {}).await;
     let client = reqwest::Client::new();
-    let location = upload(&client, &server, &common::fer_clip()).await;
-    let running = job_when(
-        &client,
-        &server,
-        &location,
-        "frames are analysed",
-        running_with_frames,
-    )
-    .await;
-    let id = running["id"].as_str().expect("id").to_owned();
+    let (location, id) = job_under_way(&client, &server).await;
     std::fs::remove_file(server.state.jobs().root().join(&id).join("upload.video"))
         .expect("deletes the upload");
 
@@ -532,6 +514,21 @@ async fn a_job_whose_upload_is_deleted_while_it_runs_finishes_from_the_open_file
     server.shut_down().await;
 }
 
+/// A job of the fixture clip, once its frames are being analysed: its location and id.
+async fn job_under_way(client: &reqwest::Client, server: &Running) -> (String, String) {
+    let location = upload(client, server, &common::fer_clip()).await;
+    let running = job_when(
+        client,
+        server,
+        &location,
+        "frames are analysed",
+        running_with_frames,
+    )
+    .await;
+    let id = running["id"].as_str().expect("id").to_owned();
+    (location, id)
+}
+
 /// With one job worker: a first job (the fixture clip) running, and a second one (`video`)
 /// queued behind it, for a test to tamper with before the first is deleted. The first job's
 /// location, the second's, and the second's folder.
@@ -540,15 +537,7 @@ async fn queued_behind_a_busy_job(
     server: &Running,
     video: &Path,
 ) -> (String, String, PathBuf) {
-    let busy = upload(client, server, &common::fer_clip()).await;
-    job_when(
-        client,
-        server,
-        &busy,
-        "the first job runs",
-        running_with_frames,
-    )
-    .await;
+    let (busy, _) = job_under_way(client, server).await;
     let waiting = upload(client, server, video).await;
     let id = job(client, server, &waiting).await["id"]
         .as_str()
@@ -633,16 +622,7 @@ async fn a_full_disk_fails_the_job_with_the_reason_and_the_server_serves_on() {
 async fn shutdown_during_a_job_cancels_it_and_deletes_every_file() {
     let server = Running::start(|c| c.limits.shutdown_grace = Duration::from_secs(5)).await;
     let client = reqwest::Client::new();
-    let location = upload(&client, &server, &common::fer_clip()).await;
-    let running = job_when(
-        &client,
-        &server,
-        &location,
-        "frames are analysed",
-        running_with_frames,
-    )
-    .await;
-    let id = running["id"].as_str().expect("id").to_owned();
+    let (_, id) = job_under_way(&client, &server).await;
     let state = server.state.clone();
     let job_dir = server.shut_down().await;
     let job = state.jobs().get(&id).expect("still listed in the state");
