@@ -20,6 +20,7 @@ use crate::options::parse_size;
 use crate::outcome::Outcome;
 
 mod serve;
+mod smoothing;
 mod video;
 
 /// Arguments of `emotrack bench`.
@@ -35,8 +36,9 @@ enum What {
     Detect(DetectArgs),
     /// Time the emotion classifier per face, batch 1 and batched.
     Classify(ClassifyArgs),
-    /// Label flips, box jitter and lag: raw per-frame results against smoothed ones.
-    Smoothing(video::SmoothingArgs),
+    /// Label changes, label durations, box jitter and lag: raw per-frame results against
+    /// smoothed ones (--sweep: the trade-off of other settings).
+    Smoothing(smoothing::SmoothingArgs),
     /// Video pipeline speed (decode + detect + classify + track) and time per stage.
     Video(video::VideoArgs),
     /// The server under load: concurrent WebSocket streams, and /v1/analyze against `analyze`.
@@ -82,7 +84,7 @@ pub fn run(args: Args) -> Result<Outcome> {
     match args.what {
         What::Detect(a) => detect(a),
         What::Classify(a) => classify(a),
-        What::Smoothing(a) => video::smoothing(a),
+        What::Smoothing(a) => smoothing::smoothing(a),
         What::Video(a) => video::video(a),
         What::Serve(a) => serve::serve(a),
     }

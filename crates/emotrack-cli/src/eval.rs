@@ -69,8 +69,9 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
-    /// Where to write the confusion-matrix PNG (default: `confusion-<split>.png` next to the
-    /// model; in the current folder for the built-in model).
+    /// Where to write the PNG of the confusion matrix and the reliability diagram (default:
+    /// `confusion-<split>.png` next to the model; in the current folder for the built-in
+    /// model).
     #[arg(long)]
     png: Option<PathBuf>,
     /// Don't write the PNG.
@@ -194,9 +195,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let mut png_written = None;
     if let Some(path) = &png {
         let title = format!("{model_name} on {split}{}", in_parens(tta));
-        match emotrack_train::plot::confusion_png(&metrics, &title, path) {
+        match emotrack_train::plot::metrics_png(&metrics, &title, path) {
             Ok(()) => png_written = Some(path.clone()),
-            Err(e) => eprintln!("warning: confusion matrix PNG not written: {e}"),
+            Err(e) => eprintln!("warning: evaluation PNG not written: {e}"),
         }
     }
     match args.format {

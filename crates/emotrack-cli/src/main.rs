@@ -3,6 +3,7 @@
 
 mod analyze;
 mod bench;
+mod calibrate;
 mod ensemble;
 mod eval;
 mod export;
@@ -35,6 +36,8 @@ enum Command {
     Train(train::Args),
     /// Evaluate a classifier on a FER-2013 split.
     Eval(eval::Args),
+    /// Fit a classifier's softmax temperature so its probabilities are calibrated.
+    Calibrate(calibrate::Args),
     /// Write the emotion classifier as ONNX.
     Export(export::Args),
     /// Combine trained classifiers into one ensemble model.
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
         Command::Analyze(args) => analyze::run(args),
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Calibrate(args) => calibrate::run(args),
         Command::Export(args) => export::run(args),
         Command::Ensemble(args) => ensemble::run(args),
         Command::Bench(args) => bench::run(args),

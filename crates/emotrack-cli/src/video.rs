@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::ValueEnum;
 use emotrack::track::smoothing::DEFAULT_WINDOW;
-use emotrack::track::{ScoreSmoothing, TrackerConfig};
+use emotrack::track::{LabelRule, ScoreSmoothing, TrackerConfig};
 use emotrack::video::{
     DEFAULT_DETECT_EVERY, DecodeOptions, EndReason, JsonlTarget, ListedVideo, OutputTargets,
     PipelineConfig, RunStats, Shard, Source, Summary, VideoInput, VideoList, VideoOutputs,
@@ -65,10 +65,23 @@ pub struct TrackerArgs {
     /// 8-frame window).
     #[arg(long, value_name = "ALPHA", conflicts_with = "window")]
     pub ema: Option<f32>,
-    /// Frames a new emotion must lead the smoothed probabilities before the shown label
-    /// changes (label hysteresis; 1 = follow at once).
-    #[arg(long, value_name = "K", default_value_t = TrackerConfig::default().hysteresis)]
-    pub hysteresis: u32,
+    /// The shown label changes only when another emotion's smoothed probability leads it by
+    /// at least this much (0-1)...
+    #[arg(long, value_name = "P", default_value_t = LabelRule::default().margin, help_heading = "Label")]
+    pub label_margin: f32,
+    /// ... for this many seconds: higher is steadier, lower follows a change sooner.
+    #[arg(long, value_name = "SECONDS", default_value_t = LabelRule::default().hold, help_heading = "Label")]
+    pub label_hold: f32,
+    /// A lead this large (0-1) changes the label after only --label-fast-hold seconds, so a
+    /// clear change of expression shows at once.
+    #[arg(long, value_name = "P", default_value_t = LabelRule::default().fast_margin, help_heading = "Label")]
+    pub label_fast_margin: f32,
+    /// Seconds a lead of --label-fast-margin must last.
+    #[arg(long, value_name = "SECONDS", default_value_t = LabelRule::default().fast_hold, help_heading = "Label")]
+    pub label_fast_hold: f32,
+    /// Seconds a label stays up before it may change again.
+    #[arg(long, value_name = "SECONDS", default_value_t = LabelRule::default().min_show, help_heading = "Label")]
+    pub label_min_show: f32,
     /// Smallest box overlap (IoU, 0-1) that matches a face to its track; lower it for fast
     /// motion or low frame rates.
     #[arg(long, value_name = "IOU", default_value_t = TrackerConfig::default().iou_threshold)]
@@ -92,7 +105,13 @@ impl TrackerArgs {
                         window: self.window,
                     },
                 },
-                hysteresis: self.hysteresis,
+                label: LabelRule {
+                    margin: self.label_margin,
+                    hold: self.label_hold,
+                    fast_margin: self.label_fast_margin,
+                    fast_hold: self.label_fast_hold,
+                    min_show: self.label_min_show,
+                },
                 iou_threshold: self.iou,
                 box_alpha: self.box_alpha,
             },

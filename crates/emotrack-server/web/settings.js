@@ -1,7 +1,8 @@
 // The stream's settings form: its values as the `settings` message and the connection's query.
 
-/** Fields that hold whole numbers (the others are names). */
-const NUMBERS = new Set(["min_face", "detect_every", "window", "hysteresis"]);
+/** Fields that hold whole numbers, and fields that hold decimals (the others are names). */
+const WHOLE = new Set(["min_face", "detect_every", "window"]);
+const DECIMAL = new Set(["label_hold"]);
 
 /**
  * The settings the user chose (fields left empty keep the server's defaults). The form starts at
@@ -13,9 +14,9 @@ export function readSettings(form) {
   for (const [name, raw] of new FormData(form)) {
     const value = String(raw).trim();
     if (!value) continue;
-    if (NUMBERS.has(name)) {
+    if (WHOLE.has(name) || DECIMAL.has(name)) {
       const n = Number(value);
-      if (Number.isInteger(n) && n >= 0) settings[name] = n;
+      if (n >= 0 && (DECIMAL.has(name) ? Number.isFinite(n) : Number.isInteger(n))) settings[name] = n;
     } else {
       settings[name] = value;
     }

@@ -88,7 +88,7 @@ impl Engines {
         let scores = match e {
             0 => self.native.classify(crops),
             1 => self.tract.classify(crops),
-            _ => predict_burn(&self.burn, raw, &self.norm, Tta::None, &self.device),
+            _ => predict_burn(&self.burn, raw, &self.norm, 1.0, Tta::None, &self.device),
         };
         // Something the optimiser cannot drop.
         scores.iter().map(|s| s.0[0]).sum()

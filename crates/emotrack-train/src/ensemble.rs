@@ -27,6 +27,8 @@ pub fn ensemble(members: &[PathBuf]) -> Result<(Vec<u8>, ModelConfig), TrainErro
             format!("mean logits of {} models, float16", members.len()),
             &loaded,
         ),
+        // The members' temperatures do not carry over: calibrate the ensemble itself.
+        temperature: 1.0,
         ..loaded[0].config.clone()
     };
     let mut tensors = HostTensors::new();
@@ -48,6 +50,7 @@ pub fn soup(members: &[PathBuf]) -> Result<(Vec<u8>, ModelConfig), TrainError> {
     let loaded = load_members(members)?;
     let config = ModelConfig {
         provenance: provenance(format!("mean weights of {} models", members.len()), &loaded),
+        temperature: 1.0,
         ..loaded[0].config.clone()
     };
     let n = loaded.len() as f32;

@@ -121,7 +121,15 @@ impl Predictor for LoadedModel {
     fn predict(&mut self, crops: &[&[u8]]) -> Vec<EmotionScores> {
         match &self.inner {
             Inner::Burn { net, device } => {
-                predict_burn(net, crops, &self.config.normalization, self.tta, device)
+                let c = &self.config;
+                predict_burn(
+                    net,
+                    crops,
+                    &c.normalization,
+                    c.temperature,
+                    self.tta,
+                    device,
+                )
             }
             Inner::Runtime(classifier) => {
                 let side = IMAGE_SIDE as u32;
@@ -138,12 +146,14 @@ impl Predictor for LoadedModel {
     }
 }
 
-/// Scores of a non-autodiff network for a batch of crops, averaged over the `tta` views of
-/// each.
+/// Scores of a non-autodiff network for a batch of crops, the logits divided by
+/// `temperature` (1 during training; a model file's [`ModelConfig::temperature`]), averaged
+/// over the `tta` views of each.
 pub fn predict_burn(
     net: &Net,
     crops: &[&[u8]],
     norm: &emotrack::classify::Normalization,
+    temperature: f32,
     tta: Tta,
     device: &Device,
 ) -> Vec<EmotionScores> {
@@ -156,7 +166,7 @@ pub fn predict_burn(
         TensorData::new(x, [views.len(), 1, IMAGE_SIDE, IMAGE_SIDE]),
         device,
     );
-    let p = softmax(net.forward(x), 1)
+    let p = softmax(net.forward(x).div_scalar(temperature), 1)
         .into_data()
         .convert::<f32>()
         .try_to_vec::<f32>()
@@ -183,6 +193,7 @@ pub fn validate(net: &Net, data: &Dataset, cfg: &TrainConfig, device: &Device) -
             net,
             &crops,
             &cfg.normalization,
+            1.0,
             Tta::None,
             device,
         )) {

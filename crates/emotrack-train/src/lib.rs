@@ -21,8 +21,9 @@
 //!   loader thread (batches, mixup/CutMix, targets), the optimiser and weight EMA, the seeds
 //!   of the random streams and `metrics.csv`.
 //! * [`metrics`]: accuracy, macro-F1, per-class P/R/F1, confusion matrix, ECE over any
-//!   [`metrics::Predictor`]; [`plot`] draws the confusion matrix.
+//!   [`metrics::Predictor`]; [`plot`] draws the confusion matrix and the reliability diagram.
 //! * [`compare`]: two models on the same images, McNemar's exact test.
+//! * [`calibrate`]: temperature scaling fitted on held-out images.
 //!
 //! # Module dependencies
 //!
@@ -38,12 +39,14 @@
 //! checkpoint                    run folder, resuming: optim, weights, params, model, config
 //! optim, schedule, seed         config, model, params
 //! weights                       tensors by name: params, model
+//! calibrate                     metrics, data
 //! config, augment, model, conv, params, metrics, plot, compare, tta, data, error
 //! ```
 
 #![warn(missing_docs)]
 
 pub mod augment;
+pub mod calibrate;
 pub mod checkpoint;
 pub mod compare;
 pub mod config;

@@ -98,6 +98,18 @@ impl MetricsBuilder {
                 .sum::<f64>()
                 / total as f64
         };
+        let reliability = self
+            .bins
+            .iter()
+            .enumerate()
+            .map(|(i, &(n, conf, ok))| ReliabilityBin {
+                lower: i as f64 / ECE_BINS as f64,
+                upper: (i + 1) as f64 / ECE_BINS as f64,
+                count: n,
+                confidence: per(conf, n as f64),
+                accuracy: per(ok as f64, n as f64),
+            })
+            .collect();
         let t = total.max(1) as f64;
         Metrics {
             count: total,
@@ -105,6 +117,7 @@ impl MetricsBuilder {
             macro_f1,
             nll: self.nll / t,
             ece,
+            reliability,
             per_class,
             confusion: self.confusion.iter().map(|r| r.to_vec()).collect(),
         }
@@ -126,6 +139,27 @@ pub struct ClassMetrics {
     pub support: u64,
 }
 
+/// One confidence bin of a reliability diagram: the predictions whose top probability lies in
+/// `[lower, upper)`, their mean confidence and the fraction of them that are right (equal
+/// for a calibrated model).
+#[derive(Debug, Clone, Serialize)]
+pub struct ReliabilityBin {
+    /// Lower bound of the confidences in the bin.
+    pub lower: f64,
+    /// Upper bound.
+    pub upper: f64,
+    /// Predictions in the bin.
+    pub count: u64,
+    /// Their mean confidence (0 when empty).
+    pub confidence: f64,
+    /// The fraction of them that are right (0 when empty).
+    pub accuracy: f64,
+}
+
+fn per(a: f64, n: f64) -> f64 {
+    if n > 0.0 { a / n } else { 0.0 }
+}
+
 /// The metrics of one evaluation.
 #[derive(Debug, Clone, Serialize)]
 pub struct Metrics {
@@ -139,6 +173,8 @@ pub struct Metrics {
     pub nll: f64,
     /// Expected calibration error over [`ECE_BINS`] confidence bins.
     pub ece: f64,
+    /// The confidence bins behind the ECE (a reliability diagram), lowest first.
+    pub reliability: Vec<ReliabilityBin>,
     /// Per-class precision, recall, F1 and support, in [`Emotion::ALL`] order.
     pub per_class: Vec<ClassMetrics>,
     /// `confusion[truth][predicted]` counts, [`Emotion::ALL`] order.

@@ -68,6 +68,7 @@ pub fn tensors_from_run(path: &Path) -> Result<(HostTensors, ModelConfig), Train
         input_size: crate::data::IMAGE_SIDE as u32,
         classes: Emotion::ALL.iter().map(|e| e.name().to_string()).collect(),
         normalization: info.config.normalization,
+        temperature: 1.0,
         provenance: ModelProvenance {
             val_accuracy: chosen.val_accuracy,
             val_macro_f1: chosen.val_macro_f1,

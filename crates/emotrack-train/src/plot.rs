@@ -1,6 +1,8 @@
-//! Confusion-matrix picture (PNG) with plotters: rows are the true class, columns the
-//! prediction; each cell shows the count and the row percentage (recall on the diagonal),
-//! shaded by that percentage. Font and colours come from [`emotrack::chart`].
+//! The picture of an evaluation (PNG) with plotters: on the left the confusion matrix (rows are
+//! the true class, columns the prediction; each cell shows the count and the row percentage,
+//! recall on the diagonal, shaded by that percentage), on the right the reliability diagram
+//! (per confidence bin, the fraction right against the mean confidence: on the diagonal for a
+//! calibrated model). Font and colours come from [`emotrack::chart`].
 
 use std::path::Path;
 
@@ -12,21 +14,27 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use crate::error::TrainError;
 use crate::metrics::Metrics;
 
-/// Picture size in pixels.
-const SIZE: (u32, u32) = (760, 740);
+/// Picture size in pixels, and the width of the confusion matrix's part.
+const SIZE: (u32, u32) = (1200, 740);
+const MATRIX_WIDTH: u32 = 760;
 /// Left and top margins holding the labels.
 const MARGIN: (i32, i32) = (120, 90);
 /// Side of one cell.
 const CELL: i32 = 84;
 
-/// Draws `metrics.confusion` into a PNG at `path`, with `title` above it.
-pub fn confusion_png(metrics: &Metrics, title: &str, path: &Path) -> Result<(), TrainError> {
-    chart::render(SIZE, |canvas| draw(canvas, metrics, title))
-        .and_then(|image| chart::save_png(&image, path))
-        .map_err(|e| TrainError::Plot {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })
+/// Draws `metrics.confusion` and `metrics.reliability` into a PNG at `path`, with `title`
+/// above the matrix.
+pub fn metrics_png(metrics: &Metrics, title: &str, path: &Path) -> Result<(), TrainError> {
+    chart::render(SIZE, |canvas| {
+        let (matrix, reliability) = canvas.split_horizontally(MATRIX_WIDTH);
+        draw(&matrix, metrics, title)?;
+        draw_reliability(&reliability, metrics)
+    })
+    .and_then(|image| chart::save_png(&image, path))
+    .map_err(|e| TrainError::Plot {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
 }
 
 fn draw(root: &Canvas<'_>, metrics: &Metrics, title: &str) -> Result<(), ChartError> {
@@ -35,7 +43,7 @@ fn draw(root: &Canvas<'_>, metrics: &Metrics, title: &str) -> Result<(), ChartEr
     let font = chart::font;
     root.draw(&Text::new(
         title.to_string(),
-        (SIZE.0 as i32 / 2, 22),
+        (MATRIX_WIDTH as i32 / 2, 22),
         font(20.0).pos(center),
     ))?;
     root.draw(&Text::new(
@@ -107,8 +115,54 @@ fn draw(root: &Canvas<'_>, metrics: &Metrics, title: &str) -> Result<(), ChartEr
             metrics.ece,
             metrics.count
         ),
-        (SIZE.0 as i32 / 2, MARGIN.1 + n * CELL + 30),
+        (MATRIX_WIDTH as i32 / 2, MARGIN.1 + n * CELL + 30),
         font(16.0).pos(center),
+    ))?;
+    Ok(())
+}
+
+/// The reliability diagram: a bar per confidence bin as high as the fraction right, the
+/// diagonal of perfect calibration, and the ECE.
+fn draw_reliability(area: &Canvas<'_>, metrics: &Metrics) -> Result<(), ChartError> {
+    let mut c = ChartBuilder::on(area)
+        .caption("reliability", chart::font(20.0))
+        .margin_top(MARGIN.1 - 50)
+        .margin_right(30)
+        .margin_bottom(60)
+        .x_label_area_size(44)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0.0..1.0, 0.0..1.0)?;
+    c.configure_mesh()
+        .x_desc("confidence (top probability)")
+        .y_desc("fraction right")
+        .axis_desc_style(chart::font(chart::LABEL_SIZE))
+        .label_style(chart::font(chart::LABEL_SIZE))
+        .bold_line_style(chart::GRID)
+        .light_line_style(chart::BACKGROUND)
+        .draw()?;
+    let bar = RGBColor(33, 84, 160);
+    c.draw_series(metrics.reliability.iter().filter(|b| b.count > 0).map(|b| {
+        Rectangle::new(
+            [(b.lower, 0.0), (b.upper, b.accuracy)],
+            bar.mix(0.8).filled(),
+        )
+    }))?;
+    // Where each bin's predictions sit: a dot at its mean confidence.
+    c.draw_series(
+        metrics
+            .reliability
+            .iter()
+            .filter(|b| b.count > 0)
+            .map(|b| Circle::new((b.confidence, b.accuracy), 3, chart::INK.filled())),
+    )?;
+    c.draw_series(LineSeries::new(
+        [(0.0, 0.0), (1.0, 1.0)],
+        chart::INK.mix(0.6),
+    ))?;
+    area.draw(&Text::new(
+        format!("ECE {:.3}   NLL {:.3}", metrics.ece, metrics.nll),
+        (80, SIZE.1 as i32 - 40),
+        chart::font(16.0),
     ))?;
     Ok(())
 }

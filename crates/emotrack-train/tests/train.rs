@@ -253,7 +253,7 @@ fn eval_on_a_real_subset_counts_every_image() {
     }
     assert!((0.0..=1.0).contains(&m.accuracy) && (0.0..=1.0).contains(&m.ece));
     let png = dir.path().join("confusion.png");
-    emotrack_train::plot::confusion_png(&m, "test", &png).unwrap();
+    emotrack_train::plot::metrics_png(&m, "test", &png).unwrap();
     let img = image::open(&png).unwrap();
     assert_eq!((img.width(), img.height()), (760, 740));
 }

@@ -56,6 +56,40 @@ fn exported_model_gives_the_native_outputs_through_tract() {
     }
 }
 
+/// A model's temperature divides its logits in the runtime, and the export divides by it in
+/// the graph (its config then says 1), so an ONNX runtime gets the calibrated outputs too.
+#[test]
+fn the_temperature_divides_the_logits_and_travels_into_the_export() {
+    let (bytes, config) = emotrack::classify::embedded_model().expect("built-in model");
+    let at = |temperature: f32| {
+        let config = ModelConfig {
+            temperature,
+            ..config.clone()
+        };
+        Classifier::from_bytes(bytes, config, Path::new("built-in")).expect("loads")
+    };
+    let (plain, cooled) = (at(1.0), at(2.0));
+    let crops = common::real_crops();
+    let (a, b) = (plain.logits(&crops), cooled.logits(&crops));
+    let halved: Vec<[f32; 7]> = a.iter().map(|l| l.map(|v| v / 2.0)).collect();
+    assert!(common::max_abs_diff(&halved, &b) < 1e-5);
+    let (top, p) = cooled.classify(&crops[..1])[0].top();
+    let (top1, p1) = plain.classify(&crops[..1])[0].top();
+    assert_eq!(top, top1, "a temperature never changes the top emotion");
+    assert!(
+        p < p1,
+        "a temperature above 1 makes the model less sure: {p} vs {p1}"
+    );
+
+    let (onnx_bytes, onnx_config) = cooled.to_onnx().expect("export");
+    assert_eq!(onnx_config.temperature, 1.0, "the graph already divides");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_model(dir.path(), "cooled", &onnx_bytes, &onnx_config);
+    let onnx = Classifier::from_file(&path).expect("the exported model loads");
+    let diff = common::max_abs_diff(&b, &onnx.logits(&crops));
+    assert!(diff <= TOLERANCE, "logits differ by {diff}");
+}
+
 /// The exported graph rewritten as a Keras-style model would be: NHWC input and a softmax at
 /// the end; the sidecar config says `"outputs": "probabilities"`.
 #[test]

@@ -485,3 +485,81 @@ fn a_phone_photo_stored_sideways_is_analysed_upright() {
         );
     }
 }
+
+/// `emotrack calibrate --json` with `extra` flags on the val split, as JSON.
+fn calibrate_json(val: &Path, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["calibrate", "--data", p(val), "--json"];
+    args.extend_from_slice(extra);
+    let out = emotrack(&args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("calibrate --json prints JSON")
+}
+
+/// Issue 35: a temperature fitted on one half of val calibrates the other half without
+/// changing the accuracy, and `--write` stores the whole split's fit in the model's config,
+/// which every later run of the model then uses.
+#[test]
+#[ignore = "slow: all 3,589 val images, twice"]
+fn calibrate_fits_a_temperature_on_held_out_halves_and_writes_it() {
+    let Some(fer) = common::fer2013_dir() else {
+        return;
+    };
+    let val = fer.join("val");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = dir.path().join("emotion.safetensors");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
+    std::fs::copy(repo.join("emotion.safetensors"), &model).expect("copy weights");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(repo.join("emotion.json")).expect("config"))
+            .expect("JSON");
+    // Start uncalibrated.
+    config
+        .as_object_mut()
+        .expect("object")
+        .remove("temperature");
+    std::fs::write(model.with_extension("json"), config.to_string()).expect("write config");
+
+    let report = calibrate_json(&val, &["--model", p(&model), "--write"]);
+    let fits = report["fits"].as_array().expect("fits");
+    assert_eq!(fits.len(), 3);
+    for fit in fits {
+        let f = |k: &str| fit[k].as_f64().expect(k);
+        assert_eq!(f("accuracy_before"), f("accuracy_after"), "{fit}");
+        assert!(f("nll_after") < f("nll_before"), "{fit}");
+        assert!(f("ece_after") < 0.045, "{fit}");
+        assert!((0.01..0.04).contains(&f("ece_noise_floor")), "{fit}");
+    }
+    let written: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(model.with_extension("json")).expect("config"),
+    )
+    .expect("JSON");
+    let t = written["temperature"]
+        .as_f64()
+        .expect("a temperature is written");
+    assert!((t - fits[2]["temperature"].as_f64().expect("t")).abs() < 1e-3);
+
+    // The model now gives the calibrated probabilities: eval measures the fitted ECE, and
+    // fitting again finds nothing left to change.
+    let eval = eval_json(&val, &["--model", p(&model)]);
+    let ece = eval["metrics"]["ece"].as_f64().expect("ece");
+    assert!((ece - fits[2]["ece_after"].as_f64().expect("ece")).abs() < 1e-3);
+    let again = calibrate_json(&val, &["--model", p(&model)]);
+    let refit = again["fits"][2]["temperature"].as_f64().expect("t");
+    assert!((refit - t).abs() < 2e-3, "{refit} vs {t}");
+}
+
+#[test]
+fn calibrate_refuses_to_rewrite_the_built_in_model_or_a_missing_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = emotrack(&["calibrate", "--data", p(dir.path()), "--write"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("--model"),
+        "{}",
+        text(&out.stderr)
+    );
+    let missing = dir.path().join("nope.safetensors");
+    let out = emotrack(&["calibrate", "--data", p(dir.path()), "--model", p(&missing)]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("nope"), "{}", text(&out.stderr));
+}

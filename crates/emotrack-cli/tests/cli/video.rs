@@ -504,10 +504,13 @@ fn bench_smoothing_help_explains_each_measure() {
     let out = emotrack(&["bench", "smoothing", "--help"]);
     let help = text(&out.stdout);
     for needle in [
-        "label flips/min",
+        "label changes/min",
+        "shortest",
+        "flickers",
         "second difference",
         "sustained raw change",
         "0.3 s",
+        "--sweep",
     ] {
         assert!(help.contains(needle), "{needle:?} not in: {help}");
     }
@@ -524,6 +527,29 @@ fn the_video_benchmarks_print_their_tables() {
         stdout.contains("| fer_test.mp4 |") && stdout.contains("| all |"),
         "{stdout}"
     );
+    // The sweep replays label settings on the same recording and draws the trade-off.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let png = dir.path().join("sweep.png");
+    let out = emotrack(&[
+        "bench",
+        "smoothing",
+        p(&clip),
+        "--detector",
+        "haar",
+        "--sweep",
+        "--lag",
+        p(&clip),
+        "--plot",
+        p(&png),
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        stdout.contains("settings replayed") && stdout.contains("settings meet every target"),
+        "{stdout}"
+    );
+    let plot = image::open(&png).expect("the plot is a PNG");
+    assert!(plot.width() >= 600, "{}", plot.width());
     let out = emotrack(&["bench", "video", p(&clip), "--detectors", "haar"]);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));

@@ -50,8 +50,17 @@ pub struct TrackingOptions {
     pub window: Option<usize>,
     /// Smooth with an exponential moving average of this weight (0-1] instead of the window.
     pub ema: Option<f32>,
-    /// Frames a new emotion must lead before the label changes.
-    pub hysteresis: Option<u32>,
+    /// Lead (0-1) another emotion's smoothed probability needs over the shown label's to
+    /// change it.
+    pub label_margin: Option<f32>,
+    /// Seconds that lead must last.
+    pub label_hold: Option<f32>,
+    /// A lead (0-1) that changes the label after `label_fast_hold` seconds instead.
+    pub label_fast_margin: Option<f32>,
+    /// Seconds a lead of `label_fast_margin` must last.
+    pub label_fast_hold: Option<f32>,
+    /// Seconds a label stays up before it may change again.
+    pub label_min_show: Option<f32>,
     /// Detections a face needs before it is shown.
     pub min_hits: Option<u32>,
     /// Frames a face may go unseen before its track ends.
@@ -76,7 +85,12 @@ impl TrackingOptions {
         if let Some(alpha) = self.ema {
             t.scores = ScoreSmoothing::Ema { alpha };
         }
-        t.hysteresis = self.hysteresis.unwrap_or(t.hysteresis);
+        let l = &mut t.label;
+        l.margin = self.label_margin.unwrap_or(l.margin);
+        l.hold = self.label_hold.unwrap_or(l.hold);
+        l.fast_margin = self.label_fast_margin.unwrap_or(l.fast_margin);
+        l.fast_hold = self.label_fast_hold.unwrap_or(l.fast_hold);
+        l.min_show = self.label_min_show.unwrap_or(l.min_show);
         t.min_hits = self.min_hits.unwrap_or(t.min_hits);
         t.max_age = self.max_age.unwrap_or(t.max_age);
         t.box_alpha = self.box_alpha.unwrap_or(t.box_alpha);
@@ -457,7 +471,11 @@ mod tests {
             ("detect_every", json!(2)),
             ("window", json!(4)),
             ("ema", json!(0.3)),
-            ("hysteresis", json!(2)),
+            ("label_margin", json!(0.2)),
+            ("label_hold", json!(1.0)),
+            ("label_fast_margin", json!(0.4)),
+            ("label_fast_hold", json!(0.1)),
+            ("label_min_show", json!(0.3)),
             ("min_hits", json!(2)),
             ("max_age", json!(9)),
             ("box_alpha", json!(0.5)),

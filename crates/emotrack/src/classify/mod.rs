@@ -146,10 +146,26 @@ pub struct ModelConfig {
     pub classes: Vec<String>,
     /// Input normalisation.
     pub normalization: Normalization,
+    /// Softmax temperature: the logits are divided by it before the softmax, so that a face
+    /// given 70% is right about 70% of the time (fitted on held-out data by `emotrack
+    /// calibrate`; 1, the default, leaves the probabilities as trained).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub temperature: f32,
     /// Origin and measured quality.
     #[serde(default)]
     pub provenance: ModelProvenance,
 }
+
+fn one() -> f32 {
+    1.0
+}
+
+fn is_one(t: &f32) -> bool {
+    *t == 1.0
+}
+
+/// The temperatures a model config may hold: far outside what calibration ever finds.
+pub const TEMPERATURES: RangeInclusive<f32> = 0.05..=20.0;
 
 impl ModelConfig {
     /// Checks that the config is usable, saying what to fix.
@@ -163,6 +179,14 @@ impl ModelConfig {
         }
         if self.normalization.std <= 0.0 || !self.normalization.std.is_finite() {
             return Err(bad("normalization.std must be a positive number".into()));
+        }
+        if !TEMPERATURES.contains(&self.temperature) {
+            return Err(bad(format!(
+                "temperature {} is outside {}..={}; fit one with `emotrack calibrate` or remove the field",
+                self.temperature,
+                TEMPERATURES.start(),
+                TEMPERATURES.end()
+            )));
         }
         for c in &self.classes {
             if crate::types::Emotion::from_name(c).is_none() {
@@ -490,12 +514,16 @@ impl Classifier {
             members,
             self.config.input_size as usize,
             self.config.classes.len(),
+            self.config.temperature,
             &doc,
         )?;
+        // The graph divides by the temperature itself, so any ONNX runtime gets the calibrated
+        // logits; the config must not divide again.
         let config = ModelConfig {
             architecture: Architecture::Onnx {
                 outputs: OnnxOutputs::Logits,
             },
+            temperature: 1.0,
             ..self.config.clone()
         };
         Ok((bytes, config))
@@ -516,7 +544,9 @@ impl Classifier {
         self.config.input_size
     }
 
-    /// Raw logits, indexed like [`Emotion::ALL`], for a batch of crops of `input_size` pixels.
+    /// Logits, indexed like [`Emotion::ALL`], for a batch of crops of `input_size` pixels,
+    /// divided by the model's [`ModelConfig::temperature`]: their softmax is the calibrated
+    /// probabilities [`Classifier::classify`] gives.
     ///
     /// # Panics
     /// If a crop is not `input_size` x `input_size` (a programming error: crop with
@@ -538,8 +568,21 @@ impl Classifier {
         self.logits_of_tensor(&x)
     }
 
-    /// Raw logits for an already normalised `[N, 1, S, S]` tensor, indexed like [`Emotion::ALL`].
+    /// Logits (divided by the temperature, as [`Classifier::logits`]) for an already
+    /// normalised `[N, 1, S, S]` tensor, indexed like [`Emotion::ALL`].
     pub fn logits_of_tensor(&self, x: &Tensor) -> Vec<[f32; 7]> {
+        let mut logits = self.raw_logits(x);
+        let t = self.config.temperature;
+        if t != 1.0 {
+            for v in logits.iter_mut().flatten() {
+                *v /= t;
+            }
+        }
+        logits
+    }
+
+    /// The network's own logits, before the temperature.
+    fn raw_logits(&self, x: &Tensor) -> Vec<[f32; 7]> {
         match &self.net {
             Net::Native { members, pool } => {
                 // An ensemble's members run side by side on the rayon pool.

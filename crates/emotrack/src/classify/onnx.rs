@@ -336,9 +336,16 @@ fn value_info(name: &str, dims: &[pb::tensor_shape_proto::dimension::Value]) -> 
 }
 
 /// The ONNX bytes of `nets` (one, or an ensemble's members, whose outputs are summed): input
-/// `input` `[N, 1, side, side]` (normalised pixels), output `logits` `[N, classes]`, batch
-/// norms folded into the convolutions.
-pub(crate) fn export(nets: &[ResNet], side: usize, classes: usize, doc: &str) -> Result<Vec<u8>> {
+/// `input` `[N, 1, side, side]` (normalised pixels), output `logits` `[N, classes]` divided by
+/// `temperature` (so their softmax is the calibrated probabilities), batch norms folded into
+/// the convolutions.
+pub(crate) fn export(
+    nets: &[ResNet],
+    side: usize,
+    classes: usize,
+    temperature: f32,
+    doc: &str,
+) -> Result<Vec<u8>> {
     use pb::tensor_shape_proto::dimension::Value::{DimParam, DimValue};
     let mut g = GraphBuilder::default();
     let mut out: Option<String> = None;
@@ -349,7 +356,11 @@ pub(crate) fn export(nets: &[ResNet], side: usize, classes: usize, doc: &str) ->
             None => logits,
         });
     }
-    let out = out.ok_or_else(|| Error::config("there is no network to export"))?;
+    let mut out = out.ok_or_else(|| Error::config("there is no network to export"))?;
+    if temperature != 1.0 {
+        let scale = g.constant("inverse_temperature".into(), &[1], &[1.0 / temperature]);
+        out = g.node("Mul", vec![out, scale], Vec::new());
+    }
     let last = g
         .nodes
         .iter_mut()

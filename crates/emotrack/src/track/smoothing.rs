@@ -4,26 +4,26 @@
 //!   sums over a ring buffer).
 //! * [`Ema`]: exponential moving average of score vectors, an alternative to the window.
 //! * [`BoxEma`]: exponential moving average of a box's centre and size, against jitter.
-//! * [`Hysteresis`]: the shown label changes only after another one led for `k` consecutive frames.
 //!
 //! # Time, not frames
 //!
 //! Every setting counts *frames at the stream's nominal rate*, and every `push_for` says how
 //! many nominal frames the new sample stands for (1 when frames come at the nominal rate, 3.75
 //! for a browser sending 8 frames a second against a nominal 30): the window covers the same
-//! time, an EMA decays by the same amount per second, and hysteresis waits the same time
-//! before a label changes, whatever the rate. `push` is `push_for(.., 1.0)`, exactly the
-//! frame-counting behaviour.
+//! time and an EMA decays by the same amount per second, whatever the rate. `push` is
+//! `push_for(.., 1.0)`, exactly the frame-counting behaviour. (The label rule,
+//! [`super::label`], counts seconds.)
 //!
-//! Tuning: a longer window / smaller EMA alpha is steadier but lags more. The defaults (a window
-//! of 8 frames and hysteresis of 4) remove over 80% of label flips on the media videos and follow
-//! a real change of expression within 0.3 s (`emotrack bench smoothing`, bench/RESULTS.md).
+//! Tuning: a longer window / smaller EMA alpha is steadier but lags more. The default window
+//! of 8 frames with the default label rule removes over 90% of label changes on the media
+//! videos and follows a real change of expression within 0.3 s (`emotrack bench smoothing`,
+//! bench/RESULTS.md).
 
 use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use crate::types::{BBox, Emotion, EmotionScores};
+use crate::types::{BBox, EmotionScores};
 
 /// The mean of the score vectors of the last `window` frames, updated in O(1): a running sum
 /// gains the new vector and loses the ones leaving the window. Each vector is weighted by the
@@ -195,69 +195,6 @@ impl BoxEma {
     }
 }
 
-/// Label hysteresis: the shown label switches to a new emotion only after that emotion was the
-/// top one for `k` consecutive frames (counted in nominal frames, see the module docs). The
-/// first frame sets the label at once.
-#[derive(Debug, Clone)]
-pub struct Hysteresis {
-    k: f32,
-    shown: Option<Emotion>,
-    candidate: Option<Emotion>,
-    streak: f32,
-}
-
-impl Hysteresis {
-    /// Switch after `k` consecutive frames (`k ≤ 1`: follow the top emotion at once).
-    pub fn new(k: u32) -> Self {
-        Self {
-            k: k.max(1) as f32,
-            shown: None,
-            candidate: None,
-            streak: 0.0,
-        }
-    }
-
-    /// Feeds this frame's top emotion; returns the label to show.
-    pub fn push(&mut self, top: Emotion) -> Emotion {
-        self.push_for(top, 1.0)
-    }
-
-    /// Feeds the top emotion of a frame that stands for `frames` frames.
-    pub fn push_for(&mut self, top: Emotion, frames: f32) -> Emotion {
-        let frames = sane_frames(frames);
-        match self.shown {
-            None => {
-                self.shown = Some(top);
-                self.candidate = None;
-                self.streak = 0.0;
-            }
-            Some(shown) if shown == top => {
-                self.candidate = None;
-                self.streak = 0.0;
-            }
-            Some(_) => {
-                if self.candidate == Some(top) {
-                    self.streak += frames;
-                } else {
-                    self.candidate = Some(top);
-                    self.streak = frames;
-                }
-                if self.streak >= self.k - 1e-4 {
-                    self.shown = Some(top);
-                    self.candidate = None;
-                    self.streak = 0.0;
-                }
-            }
-        }
-        self.shown.unwrap_or(top)
-    }
-
-    /// The label currently shown.
-    pub fn shown(&self) -> Option<Emotion> {
-        self.shown
-    }
-}
-
 /// How a track's probabilities are smoothed.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
@@ -340,11 +277,12 @@ pub(crate) fn sane_frames(frames: f32) -> f32 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn scores_strategy() -> impl Strategy<Value = EmotionScores> {
+    /// Probability vectors (non-negative, summing to 1).
+    pub(in crate::track) fn scores_strategy() -> impl Strategy<Value = EmotionScores> {
         proptest::array::uniform7(0.0f32..1.0).prop_map(|mut a| {
             let s: f32 = a.iter().sum::<f32>().max(1e-6);
             for v in &mut a {
@@ -371,42 +309,6 @@ mod tests {
                 }
             }
         }
-
-        #[test]
-        fn hysteresis_never_switches_before_k_consecutive_frames(
-            k in 1u32..8,
-            tops in proptest::collection::vec(0usize..7, 1..300),
-        ) {
-            let mut h = Hysteresis::new(k);
-            let mut shown = Emotion::ALL[tops[0]];
-            let mut run_len = 0u32; // consecutive frames the latest top emotion has led
-            let mut prev: Option<Emotion> = None;
-            for &t in &tops {
-                let top = Emotion::ALL[t];
-                run_len = if prev == Some(top) { run_len + 1 } else { 1 };
-                prev = Some(top);
-                let out = h.push(top);
-                if out != shown {
-                    prop_assert_eq!(out, top, "a switch goes to the current top emotion");
-                    prop_assert!(run_len >= k, "switched after {} < {} frames", run_len, k);
-                    shown = out;
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn hysteresis_switches_exactly_after_k_frames() {
-        let mut h = Hysteresis::new(3);
-        assert_eq!(h.push(Emotion::Happy), Emotion::Happy);
-        assert_eq!(h.push(Emotion::Sad), Emotion::Happy);
-        assert_eq!(h.push(Emotion::Sad), Emotion::Happy);
-        assert_eq!(h.push(Emotion::Sad), Emotion::Sad);
-        // An interrupted streak starts over.
-        assert_eq!(h.push(Emotion::Angry), Emotion::Sad);
-        assert_eq!(h.push(Emotion::Angry), Emotion::Sad);
-        assert_eq!(h.push(Emotion::Sad), Emotion::Sad);
-        assert_eq!(h.push(Emotion::Angry), Emotion::Sad);
     }
 
     #[test]
@@ -440,21 +342,6 @@ mod tests {
         }
         slow.push_for(&b, 4.0);
         assert!((fast.push(&b).0[0] - slow.push(&b).0[0]).abs() < 1e-6);
-    }
-
-    #[test]
-    fn hysteresis_waits_the_same_time_at_8_fps_as_at_30() {
-        // k = 4 nominal frames (0.13 s at 30 fps): at 8 fps one frame is 3.75 nominal frames,
-        // so the second frame of a new top emotion switches the label.
-        let mut h = Hysteresis::new(4);
-        assert_eq!(h.push_for(Emotion::Happy, 3.75), Emotion::Happy);
-        assert_eq!(h.push_for(Emotion::Sad, 3.75), Emotion::Happy);
-        assert_eq!(h.push_for(Emotion::Sad, 3.75), Emotion::Sad);
-        // At a high rate, it takes more frames.
-        let mut h = Hysteresis::new(4);
-        h.push_for(Emotion::Happy, 0.5);
-        let shown: Vec<_> = (0..8).map(|_| h.push_for(Emotion::Sad, 0.5)).collect();
-        assert_eq!(shown.iter().filter(|&&e| e == Emotion::Happy).count(), 7);
     }
 
     #[test]

@@ -6,18 +6,23 @@
 //! second detection of that face, or of a part of it); tracks unmatched for more than
 //! `max_age` frames are dropped, so an id survives a short occlusion. A track is shown once it was matched `min_hits` times. Boxes move with a
 //! damped constant velocity while unseen, are smoothed with an EMA, and every track carries its
-//! own probability smoother and label hysteresis, all fresh when the track is new.
+//! own probability smoother and label rule, all fresh when the track is new.
 //!
 //! Frame counts in [`TrackerConfig`] are frames at the stream's nominal rate. A caller whose
 //! frames do not come at that rate (a browser sending 8 frames a second, a video sampled with
 //! `--fps`) says with [`Tracker::update_for`] how many nominal frames passed since the last one,
-//! and smoothing, hysteresis and `max_age` then measure time rather than frames
-//! (see [`super::smoothing`]).
+//! and smoothing and `max_age` then measure time rather than frames (see
+//! [`super::smoothing`]). The label rule counts seconds at the tracker's frame rate
+//! ([`Tracker::with_frame_rate`]).
+
+/// The frame rate that frame counts refer to when a stream does not say (30 fps).
+pub const NOMINAL_FPS: f64 = 30.0;
 
 use pathfinding::prelude::{Matrix, kuhn_munkres};
 use serde::{Deserialize, Serialize};
 
-use super::smoothing::{BoxEma, Hysteresis, ScoreSmoother, ScoreSmoothing};
+use super::label::{LabelHysteresis, LabelRule};
+use super::smoothing::{BoxEma, ScoreSmoother, ScoreSmoothing};
 use crate::error::{Error, Result};
 use crate::types::{BBox, Detection, Emotion, EmotionScores, Landmarks};
 
@@ -53,8 +58,8 @@ pub struct TrackerConfig {
     pub box_alpha: f32,
     /// Probability smoothing (default: mean over 10 frames).
     pub scores: ScoreSmoothing,
-    /// Frames a new top emotion must lead before the shown label changes (default 4).
-    pub hysteresis: u32,
+    /// When the shown label changes (see [`LabelRule`] for each field and its default).
+    pub label: LabelRule,
 }
 
 impl Default for TrackerConfig {
@@ -65,7 +70,7 @@ impl Default for TrackerConfig {
             max_age: 30,
             box_alpha: 0.3,
             scores: ScoreSmoothing::default(),
-            hysteresis: 4,
+            label: LabelRule::default(),
         }
     }
 }
@@ -93,7 +98,7 @@ impl TrackerConfig {
             ScoreSmoothing::Ema { alpha } if !(alpha > 0.0 && alpha <= 1.0) => bad(format!(
                 "the smoothing EMA alpha is {alpha}, it must be in (0, 1]"
             )),
-            _ => Ok(()),
+            _ => self.label.validate(),
         }
     }
 }
@@ -124,7 +129,7 @@ pub struct Track {
     pub raw_scores: Option<EmotionScores>,
     /// Smoothed probabilities.
     pub scores: Option<EmotionScores>,
-    /// The label shown (after hysteresis).
+    /// The label shown (after the label rule).
     pub label: Option<Emotion>,
     /// Centre displacement per frame.
     velocity: (f32, f32),
@@ -134,7 +139,7 @@ pub struct Track {
     since_detection: u32,
     box_ema: BoxEma,
     smoother: ScoreSmoother,
-    hysteresis: Hysteresis,
+    label_rule: LabelHysteresis,
 }
 
 impl Track {
@@ -164,6 +169,8 @@ pub struct Tracker {
     next_id: TrackId,
     /// Nominal frames the current frame stands for (see [`Tracker::update_for`]).
     step: f32,
+    /// Nominal frames a second.
+    frame_rate: f32,
 }
 
 impl Tracker {
@@ -175,7 +182,17 @@ impl Tracker {
             tracks: Vec::new(),
             next_id: 1,
             step: 1.0,
+            frame_rate: NOMINAL_FPS as f32,
         })
+    }
+
+    /// The same tracker with frame counts referring to `fps` frames a second (default
+    /// [`NOMINAL_FPS`]): a video's own rate, so the label rule's seconds are the video's.
+    pub fn with_frame_rate(mut self, fps: f64) -> Self {
+        if fps.is_finite() && fps > 0.0 {
+            self.frame_rate = fps as f32;
+        }
+        self
     }
 
     /// The settings.
@@ -320,7 +337,7 @@ impl Tracker {
             let smooth = t.smoother.push_for(&raw, self.step);
             t.raw_scores = Some(raw);
             t.scores = Some(smooth);
-            t.label = Some(t.hysteresis.push_for(smooth.top().0, self.step));
+            t.label = Some(t.label_rule.push(&smooth, self.step / self.frame_rate));
         }
     }
 
@@ -347,7 +364,7 @@ impl Tracker {
             since_detection: 0,
             box_ema,
             smoother: ScoreSmoother::new(self.config.scores),
-            hysteresis: Hysteresis::new(self.config.hysteresis),
+            label_rule: LabelHysteresis::new(self.config.label),
         });
         id
     }
@@ -596,7 +613,7 @@ mod tests {
     #[test]
     fn scores_are_smoothed_per_track_and_reset_for_new_tracks() {
         let mut t = Tracker::new(TrackerConfig {
-            hysteresis: 3,
+            label: LabelRule::top_for_frames(3, NOMINAL_FPS as f32),
             ..TrackerConfig::default()
         })
         .expect("valid");
@@ -610,7 +627,7 @@ mod tests {
         assert_eq!(
             tr.label,
             Some(Emotion::Happy),
-            "hysteresis holds the first label"
+            "the label rule holds the first label"
         );
         let other = t.update(&[det(0.0, 0.0), det(500.0, 500.0)])[1];
         t.observe(other, sad);

@@ -42,6 +42,7 @@ mod source;
 mod stream;
 mod timeline;
 
+pub use crate::track::NOMINAL_FPS;
 pub use batch::{ListedVideo, Shard, VideoList, output_name};
 pub use decode::{
     DEFAULT_STALL_TIMEOUT, DecodeOptions, Decoder, DecoderExit, StopCause, VideoInput,
@@ -56,5 +57,5 @@ pub use pipeline::{
 pub use probe::{FALLBACK_FRAME_RATE, VideoInfo, probe, read_probe_json};
 pub use records::{Summary, TrackSummary, write_jsonl};
 pub use source::{Source, cameras};
-pub use stream::{NOMINAL_FPS, StreamAnalyzer};
+pub use stream::StreamAnalyzer;
 pub use timeline::{MAX_LANES, Timeline};

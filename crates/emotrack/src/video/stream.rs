@@ -22,12 +22,8 @@ use image::RgbImage;
 use super::pipeline::{FrameReport, PipelineConfig, TrackedFace};
 use crate::analyze::{AnalyzedFace, Analyzer};
 use crate::error::Result;
-use crate::track::{Track, TrackId, Tracker};
+use crate::track::{NOMINAL_FPS, Track, TrackId, Tracker};
 use crate::types::{BBox, Detection, Emotion};
-
-/// The rate frame counts in the settings refer to when a stream does not say
-/// ([`StreamAnalyzer::with_frame_rate`]).
-pub const NOMINAL_FPS: f64 = 30.0;
 
 /// Between whole-frame detections, tracks missed on more than this many frames in a row are not
 /// searched for around their last box (see [`PipelineConfig::detect_every`]).
@@ -106,6 +102,7 @@ impl StreamAnalyzer {
     pub fn with_frame_rate(mut self, fps: f64) -> Self {
         if fps.is_finite() && fps > 0.0 {
             self.frame_rate = fps;
+            self.tracker = self.tracker.with_frame_rate(fps);
         }
         self
     }
@@ -125,7 +122,7 @@ impl StreamAnalyzer {
     pub fn set_config(&mut self, config: PipelineConfig) -> Result<()> {
         config.validate()?;
         if config.tracker != self.config.tracker {
-            self.tracker = Tracker::new(config.tracker)?;
+            self.tracker = Tracker::new(config.tracker)?.with_frame_rate(self.frame_rate);
             self.vibes.clear();
         }
         self.config = config;
