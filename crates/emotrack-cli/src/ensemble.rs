@@ -89,5 +89,10 @@ pub fn run(args: Args) -> Result<Outcome> {
         },
         json.display()
     );
+    println!(
+        "its softmax temperature is 1 (the members' do not carry over): fit one with \
+         `emotrack calibrate --model {} --data VAL --write`",
+        args.out.display()
+    );
     Ok(Outcome::Success)
 }

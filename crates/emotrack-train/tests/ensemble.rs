@@ -14,9 +14,15 @@ use emotrack_train::ensemble::{ensemble, soup};
 use emotrack_train::weights::{HostTensors, read_safetensors, safetensors_bytes};
 
 /// The built-in model as a file in `dir`, its weights rounded to float16 (what an ensemble
-/// stores) and its head multiplied by `head_scale` (so its logits are multiplied by it).
+/// stores) and its head multiplied by `head_scale` (so its logits are multiplied by it),
+/// without its softmax temperature (an ensemble or soup starts at 1: `emotrack calibrate` fits
+/// its own).
 fn member(dir: &Path, name: &str, head_scale: f32) -> PathBuf {
     let (bytes, config) = embedded_model().unwrap();
+    let config = ModelConfig {
+        temperature: 1.0,
+        ..config
+    };
     let tensors: HostTensors = read_safetensors(bytes)
         .unwrap()
         .into_iter()

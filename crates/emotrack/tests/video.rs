@@ -285,7 +285,10 @@ fn reports_equal_a_frame_by_frame_loop(every: usize) {
     assert_eq!(reports.len() as u64, FER_FRAMES);
 
     let decoder = input.decoder().expect("starts ffmpeg");
-    let mut tracker = emotrack::track::Tracker::new(config.tracker).expect("tracker");
+    // The label rule's seconds are the video's own: frames at its rate.
+    let mut tracker = emotrack::track::Tracker::new(config.tracker)
+        .expect("tracker")
+        .with_frame_rate(input.info().frame_rate);
     let mut frame = image::RgbImage::new(1, 1);
     let mut n = 0;
     let mut ids_seen = std::collections::BTreeSet::new();

@@ -384,8 +384,7 @@ fn sweep(
     };
     let point = |scores: ScoreSmoothing, label: LabelRule| {
         let s = measure(steadiness, scores, label).row(String::new(), None);
-        let l = measure(lag, scores, label);
-        let l = l.row(String::new(), None);
+        let l = measure(lag, scores, label).row(String::new(), None);
         let meets_targets = s.changes_reduction >= TARGET_REDUCTION
             && s.shortest_label_s
                 .is_none_or(|v| v >= TARGET_SHORTEST_S - 1e-9)
