@@ -99,6 +99,21 @@ pub fn metrics_at(logits: &[[f32; 7]], labels: &[usize], items: &[usize], t: f32
     m.finish()
 }
 
+/// The lowest ECE any temperature in 0.5-2 (a grid of 0.01) gives on `items`, and that
+/// temperature: what one scalar could do at best if it were fitted on the very images it is
+/// measured on.
+pub fn best_ece(logits: &[[f32; 7]], labels: &[usize], items: &[usize]) -> (f32, f64) {
+    (50..=200)
+        .map(|i| {
+            let t = i as f32 / 100.0;
+            (t, metrics_at(logits, labels, items, t).ece)
+        })
+        .fold(
+            (1.0, f64::INFINITY),
+            |best, c| if c.1 < best.1 { c } else { best },
+        )
+}
+
 /// The ECE a perfectly calibrated model would still show on `items` at temperature `t`, from
 /// sampling alone: the mean over `draws` simulations in which each image's top class is right
 /// with exactly its confidence (seeded, so repeatable). On a couple of thousand images it is
@@ -172,6 +187,20 @@ mod tests {
         // coin flips, about 0.8 * sqrt(0.09 / 2000) = 0.0054.
         let floor = ece_noise_floor(&logits, &all, 1.0, 100);
         assert!((0.003..0.008).contains(&floor), "{floor}");
+    }
+
+    #[test]
+    fn the_best_ece_is_found_near_the_temperature_that_calibrates_exactly() {
+        // Every confidence is one number here, so the NLL's temperature calibrates exactly
+        // (ECE 0) and the grid's best lies within a grid step of it.
+        let (logits, labels) = overconfident(1000, 6);
+        let all: Vec<usize> = (0..labels.len()).collect();
+        let t = fit_temperature(&logits, &labels, &all);
+        let (best_t, best) = best_ece(&logits, &labels, &all);
+        assert!(best < 0.005, "{best}");
+        assert!((best_t - t).abs() <= 0.011, "{best_t} vs {t}");
+        // And below the untempered ECE of the over-confident model.
+        assert!(best < metrics_at(&logits, &labels, &all, 1.0).ece);
     }
 
     #[test]

@@ -255,7 +255,11 @@ fn eval_on_a_real_subset_counts_every_image() {
     let png = dir.path().join("confusion.png");
     emotrack_train::plot::metrics_png(&m, "test", &png).unwrap();
     let img = image::open(&png).unwrap();
-    assert_eq!((img.width(), img.height()), (760, 740));
+    assert_eq!(
+        (img.width(), img.height()),
+        (1200, 740),
+        "matrix and reliability diagram"
+    );
 }
 
 /// The built-in model as a teacher: its probabilities line up with the images they belong to,
