@@ -80,7 +80,8 @@ fn draw(root: &Canvas<'_>, metrics: &Metrics, title: &str) -> Result<(), ChartEr
             };
             // White → dark blue with the row fraction.
             let shade = |c: f64| (255.0 - (255.0 - c) * frac) as u8;
-            let fill = RGBColor(shade(33.0), shade(84.0), shade(160.0));
+            let RGBColor(r, g, b) = chart::ACCENT;
+            let fill = RGBColor(shade(r.into()), shade(g.into()), shade(b.into()));
             let (x0, y0) = (MARGIN.0 + p as i32 * CELL, MARGIN.1 + t as i32 * CELL);
             root.draw(&Rectangle::new(
                 [(x0, y0), (x0 + CELL, y0 + CELL)],
@@ -140,7 +141,7 @@ fn draw_reliability(area: &Canvas<'_>, metrics: &Metrics) -> Result<(), ChartErr
         .bold_line_style(chart::GRID)
         .light_line_style(chart::BACKGROUND)
         .draw()?;
-    let bar = RGBColor(33, 84, 160);
+    let bar = chart::ACCENT;
     c.draw_series(metrics.reliability.iter().filter(|b| b.count > 0).map(|b| {
         Rectangle::new(
             [(b.lower, 0.0), (b.upper, b.accuracy)],

@@ -44,6 +44,8 @@ pub const BACKGROUND: RGBColor = WHITE;
 pub const INK: RGBColor = RGBColor(30, 30, 30);
 /// Grid lines, light enough for data drawn over them to stand out.
 pub const GRID: RGBColor = RGBColor(220, 220, 220);
+/// Data that is not an emotion (bars, points, shading).
+pub const ACCENT: RGBColor = RGBColor(33, 84, 160);
 /// Text size of a chart's title, in pixels.
 pub const TITLE_SIZE: f64 = 18.0;
 /// Text size of axis labels, tick labels and legends, in pixels.

@@ -531,7 +531,7 @@ fn draw(
         .draw()?;
     let dot = |p: &SweepPoint| (worst_lag(p), p.changes_reduction * 100.0);
     let short = RGBColor(200, 200, 200);
-    let ok = RGBColor(33, 84, 160);
+    let ok = chart::ACCENT;
     c.draw_series(shown.iter().map(|p| {
         let long_enough = p
             .shortest_label_s

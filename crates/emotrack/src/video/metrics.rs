@@ -126,23 +126,6 @@ impl SmoothingStats {
         self.lags.iter().copied().max()
     }
 
-    /// The shortest time a shown label lasted until it changed, in frames.
-    pub fn shortest_label_frames(&self) -> Option<u64> {
-        self.label_frames.iter().copied().min()
-    }
-
-    /// The median time a shown label lasted until it changed, in frames.
-    pub fn median_label_frames(&self) -> Option<f64> {
-        let mut v = self.label_frames.clone();
-        v.sort_unstable();
-        let n = v.len();
-        match n {
-            0 => None,
-            _ if n % 2 == 1 => Some(v[n / 2] as f64),
-            _ => Some((v[n / 2 - 1] + v[n / 2]) as f64 / 2.0),
-        }
-    }
-
     /// The share of shown label changes that were flickers (0 without changes).
     pub fn flicker_share(&self) -> f64 {
         per(self.flickers as f64, self.label_frames.len() as f64)
@@ -357,8 +340,6 @@ mod tests {
         assert_eq!(s.shown_flips, 3);
         assert_eq!(s.label_frames, vec![5, 3, 10]);
         assert_eq!(s.flickers, 1);
-        assert_eq!(s.shortest_label_frames(), Some(3));
-        assert_eq!(s.median_label_frames(), Some(5.0));
         assert!((s.flicker_share() - 1.0 / 3.0).abs() < 1e-9);
         // The raw scores are the shown labels here: without smoothing (a window of 1),
         // following the top emotion at once gives the same labels back; a rule that keeps a
