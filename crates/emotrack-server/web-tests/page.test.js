@@ -360,6 +360,8 @@ test("live: a server with a token asks for it, streams once given, and is reconn
   try {
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     const page = await context.newPage();
+    // A loaded machine (CI beside builds) can take longer than the 30 s default to show the page.
+    page.setDefaultTimeout(60000);
     await page.goto(`${url}/`);
     await page.click("#live-start");
     await page.waitForFunction(() => /needs a token/.test(document.getElementById("live-status").textContent), null, { timeout: 30000 });
