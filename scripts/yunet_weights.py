@@ -449,6 +449,14 @@ def make_input(path, size, out_png):
     return back, kind
 
 
+def rgb_checksum(pixels):
+    """sum(byte[i] * (i % 65521 + 1)) over the raw RGB bytes, as scripts/mtcnn_fixtures.py: the
+    Rust test computes the same to know it decodes the PNG to these very pixels."""
+    flat = pixels.reshape(-1).astype(np.uint64)
+    weights = np.arange(flat.size, dtype=np.uint64) % np.uint64(65521) + np.uint64(1)
+    return int((flat * weights).sum())
+
+
 def to_tensor(rgb):
     """RGB uint8 [H][W][3] -> BGR float32 [3][Hp][Wp], zero-padded right/bottom to multiples of 32."""
     h, w, _ = rgb.shape
@@ -497,6 +505,7 @@ def cmd_reference(args):
             "width": size[0], "height": size[1],
             "padded_width": int(x.shape[2]), "padded_height": int(x.shape[1]),
             "rgb_sha256": hashlib.sha256(np.ascontiguousarray(rgb).tobytes()).hexdigest(),
+            "rgb_checksum": rgb_checksum(rgb),
             "numpy_vs_onnx_max_abs_diff": max(diffs.values()),
             "outputs": {k: {"shape": list(ref[k].shape), "sum": float(ref[k].astype(np.float64).sum()),
                             "abs_sum": float(np.abs(ref[k].astype(np.float64)).sum()),

@@ -53,6 +53,7 @@
 #![warn(missing_docs)]
 
 mod conv;
+mod depthwise;
 mod direct;
 mod error;
 mod ops;
@@ -60,9 +61,11 @@ mod tensor;
 mod weights;
 
 pub use conv::{Activation, BatchNorm, COL_BUDGET, Conv2d, ConvSpec, im2col};
+pub use depthwise::DepthwiseConv3x3;
 pub use error::{Result, WeightsError};
 pub use ops::{
-    Linear, MaxPool2d, PRelu, add_inplace, global_avg_pool, relu_inplace, softmax_channels_inplace,
+    Linear, MaxPool2d, PRelu, add_inplace, add_upsampled_2x, global_avg_pool, relu_inplace,
+    softmax_channels_inplace,
 };
 pub use tensor::{Scratch, Tensor};
 pub use weights::Weights;

@@ -30,7 +30,12 @@ pub struct VideoArgs {
     #[arg(long, default_value = "640x480", value_parser = parse_size)]
     size: (u32, u32),
     /// Detectors to time.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "haar,mtcnn")]
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "haar,mtcnn,yunet"
+    )]
     detectors: Vec<DetectorArg>,
     /// Detect-every settings to time (1, `emotrack video`'s default: whole-frame detection on
     /// every frame; N: every N-th frame, known faces re-found around where they were in
