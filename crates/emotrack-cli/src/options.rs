@@ -40,6 +40,11 @@ pub struct AnalyzerArgs {
     /// fewer false faces).
     #[arg(long, default_value_t = HaarSettings::default().min_neighbors)]
     pub min_neighbors: u32,
+    /// YuNet only: the longer side, in pixels, a picture is shrunk towards before the search
+    /// (by a whole factor, never so far that a face of --min-face pixels would be under 10).
+    /// Smaller is faster; raise it for crowds of small faces.
+    #[arg(long, default_value_t = YunetSettings::default().max_side)]
+    pub max_side: u32,
     /// Emotion model: a .safetensors or .onnx file with its .json config beside it, or a training
     /// run folder (default: built in).
     #[arg(long, value_name = "PATH")]
@@ -70,6 +75,7 @@ impl AnalyzerArgs {
                 let defaults = YunetSettings::default();
                 DetectorBackend::Yunet(YunetSettings {
                     score_threshold: self.threshold.unwrap_or(defaults.score_threshold),
+                    max_side: self.max_side,
                     ..defaults
                 })
             }

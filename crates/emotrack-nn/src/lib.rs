@@ -57,6 +57,7 @@ mod depthwise;
 mod direct;
 mod error;
 mod ops;
+mod pointwise;
 mod tensor;
 mod weights;
 

@@ -171,6 +171,11 @@ impl YunetNet {
     /// Runs the network on `ws.input` (`[1, 3, H, W]`, RGB values 0..255, `H` and `W`
     /// multiples of [`ALIGN`]) into `ws.heads`.
     pub(super) fn forward(&self, ws: &mut Workspace) {
+        self.forward_laps(ws, |_| {});
+    }
+
+    /// [`YunetNet::forward`], calling `lap(step)` after each step (for per-layer timing).
+    fn forward_laps(&self, ws: &mut Workspace, mut lap: impl FnMut(&'static str)) {
         let Workspace {
             input,
             a,
@@ -185,31 +190,111 @@ impl YunetNet {
         } = ws;
         debug_assert!(input.h() % ALIGN == 0 && input.w() % ALIGN == 0);
         let bb = &self.backbone;
+        let pool = &self.pool;
         self.stem.forward_act(input, a, scratch, Activation::Relu);
+        lap("stem");
         bb[0].forward(a, mid, b, scratch);
-        self.pool.forward(b, a);
+        lap(BACKBONE[0].0);
+        pool.forward(b, a);
+        lap("pool 1");
         bb[1].forward(a, mid, b, scratch);
+        lap(BACKBONE[1].0);
         bb[2].forward(b, mid, a, scratch);
+        lap(BACKBONE[2].0);
         bb[3].forward(a, mid, b, scratch);
+        lap(BACKBONE[3].0);
         bb[4].forward(b, mid, a, scratch);
-        self.pool.forward(a, b);
+        lap(BACKBONE[4].0);
+        pool.forward(a, b);
+        lap("pool 2");
         bb[5].forward(b, mid, a, scratch);
+        lap(BACKBONE[5].0);
         bb[6].forward(a, mid, c3, scratch);
-        self.pool.forward(c3, a);
+        lap(BACKBONE[6].0);
+        pool.forward(c3, a);
+        lap("pool 3");
         bb[7].forward(a, mid, b, scratch);
+        lap(BACKBONE[7].0);
         bb[8].forward(b, mid, c4, scratch);
-        self.pool.forward(c4, a);
+        lap(BACKBONE[8].0);
+        pool.forward(c4, a);
+        lap("pool 4");
         bb[9].forward(a, mid, b, scratch);
+        lap(BACKBONE[9].0);
         // C5 goes to `a`; P5, P4, P3 to `p[2]`, `p[1]`, `p[0]`.
         bb[10].forward(b, mid, a, scratch);
+        lap(BACKBONE[10].0);
         let [p3, p4, p5] = p;
         self.neck[2].forward(a, mid, p5, scratch);
+        lap("neck.2");
         add_upsampled_2x(c4, p5);
         self.neck[1].forward(c4, mid, p4, scratch);
+        lap("neck.1 (with the add)");
         add_upsampled_2x(c3, p4);
         self.neck[0].forward(c3, mid, p3, scratch);
-        for ((head, level), out) in self.heads.iter().zip([&*p3, &*p4, &*p5]).zip(heads) {
+        lap("neck.0 (with the add)");
+        for ((head, level), (out, name)) in self
+            .heads
+            .iter()
+            .zip([&*p3, &*p4, &*p5])
+            .zip(heads.iter_mut().zip(["heads 8", "heads 16", "heads 32"]))
+        {
             head.forward(level, mid, out, scratch);
+            lap(name);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    /// Not a test: the time of each step of a forward pass at the default search size (a
+    /// 640x480 frame shrunk to 320x240, padded to 320x256), on one thread, the best of 50
+    /// passes per step. Run it in release mode:
+    /// `cargo test --release -p emotrack --lib yunet::net::tests::layer_times -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a measurement, for release builds"]
+    fn layer_times() {
+        let w = Weights::from_bytes(super::super::WEIGHTS, "yunet").expect("weights");
+        let net = YunetNet::load(&w).expect("loads");
+        let mut ws = Workspace::default();
+        let (h, wd) = (256, 320);
+        ws.input = Tensor::from_vec(
+            [1, 3, h, wd],
+            (0..3 * h * wd).map(|i| ((i * 7919) % 256) as f32).collect(),
+        );
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .expect("a pool");
+        let mut best: Vec<(&str, Duration)> = Vec::new();
+        pool.install(|| {
+            for run in 0..50 {
+                let mut t = Instant::now();
+                let mut i = 0;
+                net.forward_laps(&mut ws, |name| {
+                    let d = t.elapsed();
+                    if run == 0 {
+                        best.push((name, d));
+                    } else {
+                        best[i].1 = best[i].1.min(d);
+                    }
+                    i += 1;
+                    t = Instant::now();
+                });
+            }
+        });
+        let total: Duration = best.iter().map(|b| b.1).sum();
+        for (name, d) in &best {
+            eprintln!("{name:24} {:7.3} ms", d.as_secs_f64() * 1e3);
+        }
+        eprintln!(
+            "{:24} {:7.3} ms",
+            "sum of the best",
+            total.as_secs_f64() * 1e3
+        );
     }
 }
