@@ -2,7 +2,7 @@
 
 use ndarray::{ArrayView2, ArrayViewMut2, Axis, Slice, linalg::general_mat_mul};
 
-use super::{PRelu, Scratch, Tensor, Weights, direct, pointwise};
+use super::{PRelu, Scratch, Tensor, Weights, direct};
 use crate::error::Result;
 
 /// The hyper-parameters of a [`Conv2d`] (PyTorch's `nn.Conv2d` arguments, no dilation or groups).
@@ -125,8 +125,8 @@ pub struct Conv2d {
     weight: Vec<f32>,
     /// `[out]` (zeros when the layer has none).
     bias: Vec<f32>,
-    /// The weights packed for the direct 3x3 path (`direct::pack`) or the pointwise path
-    /// (`pointwise::pack`), empty when the layer takes neither.
+    /// The weights packed for the direct 3x3 path (`direct::pack`), empty when the layer does
+    /// not qualify.
     packed: Vec<f32>,
 }
 
@@ -154,12 +154,10 @@ impl Conv2d {
         layer
     }
 
-    /// Packs the weights again for the direct or pointwise path after they changed.
+    /// Packs the weights again for the direct path after they changed.
     fn repack(&mut self) {
         if direct::supports(&self.spec) {
             self.packed = direct::pack(&self.weight, &self.spec);
-        } else if pointwise::supports(&self.spec) {
-            self.packed = pointwise::pack(&self.weight, &self.spec);
         }
     }
 
@@ -276,27 +274,16 @@ impl Conv2d {
             let finish = |o: usize, plane: &mut [f32]| {
                 finish_inplace(plane, self.bias[o], act.slope(o, out_c));
             };
-            // The pointwise kernel adds the bias itself; the activation follows per plane.
-            let activate = |o: usize, plane: &mut [f32]| {
-                if let Some(slope) = act.slope(o, out_c) {
-                    finish_inplace(plane, 0.0, Some(slope));
-                }
-            };
             let ran = (0..n).all(|i| {
-                if s.kernel == [1, 1] {
-                    let (item, out) = (x.item(i), y.item_mut(i));
-                    pointwise::conv1x1(item, h * w, (&self.packed, &self.bias), out, activate)
-                } else {
-                    direct::conv3x3(
-                        x.item(i),
-                        (h, w),
-                        s,
-                        &self.packed,
-                        y.item_mut(i),
-                        &mut scratch.pad,
-                        finish,
-                    )
-                }
+                direct::conv3x3(
+                    x.item(i),
+                    (h, w),
+                    s,
+                    &self.packed,
+                    y.item_mut(i),
+                    &mut scratch.pad,
+                    finish,
+                )
             });
             if ran {
                 return;
@@ -643,35 +630,6 @@ mod tests {
             );
             let x = Tensor::from_vec([n, c, h, w], ramp(n * c * h * w, 0.011, -1.5));
             assert_matches_reference(&conv, &x, &mut y, &mut scratch, 1e-4);
-        }
-    }
-
-    #[test]
-    fn pointwise_conv_equals_the_definition() {
-        // 1x1 stride-1 layers take the pointwise kernel on AVX2 CPUs: output channels in whole
-        // and partial groups of 4, planes of exactly one tile of 24 pixels, with a moved last
-        // tile, large enough to be spread over threads (64x64 channels, 40x32 pixels), a
-        // batch; planes under one tile (4x5) fall back to the GEMM.
-        let mut scratch = Scratch::new();
-        let mut y = Tensor::new();
-        for (c, o, n, h, w) in [
-            (16, 16, 1, 4, 6),
-            (3, 6, 1, 5, 7),
-            (64, 16, 1, 7, 9),
-            (32, 64, 1, 32, 40),
-            (64, 64, 1, 40, 32),
-            (5, 10, 2, 6, 11),
-            (8, 3, 1, 4, 5),
-        ] {
-            let spec = ConvSpec::new(c, o, 1);
-            assert!(pointwise::supports(&spec));
-            let conv = Conv2d::new(
-                spec,
-                ramp(o * c, 0.9 / (o * c) as f32, -0.4),
-                Some(ramp(o, 0.02, -0.3)),
-            );
-            let x = Tensor::from_vec([n, c, h, w], ramp(n * c * h * w, 0.013, -2.0));
-            assert_matches_reference(&conv, &x, &mut y, &mut scratch, 1e-5);
         }
     }
 

@@ -57,7 +57,6 @@ mod depthwise;
 mod direct;
 mod error;
 mod ops;
-mod pointwise;
 mod tensor;
 mod weights;
 

@@ -65,15 +65,23 @@ impl Unit {
         })
     }
 
-    /// `y = unit(x)`, through `mid` (the 1x1 convolution's output).
-    fn forward(&self, x: &Tensor, mid: &mut Tensor, y: &mut Tensor, scratch: &mut Scratch) {
+    /// `y = unit(x)`, through `mid` (the 1x1 convolution's output), calling `lap("pw")` and
+    /// `lap("dw")` after each half.
+    fn forward(
+        &self,
+        (x, mid, y): (&Tensor, &mut Tensor, &mut Tensor),
+        scratch: &mut Scratch,
+        lap: &mut impl FnMut(&'static str),
+    ) {
         self.pw.forward(x, mid, scratch);
+        lap("pw");
         let act = if self.relu {
             Activation::Relu
         } else {
             Activation::Identity
         };
         self.dw.forward(mid, y, act);
+        lap("dw");
     }
 }
 
@@ -171,11 +179,30 @@ impl YunetNet {
     /// Runs the network on `ws.input` (`[1, 3, H, W]`, RGB values 0..255, `H` and `W`
     /// multiples of [`ALIGN`]) into `ws.heads`.
     pub(super) fn forward(&self, ws: &mut Workspace) {
-        self.forward_laps(ws, |_| {});
+        self.forward_laps(ws, |_, _| {});
     }
 
-    /// [`YunetNet::forward`], calling `lap(step)` after each step (for per-layer timing).
-    fn forward_laps(&self, ws: &mut Workspace, mut lap: impl FnMut(&'static str)) {
+    /// Backbone unit `i` from `x` into `y` through `mid`.
+    fn unit(
+        &self,
+        i: usize,
+        (x, mid, y): (&Tensor, &mut Tensor, &mut Tensor),
+        scratch: &mut Scratch,
+        lap: &mut impl FnMut(&'static str, &'static str),
+    ) {
+        let name = BACKBONE[i].0;
+        self.backbone[i].forward((x, mid, y), scratch, &mut |part| lap(name, part));
+    }
+
+    /// Max pooling from `x` into `y`.
+    fn pool(&self, x: &Tensor, y: &mut Tensor, lap: &mut impl FnMut(&'static str, &'static str)) {
+        self.pool.forward(x, y);
+        lap("max pools", "");
+    }
+
+    /// [`YunetNet::forward`], calling `lap(layer, part)` after each step (for per-layer
+    /// timing): `part` is `"pw"` or `"dw"` for a unit's halves, `""` for other steps.
+    fn forward_laps(&self, ws: &mut Workspace, mut lap: impl FnMut(&'static str, &'static str)) {
         let Workspace {
             input,
             a,
@@ -189,58 +216,41 @@ impl YunetNet {
             sums: _,
         } = ws;
         debug_assert!(input.h() % ALIGN == 0 && input.w() % ALIGN == 0);
-        let bb = &self.backbone;
-        let pool = &self.pool;
         self.stem.forward_act(input, a, scratch, Activation::Relu);
-        lap("stem");
-        bb[0].forward(a, mid, b, scratch);
-        lap(BACKBONE[0].0);
-        pool.forward(b, a);
-        lap("pool 1");
-        bb[1].forward(a, mid, b, scratch);
-        lap(BACKBONE[1].0);
-        bb[2].forward(b, mid, a, scratch);
-        lap(BACKBONE[2].0);
-        bb[3].forward(a, mid, b, scratch);
-        lap(BACKBONE[3].0);
-        bb[4].forward(b, mid, a, scratch);
-        lap(BACKBONE[4].0);
-        pool.forward(a, b);
-        lap("pool 2");
-        bb[5].forward(b, mid, a, scratch);
-        lap(BACKBONE[5].0);
-        bb[6].forward(a, mid, c3, scratch);
-        lap(BACKBONE[6].0);
-        pool.forward(c3, a);
-        lap("pool 3");
-        bb[7].forward(a, mid, b, scratch);
-        lap(BACKBONE[7].0);
-        bb[8].forward(b, mid, c4, scratch);
-        lap(BACKBONE[8].0);
-        pool.forward(c4, a);
-        lap("pool 4");
-        bb[9].forward(a, mid, b, scratch);
-        lap(BACKBONE[9].0);
+        lap("stem", "");
+        let lap = &mut lap;
+        let mid = &mut *mid;
+        self.unit(0, (a, mid, b), scratch, lap);
+        self.pool(b, a, lap);
+        self.unit(1, (a, mid, b), scratch, lap);
+        self.unit(2, (b, mid, a), scratch, lap);
+        self.unit(3, (a, mid, b), scratch, lap);
+        self.unit(4, (b, mid, a), scratch, lap);
+        self.pool(a, b, lap);
+        self.unit(5, (b, mid, a), scratch, lap);
+        self.unit(6, (a, mid, c3), scratch, lap);
+        self.pool(c3, a, lap);
+        self.unit(7, (a, mid, b), scratch, lap);
+        self.unit(8, (b, mid, c4), scratch, lap);
+        self.pool(c4, a, lap);
+        self.unit(9, (a, mid, b), scratch, lap);
         // C5 goes to `a`; P5, P4, P3 to `p[2]`, `p[1]`, `p[0]`.
-        bb[10].forward(b, mid, a, scratch);
-        lap(BACKBONE[10].0);
+        self.unit(10, (b, mid, a), scratch, lap);
         let [p3, p4, p5] = p;
-        self.neck[2].forward(a, mid, p5, scratch);
-        lap("neck.2");
+        self.neck[2].forward((a, mid, p5), scratch, &mut |part| lap("neck.2", part));
         add_upsampled_2x(c4, p5);
-        self.neck[1].forward(c4, mid, p4, scratch);
-        lap("neck.1 (with the add)");
+        lap("upsampled adds", "");
+        self.neck[1].forward((c4, mid, p4), scratch, &mut |part| lap("neck.1", part));
         add_upsampled_2x(c3, p4);
-        self.neck[0].forward(c3, mid, p3, scratch);
-        lap("neck.0 (with the add)");
+        lap("upsampled adds", "");
+        self.neck[0].forward((c3, mid, p3), scratch, &mut |part| lap("neck.0", part));
         for ((head, level), (out, name)) in self
             .heads
             .iter()
             .zip([&*p3, &*p4, &*p5])
             .zip(heads.iter_mut().zip(["heads 8", "heads 16", "heads 32"]))
         {
-            head.forward(level, mid, out, scratch);
-            lap(name);
+            head.forward((level, mid, out), scratch, &mut |part| lap(name, part));
         }
     }
 }
@@ -270,31 +280,55 @@ mod tests {
             .num_threads(1)
             .build()
             .expect("a pool");
-        let mut best: Vec<(&str, Duration)> = Vec::new();
+        // Best time of each step (by position), then summed by layer and by part.
+        let mut best: Vec<(&str, &str, Duration)> = Vec::new();
         pool.install(|| {
             for run in 0..50 {
                 let mut t = Instant::now();
                 let mut i = 0;
-                net.forward_laps(&mut ws, |name| {
+                net.forward_laps(&mut ws, |layer, part| {
                     let d = t.elapsed();
                     if run == 0 {
-                        best.push((name, d));
+                        best.push((layer, part, d));
                     } else {
-                        best[i].1 = best[i].1.min(d);
+                        best[i].2 = best[i].2.min(d);
                     }
                     i += 1;
                     t = Instant::now();
                 });
             }
         });
-        let total: Duration = best.iter().map(|b| b.1).sum();
-        for (name, d) in &best {
-            eprintln!("{name:24} {:7.3} ms", d.as_secs_f64() * 1e3);
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let mut layers: Vec<(&str, Duration, Duration)> = Vec::new();
+        for &(layer, part, d) in &best {
+            if layers.last().is_none_or(|l| l.0 != layer) && !layers.iter().any(|l| l.0 == layer) {
+                layers.push((layer, Duration::ZERO, Duration::ZERO));
+            }
+            let entry = layers
+                .iter_mut()
+                .find(|l| l.0 == layer)
+                .expect("added above");
+            if part == "dw" {
+                entry.2 += d;
+            } else {
+                entry.1 += d;
+            }
         }
+        eprintln!("{:16} {:>8} {:>8}", "step", "pw/all", "dw");
+        for (layer, first, dw) in &layers {
+            eprintln!("{layer:16} {:8.3} {:8.3}", ms(*first), ms(*dw));
+        }
+        let sum = |dw: bool| {
+            best.iter()
+                .filter(|b| (b.1 == "dw") == dw)
+                .map(|b| b.2)
+                .sum::<Duration>()
+        };
+        let (dw, rest) = (sum(true), sum(false));
         eprintln!(
-            "{:24} {:7.3} ms",
-            "sum of the best",
-            total.as_secs_f64() * 1e3
+            "sum of the best: {:.3} ms, of which depthwise {:.3} ms",
+            ms(dw + rest),
+            ms(dw)
         );
     }
 }
