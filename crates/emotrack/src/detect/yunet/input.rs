@@ -88,9 +88,55 @@ pub(super) fn fill_input(
     (ow, oh)
 }
 
+/// The smallest region holding every pixel of `image` that is not black (0, 0, 0); `None`
+/// when the whole picture is black. Letterboxed frames (the video decoder's black bars) give
+/// the picture between the bars.
+pub(super) fn not_black(image: &RgbImage) -> Option<Region> {
+    let w = image.width() as usize;
+    let rows = || image.as_raw().chunks_exact(w * 3);
+    let lit = |row: &[u8]| row.iter().any(|&v| v != 0);
+    let top = rows().position(lit)?;
+    let bottom = rows().rposition(lit).map_or(top, |y| y + 1);
+    // Columns: the first and last lit pixel over the picture's rows.
+    let column_lit = |x: usize| {
+        rows()
+            .skip(top)
+            .take(bottom - top)
+            .any(|r| r[3 * x..3 * x + 3] != [0, 0, 0])
+    };
+    let left = (0..w).find(|&x| column_lit(x)).unwrap_or(0);
+    let right = (left..w)
+        .rev()
+        .find(|&x| column_lit(x))
+        .map_or(w, |x| x + 1);
+    Some(Region {
+        x: left as u32,
+        y: top as u32,
+        w: (right - left) as u32,
+        h: (bottom - top) as u32,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_picture_between_black_bars_is_found() {
+        let mut image = RgbImage::new(9, 7);
+        assert_eq!(not_black(&image), None);
+        image.put_pixel(2, 1, image::Rgb([0, 0, 1]));
+        image.put_pixel(6, 4, image::Rgb([5, 0, 0]));
+        let region = Region {
+            x: 2,
+            y: 1,
+            w: 5,
+            h: 4,
+        };
+        assert_eq!(not_black(&image), Some(region));
+        let full = RgbImage::from_pixel(3, 2, image::Rgb([1, 1, 1]));
+        assert_eq!(not_black(&full), Some(Region::full(&full)));
+    }
 
     #[test]
     fn a_region_is_shrunk_by_block_means_and_padded_with_zeros() {

@@ -57,18 +57,14 @@ const WEIGHTS: &[u8] = include_bytes!("../../../../../models/yunet.safetensors")
 /// would come out smaller. So with the default `min_face` of 20 a picture is shrunk by at most
 /// 2, and a 640x480 frame is searched at 320x240 (the speed the video targets need).
 ///
-/// YuNet's own floor is a little above this: on the media photos at 640x480 (MTCNN's faces
-/// as the truth) a search at full size finds every face from 16 pixels, while at half size it
-/// finds 4% of the faces of 16-20 pixels, 38% of 20-24, 94% of 24-30 and all larger ones. The
-/// faces it misses at the default scale are those the emotion model reads worst (41.6-47.6%
-/// accuracy at 20-24 pixels, against 68% at 48: `models/README.md`); a larger
-/// [`YunetSettings::max_side`] finds them, at about four times the cost.
+/// YuNet's own floor is a little above this. On the media photos letterboxed to 640x480
+/// (MTCNN's faces as the truth; YuNet's boxes are as large as MTCNN's, median ratio 1.03), a
+/// search at full size finds every face from 16 pixels, one at half size 4% of the faces of
+/// 16-20 pixels, 38% of 20-24, 94% of 24-30 and all larger ones. The faces it misses at the
+/// default scale are those the emotion model reads worst (41.6-47.6% accuracy at 20-24
+/// pixels, against 68% at 48: `models/README.md`); a larger [`YunetSettings::max_side`] finds
+/// them, at up to four times the cost.
 pub const NET_MIN_FACE: u32 = 10;
-
-/// Faces whose longer box side is under this fraction of `min_face` are dropped. YuNet's
-/// boxes are about as large as MTCNN's square ones (median ratio 1.06 on the media photos),
-/// and MTCNN, which has no such filter, returns faces down to about 0.8 of `min_face`.
-const MIN_FACE_SLACK: f32 = 0.8;
 
 /// [`FaceDetector::detect_near`]: the side, in network pixels, of the square searched around
 /// each known face (three cells of the coarsest level), and how many times the face's side
@@ -212,8 +208,8 @@ impl Yunet {
     }
 
     /// The face nearest `b`'s centre in a square of about [`NEAR_REGION`] times its side
-    /// around it, of a size within [`near::SIZE_RATIO`] of its own and within `limits`.
-    fn find_near(&self, image: &RgbImage, b: &BBox, limits: FaceSizes) -> Option<Detection> {
+    /// around it, of a size within [`near::SIZE_RATIO`] of its own and at most `max_face`.
+    fn find_near(&self, image: &RgbImage, b: &BBox, max_face: Option<u32>) -> Option<Detection> {
         let side = b.w.max(b.h);
         if !(side.is_finite() && side > 0.0) {
             return None;
@@ -232,13 +228,10 @@ impl Yunet {
             w: (x1 - x0) as u32,
             h: (y1 - y0) as u32,
         };
-        let (smallest, largest) = (
-            (side / near::SIZE_RATIO).max(limits.min as f32),
-            limits
-                .max
-                .map_or(f32::INFINITY, |m| m as f32)
-                .min(side * near::SIZE_RATIO),
-        );
+        let smallest = side / near::SIZE_RATIO;
+        let largest = max_face
+            .map_or(f32::INFINITY, |m| m as f32)
+            .min(side * near::SIZE_RATIO);
         let distance = |d: &Detection| {
             let (x, y) = d.bbox.center();
             (x - cx).powi(2) + (y - cy).powi(2)
@@ -255,16 +248,22 @@ impl FaceDetector for Yunet {
         self.sizes
     }
 
-    /// Faces whose longer box side lies in `sizes` (the smallest down to [`MIN_FACE_SLACK`]
-    /// of `sizes.min`); the picture is shrunk as far as `sizes.min` allows (see the module's
-    /// "Scale").
+    /// The faces whose longer box side is at most `sizes.max`. `sizes.min` sets how far the
+    /// picture may be shrunk (see the module's "Scale"), as it sets MTCNN's first pyramid
+    /// level; smaller faces found all the same are kept (MTCNN too returns faces down to about
+    /// 0.6 of it).
+    ///
+    /// Black borders (a letterboxed video frame's bars) are not searched: the network sees the
+    /// picture between them, zero-padded, as it would see the picture alone.
     fn detect_sized(&self, image: &RgbImage, sizes: FaceSizes) -> Vec<Detection> {
         let k = self.shrink_factor(image.dimensions(), sizes.min);
-        let min = sizes.min as f32 * MIN_FACE_SLACK;
         let max = sizes.max.map_or(f32::INFINITY, |m| m as f32);
-        self.search(image, Region::full(image), k)
+        let Some(picture) = input::not_black(image) else {
+            return Vec::new();
+        };
+        self.search(image, picture, k)
             .into_iter()
-            .filter(|d| (min..=max).contains(&d.bbox.w.max(d.bbox.h)))
+            .filter(|d| d.bbox.w.max(d.bbox.h) <= max)
             .collect()
     }
 
@@ -274,10 +273,9 @@ impl FaceDetector for Yunet {
     /// the known box's centre, of a size within [`near::SIZE_RATIO`] of its own. Known faces
     /// are searched in parallel.
     fn detect_near(&self, image: &RgbImage, boxes: &[BBox]) -> Vec<Detection> {
-        let limits = self.sizes;
         let found = boxes
             .par_iter()
-            .filter_map(|b| self.find_near(image, b, limits))
+            .filter_map(|b| self.find_near(image, b, self.sizes.max))
             .collect();
         near::distinct(found)
     }
@@ -340,6 +338,48 @@ mod tests {
         ] {
             let err = Yunet::embedded(FaceSizes::default(), &settings).expect_err("invalid");
             assert!(err.to_string().contains(field), "{err}");
+        }
+    }
+
+    /// `name` from the fixtures, resized to `(pw, ph)` in the middle of a black `(w, h)` frame;
+    /// and where it lies.
+    fn letterboxed(
+        name: &str,
+        (w, h): (u32, u32),
+        (pw, ph): (u32, u32),
+    ) -> (RgbImage, RgbImage, (u32, u32)) {
+        let photo = crate::detect::fixture_photo(name).to_rgb8();
+        let photo = image::imageops::resize(&photo, pw, ph, image::imageops::FilterType::Triangle);
+        let mut frame = RgbImage::new(w, h);
+        let (x, y) = ((w - pw) / 2, (h - ph) / 2);
+        image::imageops::replace(&mut frame, &photo, i64::from(x), i64::from(y));
+        (frame, photo, (x, y))
+    }
+
+    #[test]
+    fn a_letterboxed_picture_gives_the_faces_of_the_picture_alone() {
+        let d = Yunet::embedded(FaceSizes::default(), &YunetSettings::default()).expect("loads");
+        // Bars above and below (a 16:9 picture in 4:3), and on all four sides at odd offsets;
+        // shrunk by 2 from the picture's corner either way.
+        for (frame, photo, (x, y)) in [
+            letterboxed("linzaer_imgs_2.jpg", (640, 480), (640, 360)),
+            letterboxed("linzaer_imgs_2.jpg", (501, 397), (377, 301)),
+        ] {
+            let framed = d.detect(&frame);
+            let alone = d.detect(&photo);
+            assert!(alone.len() >= 2, "the photo has faces: {alone:?}");
+            assert_eq!(framed.len(), alone.len(), "{framed:?} vs {alone:?}");
+            for (f, a) in framed.iter().zip(&alone) {
+                let moved = BBox {
+                    x: a.bbox.x + x as f32,
+                    y: a.bbox.y + y as f32,
+                    ..a.bbox
+                };
+                assert!(
+                    f.bbox.iou(&moved) > 0.999 && f.score == a.score,
+                    "{f:?} vs {a:?}"
+                );
+            }
         }
     }
 
