@@ -11,7 +11,7 @@ use emotrack::{AnalyzerConfig, DetectorBackend, DetectorConfig};
 /// Face detector choice on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DetectorArg {
-    /// Viola-Jones Haar cascade: fastest, frontal faces only, no landmarks.
+    /// Viola-Jones Haar cascade: frontal faces only, no landmarks.
     Haar,
     /// MTCNN: handles pose and small faces better, gives landmarks for alignment.
     Mtcnn,

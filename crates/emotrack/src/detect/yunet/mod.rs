@@ -5,15 +5,15 @@
 //! One small fully-convolutional network (53 k parameters) looks at the whole picture once:
 //! a backbone of 1x1 and depthwise 3x3 convolutions with 2x2 max pooling, a feature pyramid
 //! whose coarser levels are upsampled and added to the finer ones, and at strides 8, 16 and 32
-//! a head that gives, for every grid cell, a face score, a box and five landmarks ([`net`]).
+//! a head that gives, for every grid cell, a face score, a box and five landmarks (`net.rs`).
 //! No image pyramid, no second stage: where MTCNN runs P-Net on a dozen scales and R-Net and
 //! O-Net on the proposals, YuNet costs one pass of 69 M multiply-adds on a 320x240 picture.
 //!
-//! * **Input**: the picture shrunk by a whole factor (block means, [`input`]), as values
+//! * **Input**: the picture shrunk by a whole factor (block means, `input.rs`), as values
 //!   0..255 without normalisation, zero-padded on the right and bottom to multiples of 32. The
 //!   network was trained on BGR pictures; its first layer's filters are swapped at load time
 //!   to read RGB, which gives the same sums.
-//! * **Decoding** ([`decode`]): the prior of cell `(r, c)` at stride `s` is its top-left
+//! * **Decoding** (`decode.rs`): the prior of cell `(r, c)` at stride `s` is its top-left
 //!   corner; the score is `sqrt(sigmoid(cls) · sigmoid(obj))`, as libfacedetection and
 //!   OpenCV's `FaceDetectorYN` compute it.
 //! * **Suppression**: faces above [`YunetSettings::score_threshold`], the best
@@ -57,13 +57,12 @@ const WEIGHTS: &[u8] = include_bytes!("../../../../../models/yunet.safetensors")
 /// would come out smaller. So with the default `min_face` of 20 a picture is shrunk by at most
 /// 2, and a 640x480 frame is searched at 320x240 (the speed the video targets need).
 ///
-/// YuNet's own floor is a little above this. On the media photos letterboxed to 640x480
-/// (MTCNN's faces as the truth; YuNet's boxes are as large as MTCNN's, median ratio 1.03), a
-/// search at full size finds every face from 16 pixels, one at half size 4% of the faces of
-/// 16-20 pixels, 38% of 20-24, 94% of 24-30 and all larger ones. The faces it misses at the
-/// default scale are those the emotion model reads worst (41.6-47.6% accuracy at 20-24
-/// pixels, against 68% at 48: `models/README.md`); a larger [`YunetSettings::max_side`] finds
-/// them, at up to four times the cost.
+/// Measured on the media photos letterboxed to 640x480, MTCNN's faces (score ≥ 0.95) as the
+/// truth (YuNet's boxes are as large as MTCNN's: median ratio of the longer sides 1.05): a
+/// search at 320x240 finds 87% of the faces of 16-20 pixels, 98% of 20-24, 97% of 24-30 and
+/// all larger ones (209 faces in all, MTCNN 212); at 640x480, every face (214), at about twice
+/// the time per video frame. Faces under 16 pixels (a crowd photo's) need a search where they
+/// are 10 pixels or more.
 pub const NET_MIN_FACE: u32 = 10;
 
 /// [`FaceDetector::detect_near`]: the side, in network pixels, of the square searched around
@@ -79,17 +78,21 @@ const NEAR_REGION: f32 = 2.0;
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct YunetSettings {
-    /// The face score needed, in (0, 1]; default 0.6. Real faces score 0.85-0.95 on clear
-    /// photos; lower it to keep harder faces (profiles, blur), raise it for fewer false ones.
-    /// The CLI's `--threshold`.
+    /// The face score needed, in (0, 1]; default 0.6 (OpenCV's YuNet sample's). Clear faces
+    /// score 0.85-0.95; small, blurred or turned ones less: on the crowd clip
+    /// (`facenet_pytorch_video.mp4`) 0.7 keeps two thirds of the faces 0.6 keeps, 0.8 a third.
+    /// False faces score 0.6-0.75 (none on the media's no-face pictures from 0.5 up). Lower it
+    /// to keep harder faces, raise it for fewer false ones. The CLI's `--threshold`.
     pub score_threshold: f32,
     /// Two faces overlapping by more than this intersection over union are one, in (0, 1];
     /// default 0.3 (OpenCV's `FaceDetectorYN`). Raise it for crowds of overlapping faces.
     pub nms_iou: f32,
     /// The longer side, in pixels, a whole picture is shrunk towards before the search (by a
-    /// whole factor, and only as far as `min_face` allows), at least 32; default 320. Smaller
-    /// is faster (the cost follows the area searched); a value at or above the picture's size
-    /// searches it at full resolution.
+    /// whole factor, and only as far as `min_face` allows, see [`NET_MIN_FACE`]), at least 32;
+    /// default 320. The cost follows the area searched: a 640x480 video runs at about 230
+    /// frames per second end to end with 320 and 120-130 with 640, which finds faces of 16-20
+    /// pixels more surely. A value at or above the picture's size searches it at full
+    /// resolution.
     pub max_side: u32,
     /// How many of the best-scoring faces go through NMS, at least 1; default 5000 (OpenCV's).
     pub top_k: usize,
@@ -137,6 +140,20 @@ impl YunetSettings {
 
 /// The YuNet detector. Build it with [`Yunet::embedded`] or
 /// [`DetectorConfig::build`](super::DetectorConfig::build).
+///
+/// ```
+/// # fn main() -> emotrack::error::Result<()> {
+/// use emotrack::FaceDetector;
+/// use emotrack::detect::yunet::Yunet;
+/// use emotrack::detect::{FaceSizes, YunetSettings};
+///
+/// let detector = Yunet::embedded(FaceSizes::default(), &YunetSettings::default())?;
+/// // A 640x480 frame is searched at 320x240 when faces from 20 px are asked for.
+/// assert_eq!(detector.shrink_factor((640, 480), 20), 2);
+/// let faces = detector.detect(&image::RgbImage::new(640, 480));
+/// assert!(faces.is_empty(), "a black frame has no face");
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct Yunet {
     net: YunetNet,
