@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use emotrack::classify::{Classifier, ModelSource};
-use emotrack::detect::{HaarSettings, MtcnnSettings};
+use emotrack::detect::{HaarSettings, MtcnnSettings, YunetSettings};
 use emotrack::imgproc::gray::gray_from_rgb;
 use emotrack::imgproc::{CropSettings, DecodeLimits, face_crop, load_image};
 use emotrack::{DetectorBackend, DetectorConfig};
@@ -32,7 +32,7 @@ pub struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 enum What {
-    /// Time both face detectors per image at 640x480, on one thread and on all cores.
+    /// Time the face detectors per image at 640x480, on one thread and on all cores.
     Detect(DetectArgs),
     /// Time the emotion classifier per face, batch 1 and batched.
     Classify(ClassifyArgs),
@@ -168,6 +168,7 @@ fn detect(a: DetectArgs) -> Result<Outcome> {
     for backend in [
         DetectorBackend::Haar(HaarSettings::default()),
         DetectorBackend::Mtcnn(MtcnnSettings::default()),
+        DetectorBackend::Yunet(YunetSettings::default()),
     ] {
         let name = backend.name();
         let detector = DetectorConfig {

@@ -5,16 +5,19 @@ use std::path::PathBuf;
 
 use clap::ValueEnum;
 use emotrack::classify::ModelSource;
-use emotrack::detect::{HaarSettings, MtcnnSettings};
+use emotrack::detect::{HaarSettings, MtcnnSettings, YunetSettings};
 use emotrack::{AnalyzerConfig, DetectorBackend, DetectorConfig};
 
 /// Face detector choice on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DetectorArg {
-    /// Viola-Jones Haar cascade: fastest, frontal faces only, no landmarks.
+    /// Viola-Jones Haar cascade: frontal faces only, no landmarks.
     Haar,
     /// MTCNN: handles pose and small faces better, gives landmarks for alignment.
     Mtcnn,
+    /// YuNet: one small network over the picture, fastest on every video frame, gives
+    /// landmarks for alignment.
+    Yunet,
 }
 
 /// Detector and model flags.
@@ -29,14 +32,19 @@ pub struct AnalyzerArgs {
     /// Largest face side searched for, in pixels.
     #[arg(long)]
     pub max_face: Option<u32>,
-    /// MTCNN only (ignored with --detector haar): final face probability needed, 0-1 (raise
-    /// for fewer false faces). Default 0.7.
+    /// MTCNN and YuNet (ignored with --detector haar): face score needed, 0-1 (raise for fewer
+    /// false faces). Default 0.7 for MTCNN (its final stage's probability), 0.6 for YuNet.
     #[arg(long)]
     pub threshold: Option<f32>,
-    /// Haar only (ignored with --detector mtcnn): overlapping detections a face needs (raise for
+    /// Haar only (ignored with the others): overlapping detections a face needs (raise for
     /// fewer false faces).
     #[arg(long, default_value_t = HaarSettings::default().min_neighbors)]
     pub min_neighbors: u32,
+    /// YuNet only: the longer side, in pixels, a picture is shrunk towards before the search
+    /// (by a whole factor, never so far that a face of --min-face pixels would be under 10).
+    /// Smaller is faster; raise it for crowds of small faces.
+    #[arg(long, default_value_t = YunetSettings::default().max_side)]
+    pub max_side: u32,
     /// Emotion model: a .safetensors or .onnx file with its .json config beside it, or a training
     /// run folder (default: built in).
     #[arg(long, value_name = "PATH")]
@@ -48,7 +56,7 @@ pub struct AnalyzerArgs {
 
 impl AnalyzerArgs {
     /// The library config these flags describe. Each backend takes only its own flags:
-    /// `--threshold` is ignored with Haar, `--min-neighbors` with MTCNN. Fails when `--model`
+    /// `--threshold` is ignored with Haar, `--min-neighbors` with the others. Fails when `--model`
     /// names nothing usable.
     pub fn to_config(&self) -> emotrack::error::Result<AnalyzerConfig> {
         let backend = match self.detector {
@@ -60,6 +68,14 @@ impl AnalyzerArgs {
                 let defaults = MtcnnSettings::default();
                 DetectorBackend::Mtcnn(MtcnnSettings {
                     onet_threshold: self.threshold.unwrap_or(defaults.onet_threshold),
+                    ..defaults
+                })
+            }
+            DetectorArg::Yunet => {
+                let defaults = YunetSettings::default();
+                DetectorBackend::Yunet(YunetSettings {
+                    score_threshold: self.threshold.unwrap_or(defaults.score_threshold),
+                    max_side: self.max_side,
                     ..defaults
                 })
             }

@@ -366,7 +366,7 @@ pub enum Activation<'a> {
 impl Activation<'_> {
     /// The negative-side slope for output channel `o` of `channels`: `None` for identity,
     /// 0 for ReLU.
-    fn slope(&self, o: usize, channels: usize) -> Option<f32> {
+    pub(crate) fn slope(&self, o: usize, channels: usize) -> Option<f32> {
         match self {
             Activation::Identity => None,
             Activation::Relu => Some(0.0),

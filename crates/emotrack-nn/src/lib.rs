@@ -1,6 +1,6 @@
-//! emotrack's small CPU inference runtime for the convolutional nets emotrack runs (MTCNN's three nets and
-//! the emotion CNN): NCHW `f32` tensors, the handful of layers those nets use, and weights by
-//! name from safetensors.
+//! emotrack's small CPU inference runtime for the convolutional nets emotrack runs (MTCNN's three nets,
+//! YuNet and the emotion CNN): NCHW `f32` tensors, the handful of layers those nets use, and
+//! weights by name from safetensors.
 //!
 //! # Why hand-written
 //! General frameworks were measured first: burn and candle need 9–17 ms for one batch-1 forward
@@ -14,7 +14,11 @@
 //!   with AVX2+FMA picked at run time (`direct`, through `pulp`); the rest, and CPUs without
 //!   AVX2, use im2col + one sgemm (matrixmultiply, reached through ndarray's safe views
 //!   because `matrixmultiply::sgemm` is an `unsafe fn` and the workspace forbids `unsafe`);
-//!   1x1 convolutions skip im2col;
+//!   1x1 convolutions skip im2col (a kernel of our own for them lost to matrixmultiply's
+//!   packed GEMM on YuNet's 16-64-channel layers, 2.6-2.9 ms against 2.3 ms a pass);
+//! * depthwise 3x3 convolutions ([`DepthwiseConv3x3`], YuNet's) run a stencil over each plane,
+//!   eight pixels per AVX2 vector, bias and activation fused; nearest upsampling is fused into
+//!   the addition that consumes it ([`add_upsampled_2x`]);
 //! * batch norms are folded into the preceding convolution at load time, and the activation
 //!   after it can be fused into its output pass ([`Conv2d::forward_act`]);
 //! * small images in a batch share one GEMM (their im2col matrices side by side);
@@ -41,11 +45,12 @@
 //!
 //! Loading by name, PyTorch names kept (`{prefix}.weight`, `{prefix}.bias`, batch-norm
 //! `{bn}.running_mean` …): [`Weights::from_bytes`], then [`Conv2d::load`],
-//! [`Conv2d::load_with_batchnorm`], [`PRelu::load`], [`Linear::load`]; a missing tensor or a
+//! [`Conv2d::load_with_batchnorm`], [`DepthwiseConv3x3::load`], [`PRelu::load`],
+//! [`Linear::load`]; a missing tensor or a
 //! shape that differs from the architecture's is a [`WeightsError`] naming the tensor.
 //!
 //! # Who uses it
-//! The `emotrack` library builds its nets (MTCNN, the emotion ResNet) on it, and
+//! The `emotrack` library builds its nets (MTCNN, YuNet, the emotion ResNet) on it, and
 //! `emotrack-train` runs its training convolutions on these kernels. It is a crate of its own
 //! so that the library's public API is what a user needs, while the layers stay reachable to
 //! the trainer: nothing here is specific to faces.
@@ -53,6 +58,7 @@
 #![warn(missing_docs)]
 
 mod conv;
+mod depthwise;
 mod direct;
 mod error;
 mod ops;
@@ -60,9 +66,11 @@ mod tensor;
 mod weights;
 
 pub use conv::{Activation, BatchNorm, COL_BUDGET, Conv2d, ConvSpec, im2col};
+pub use depthwise::DepthwiseConv3x3;
 pub use error::{Result, WeightsError};
 pub use ops::{
-    Linear, MaxPool2d, PRelu, add_inplace, global_avg_pool, relu_inplace, softmax_channels_inplace,
+    Linear, MaxPool2d, PRelu, add_inplace, add_upsampled_2x, global_avg_pool, relu_inplace,
+    softmax_channels_inplace,
 };
 pub use tensor::{Scratch, Tensor};
 pub use weights::Weights;

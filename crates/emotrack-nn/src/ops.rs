@@ -396,6 +396,40 @@ pub fn add_inplace(y: &mut Tensor, x: &Tensor) {
     }
 }
 
+/// `y += upsample(x)`, where `upsample` is nearest-neighbour upsampling by 2 in both directions
+/// (PyTorch's `F.interpolate(x, scale_factor=2, mode="nearest")`): `y[n, c, i, j] += x[n, c,
+/// i / 2, j / 2]`. A feature pyramid's top-down path (YuNet's neck) adds a coarse level to the
+/// next finer one this way; fused, the upsampled map is never stored.
+///
+/// # Panics
+/// If `y` is not `x`'s batch and channels at twice its height and width.
+pub fn add_upsampled_2x(y: &mut Tensor, x: &Tensor) {
+    let [n, c, h, w] = x.shape();
+    assert_eq!(
+        y.shape(),
+        [n, c, 2 * h, 2 * w],
+        "upsampled add needs the finer map at twice the coarser one's size"
+    );
+    if h * w == 0 {
+        return;
+    }
+    for (fine, coarse) in y
+        .data_mut()
+        .chunks_exact_mut(4 * h * w)
+        .zip(x.data().chunks_exact(h * w))
+    {
+        for (rows, src) in fine.chunks_exact_mut(4 * w).zip(coarse.chunks_exact(w)) {
+            // Two output rows from one input row, each input value added to two neighbours.
+            for row in rows.chunks_exact_mut(2 * w) {
+                for (pair, &v) in row.chunks_exact_mut(2).zip(src) {
+                    pair[0] += v;
+                    pair[1] += v;
+                }
+            }
+        }
+    }
+}
+
 /// Global average pooling: `y[n, c] = mean(x[n, c, :, :])`; `y` is resized to `[N, C, 1, 1]`.
 pub fn global_avg_pool(x: &Tensor, y: &mut Tensor) {
     let hw = x.h() * x.w();
@@ -611,6 +645,29 @@ mod tests {
         let mut x = Tensor::from_vec([1, 3, 1, 2], vec![1., 2., 3., -1., 0., 0.]);
         softmax_channels_inplace(&mut x);
         assert!(close(x.data(), &expected, 1e-6), "{:?}", x.data());
+    }
+
+    #[test]
+    fn upsampled_add_equals_upsampling_then_adding() {
+        for [n, c, h, w] in [[1, 1, 1, 1], [1, 3, 2, 5], [2, 4, 5, 3], [1, 64, 8, 10]] {
+            let x = Tensor::from_vec([n, c, h, w], ramp(n * c * h * w, 0.5, -3.0));
+            let fine = ramp(n * c * 4 * h * w, -0.25, 7.0);
+            let mut y = Tensor::from_vec([n, c, 2 * h, 2 * w], fine.clone());
+            add_upsampled_2x(&mut y, &x);
+            // The definition: nearest upsampling into a tensor of its own, then an add.
+            let mut up = Tensor::zeros([n, c, 2 * h, 2 * w]);
+            for i in 0..n * c {
+                for oy in 0..2 * h {
+                    for ox in 0..2 * w {
+                        up.data_mut()[(i * 2 * h + oy) * 2 * w + ox] =
+                            x.data()[(i * h + oy / 2) * w + ox / 2];
+                    }
+                }
+            }
+            let mut expected = Tensor::from_vec([n, c, 2 * h, 2 * w], fine);
+            add_inplace(&mut expected, &up);
+            assert_eq!(y, expected, "{n}x{c}x{h}x{w}");
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex, OnceLock};
 
-use emotrack::detect::{DetectorBackend, MtcnnSettings};
+use emotrack::detect::{DetectorBackend, MtcnnSettings, YunetSettings};
 use emotrack::{Analyzer, AnalyzerConfig};
 use serde::Deserialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
@@ -48,12 +48,13 @@ struct Inner {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DetectorOptions {
-    /// `haar` (fastest, frontal faces) or `mtcnn` (pose, small faces, landmarks); default:
-    /// the server's `--detector`.
+    /// `haar` (frontal faces), `mtcnn` (pose, small faces, landmarks) or `yunet` (fastest,
+    /// landmarks); default: the server's `--detector`.
     pub detector: Option<DetectorName>,
     /// Smallest face side searched for, in pixels (at least 12).
     pub min_face: Option<u32>,
-    /// MTCNN's final face threshold, 0-1 (higher: fewer, surer faces).
+    /// MTCNN's final face threshold or YuNet's score threshold, 0-1 (higher: fewer, surer
+    /// faces).
     pub threshold: Option<f32>,
 }
 
@@ -65,6 +66,8 @@ pub enum DetectorName {
     Haar,
     /// MTCNN.
     Mtcnn,
+    /// YuNet.
+    Yunet,
 }
 
 impl DetectorOptions {
@@ -80,24 +83,35 @@ impl DetectorOptions {
                 (name, &config.detector.backend),
                 (DetectorName::Haar, DetectorBackend::Haar(_))
                     | (DetectorName::Mtcnn, DetectorBackend::Mtcnn(_))
+                    | (DetectorName::Yunet, DetectorBackend::Yunet(_))
             );
             if !same {
                 config.detector.backend = match name {
                     DetectorName::Haar => DetectorBackend::Haar(Default::default()),
                     DetectorName::Mtcnn => DetectorBackend::Mtcnn(Default::default()),
+                    DetectorName::Yunet => DetectorBackend::Yunet(Default::default()),
                 };
             }
         }
         if let Some(min_face) = self.min_face {
             config.detector.min_face = min_face;
         }
-        if let Some(threshold) = self.threshold
-            && let DetectorBackend::Mtcnn(settings) = &mut config.detector.backend
-        {
-            *settings = MtcnnSettings {
-                onet_threshold: threshold,
-                ..*settings
-            };
+        if let Some(threshold) = self.threshold {
+            match &mut config.detector.backend {
+                DetectorBackend::Mtcnn(settings) => {
+                    *settings = MtcnnSettings {
+                        onet_threshold: threshold,
+                        ..*settings
+                    };
+                }
+                DetectorBackend::Yunet(settings) => {
+                    *settings = YunetSettings {
+                        score_threshold: threshold,
+                        ..*settings
+                    };
+                }
+                DetectorBackend::Haar(_) => {}
+            }
         }
         config
     }

@@ -335,6 +335,7 @@ async fn other_detector_settings_are_honoured() {
     for query in [
         "detector=haar",
         "detector=mtcnn&threshold=0.9",
+        "detector=yunet&threshold=0.8",
         "min_face=40",
     ] {
         let (status, _, body) = call(

@@ -37,7 +37,7 @@ pub struct AnalyzerConfig {
     pub vibes: Option<PathBuf>,
     /// Crop margin as a fraction of the face box's larger side.
     pub crop_margin: f32,
-    /// Level the eye line before classifying (needs landmarks, i.e. MTCNN).
+    /// Level the eye line before classifying (needs landmarks: MTCNN or YuNet).
     pub align: bool,
     /// Decode limits for image files.
     pub decode_limits: DecodeLimits,
@@ -63,7 +63,7 @@ impl Default for AnalyzerConfig {
 pub struct AnalyzedFace {
     /// Face box in image pixels.
     pub bbox: BBox,
-    /// Five landmarks (MTCNN only).
+    /// Five landmarks (MTCNN and YuNet).
     pub landmarks: Option<Landmarks>,
     /// Detector confidence (see [`Detection::score`]).
     pub detector_score: f32,

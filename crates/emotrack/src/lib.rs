@@ -3,7 +3,7 @@
 //! The flow for one image is `detect → align/crop → classify → vibe`:
 //!
 //! * [`detect`] finds faces ([`Detection`]: box, score, optional five landmarks) with a
-//!   [`detect::FaceDetector`] backend (`haar` or `mtcnn`).
+//!   [`detect::FaceDetector`] backend (`haar`, `mtcnn` or `yunet`).
 //! * [`imgproc`] levels the eye line, crops with a margin and resizes to the classifier's input
 //!   ([`imgproc::face_crop`], the one function training and inference share).
 //! * [`classify`] turns a crop into [`EmotionScores`] with a small CNN (weights in safetensors).

@@ -15,7 +15,7 @@
 //! ```
 //!
 //! `id`, `detected_box` and `smoothed` are there for tracked faces (video) only, `landmarks`
-//! when the detector gives them (MTCNN). Probabilities are rounded to 4 decimals, coordinates
+//! when the detector gives them (MTCNN, YuNet). Probabilities are rounded to 4 decimals, coordinates
 //! to 0.1 pixel (finer is noise). A video's JSONL holds one [`FaceRecord`] per frame per face:
 //! the face's fields with the frame's `time` (seconds) and `frame` (index) in front.
 //!
@@ -56,7 +56,7 @@ pub struct FaceJson {
     /// faces only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detected_box: Option<BBox>,
-    /// Five landmarks `[x, y]` (when the detector gives them: MTCNN).
+    /// Five landmarks `[x, y]` (when the detector gives them: MTCNN, YuNet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub landmarks: Option<Landmarks>,
     /// Detector confidence (see [`crate::Detection::score`]).

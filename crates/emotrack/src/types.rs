@@ -61,7 +61,7 @@ impl BBox {
     }
 }
 
-/// Five facial landmarks, each `[x, y]` in image pixels, in MTCNN's order:
+/// Five facial landmarks, each `[x, y]` in image pixels, in MTCNN's order (YuNet's is the same):
 /// left eye, right eye, nose, left mouth corner, right mouth corner ("left" as seen in the image).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Landmarks(pub [[f32; 2]; 5]);
@@ -82,10 +82,11 @@ impl Landmarks {
 pub struct Detection {
     /// The face box.
     pub bbox: BBox,
-    /// Detector confidence: a probability in `[0, 1]` for MTCNN; for Haar, the number of
-    /// neighbouring windows merged into the box (OpenCV's "level weight" idea, unnormalised).
+    /// Detector confidence: a probability in `[0, 1]` for MTCNN, a score in `[0, 1]` for YuNet
+    /// (`sqrt(class · objectness)`); for Haar, the number of neighbouring windows merged into
+    /// the box (OpenCV's "level weight" idea, unnormalised).
     pub score: f32,
-    /// Five landmarks when the detector provides them (MTCNN), otherwise `None`.
+    /// Five landmarks when the detector provides them (MTCNN, YuNet), otherwise `None`.
     pub landmarks: Option<Landmarks>,
 }
 

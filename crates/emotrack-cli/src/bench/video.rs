@@ -30,7 +30,12 @@ pub struct VideoArgs {
     #[arg(long, default_value = "640x480", value_parser = parse_size)]
     size: (u32, u32),
     /// Detectors to time.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "haar,mtcnn")]
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "haar,mtcnn,yunet"
+    )]
     detectors: Vec<DetectorArg>,
     /// Detect-every settings to time (1, `emotrack video`'s default: whole-frame detection on
     /// every frame; N: every N-th frame, known faces re-found around where they were in
@@ -43,6 +48,9 @@ pub struct VideoArgs {
     /// Haar: overlapping raw detections a face needs (OpenCV's minNeighbors).
     #[arg(long, default_value_t = emotrack::detect::HaarSettings::default().min_neighbors)]
     min_neighbors: u32,
+    /// YuNet: the longer side a frame is shrunk towards before the search.
+    #[arg(long, default_value_t = emotrack::detect::YunetSettings::default().max_side)]
+    max_side: u32,
     /// Emotion model (default: built in).
     #[arg(long, value_name = "PATH")]
     model: Option<PathBuf>,
@@ -106,6 +114,7 @@ pub fn video(a: VideoArgs) -> Result<Outcome> {
             max_face: None,
             threshold: None,
             min_neighbors: a.min_neighbors,
+            max_side: a.max_side,
             model: a.model.clone(),
             vibes: None,
         };

@@ -84,6 +84,28 @@ fn analyze_lists_the_faces_of_a_photo_with_probabilities_and_vibes() {
 }
 
 #[test]
+fn yunet_finds_both_faces_with_landmarks_and_scores() {
+    let out = emotrack(&[
+        "analyze",
+        "--detector",
+        "yunet",
+        "--format",
+        "json",
+        p(&good_photo()),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    let faces = v[0]["faces"].as_array().expect("faces");
+    // The two people (counted by eye), as with MTCNN.
+    assert_eq!(faces.len(), 2, "{v:#}");
+    for f in faces {
+        let score = f["detector_score"].as_f64().expect("a score");
+        assert!((0.6..=1.0).contains(&score), "{f}");
+        assert_eq!(f["landmarks"].as_array().map(Vec::len), Some(5), "{f}");
+    }
+}
+
+#[test]
 fn corrupt_jpeg_is_reported_and_the_rest_analysed() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut bytes = std::fs::read(good_photo()).expect("fixture");

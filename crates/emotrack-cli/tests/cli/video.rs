@@ -550,11 +550,32 @@ fn the_video_benchmarks_print_their_tables() {
     );
     let plot = image::open(&png).expect("the plot is a PNG");
     assert!(plot.width() >= 600, "{}", plot.width());
-    let out = emotrack(&["bench", "video", p(&clip), "--detectors", "haar"]);
+    let out = emotrack(&["bench", "video", p(&clip), "--detectors", "haar,yunet"]);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    for detector in ["haar", "yunet"] {
+        assert!(
+            stdout.contains(&format!("| fer_test.mp4 | {detector} | 1 | 115 |")),
+            "{stdout}"
+        );
+    }
+}
+
+#[test]
+#[ignore = "slow: times the three detectors on the fixture photos"]
+fn the_detection_benchmark_times_every_detector() {
+    let photos = common::fixture("photos");
+    let out = emotrack(&["bench", "detect", p(&photos), "--seconds", "0"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // Each detector on one thread and on all; YuNet finds the six faces (two and four,
+    // counted by eye).
+    for detector in ["haar", "mtcnn", "yunet"] {
+        let row = format!("| {detector} (");
+        assert_eq!(stdout.matches(&row).count(), 2, "{stdout}");
+    }
     assert!(
-        stdout.contains("| fer_test.mp4 | haar | 1 | 115 |"),
+        stdout.contains("| yunet (6 faces in 2 images) |"),
         "{stdout}"
     );
 }

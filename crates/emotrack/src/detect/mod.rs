@@ -2,19 +2,24 @@
 //!
 //! * [`haar`]: Viola-Jones on OpenCV's `haarcascade_frontalface_default.xml` (embedded).
 //! * [`mtcnn`]: P-Net / R-Net / O-Net with facenet-pytorch's weights (embedded), five landmarks.
+//! * [`yunet`]: YuNet_s, one small convolutional network over the whole picture, with its
+//!   authors' weights (embedded), five landmarks.
 //!
 //! [`DetectorConfig`] holds the settings every backend shares and the chosen
 //! [`DetectorBackend`], which carries that backend's own settings ([`HaarSettings`],
-//! [`MtcnnSettings`]). Adding a backend is one file and one [`DetectorBackend`] variant.
+//! [`MtcnnSettings`], [`YunetSettings`]). Adding a backend is one file and one [`DetectorBackend`] variant.
 //! [`near`] holds the search around known faces that [`FaceDetector::detect_near`] does by
 //! default.
 
 pub mod haar;
 pub mod mtcnn;
 pub mod near;
+mod pool;
+pub mod yunet;
 
 pub use haar::HaarSettings;
 pub use mtcnn::MtcnnSettings;
+pub use yunet::YunetSettings;
 
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
@@ -103,6 +108,9 @@ pub enum DetectorBackend {
     Haar(HaarSettings),
     /// MTCNN: slower, handles pose better, gives landmarks and a calibrated probability.
     Mtcnn(MtcnnSettings),
+    /// YuNet: one pass of a small network over the (shrunk) picture; the fastest on every
+    /// frame of a video, gives landmarks and a score in [0, 1].
+    Yunet(YunetSettings),
 }
 
 impl Default for DetectorBackend {
@@ -113,11 +121,12 @@ impl Default for DetectorBackend {
 }
 
 impl DetectorBackend {
-    /// The backend's name, as serialised in `kind`: `"haar"` or `"mtcnn"`.
+    /// The backend's name, as serialised in `kind`: `"haar"`, `"mtcnn"` or `"yunet"`.
     pub fn name(&self) -> &'static str {
         match self {
             Self::Haar(_) => "haar",
             Self::Mtcnn(_) => "mtcnn",
+            Self::Yunet(_) => "yunet",
         }
     }
 
@@ -126,6 +135,7 @@ impl DetectorBackend {
         match self {
             Self::Haar(settings) => settings.validate(),
             Self::Mtcnn(settings) => settings.validate(),
+            Self::Yunet(settings) => settings.validate(),
         }
     }
 }
@@ -214,6 +224,9 @@ impl DetectorConfig {
             }
             DetectorBackend::Mtcnn(settings) => {
                 Box::new(mtcnn::Mtcnn::embedded(self.sizes(), settings)?)
+            }
+            DetectorBackend::Yunet(settings) => {
+                Box::new(yunet::Yunet::embedded(self.sizes(), settings)?)
             }
         })
     }

@@ -26,12 +26,11 @@
 //! bars): a window of black pixels scores far below the threshold, so only the band of each
 //! level around the picture is computed, with the same proposals.
 
-use std::sync::Mutex;
-
 use image::RgbImage;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::pool::Pool;
 use super::{FaceDetector, FaceSizes, near};
 use crate::error::{Error, Result};
 use crate::imgproc::area::{AreaSums, Region};
@@ -664,30 +663,6 @@ struct Workspace {
     a: Tensor,
     b: Tensor,
     scratch: Scratch,
-}
-
-/// Buffers shared by the rayon tasks of all calls (workspaces, summed-area tables): a task
-/// takes one (or makes one when all are busy) and puts it back, so steady-state detection
-/// allocates only its result lists and a few per-call index lists.
-#[derive(Debug)]
-struct Pool<T>(Mutex<Vec<T>>);
-
-impl<T> Default for Pool<T> {
-    fn default() -> Self {
-        Self(Mutex::new(Vec::new()))
-    }
-}
-
-impl<T: Default> Pool<T> {
-    fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
-        // A poisoned lock only means another task panicked while pushing or popping; the
-        // vector itself is still valid.
-        let taken = self.0.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let mut item = taken.unwrap_or_default();
-        let result = f(&mut item);
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(item);
-        result
-    }
 }
 
 /// R-Net and O-Net: a batch of crops in `ws.input` to one output row of `OUT` values each.

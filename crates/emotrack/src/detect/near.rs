@@ -111,7 +111,9 @@ fn find_one<D: FaceDetector + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::{DetectorBackend, DetectorConfig, HaarSettings, MtcnnSettings};
+    use crate::detect::{
+        DetectorBackend, DetectorConfig, HaarSettings, MtcnnSettings, YunetSettings,
+    };
 
     /// A real photo of four faces, from the repo's fixtures.
     fn photo() -> RgbImage {
@@ -157,6 +159,11 @@ mod tests {
     }
 
     #[test]
+    fn yunet_refinds_faces_near_where_they_were() {
+        refinds_every_face(DetectorBackend::Yunet(YunetSettings::default()));
+    }
+
+    #[test]
     fn nothing_is_found_where_there_is_no_face() {
         let image = photo();
         let detector = DetectorConfig::default().build().expect("detector");
@@ -176,6 +183,7 @@ mod tests {
         for backend in [
             DetectorBackend::Haar(HaarSettings::default()),
             DetectorBackend::Mtcnn(MtcnnSettings::default()),
+            DetectorBackend::Yunet(YunetSettings::default()),
         ] {
             let kind = backend.name();
             let detector = DetectorConfig {

@@ -89,7 +89,7 @@ pub struct TrackedFace {
     pub bbox: BBox,
     /// This frame's detection, or the carried prediction on frames without detection.
     pub detected_bbox: BBox,
-    /// Landmarks of the last detection (MTCNN).
+    /// Landmarks of the last detection (MTCNN, YuNet).
     pub landmarks: Option<Landmarks>,
     /// Score of the last detection.
     pub detector_score: f32,
