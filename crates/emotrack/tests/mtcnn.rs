@@ -43,7 +43,7 @@ struct Parameters {
 #[derive(Deserialize)]
 struct Expected {
     size: [u32; 2],
-    /// [`rgb_checksum`] of the decoded pixels facenet-pytorch was run on.
+    /// [`common::rgb_checksum`] of the decoded pixels facenet-pytorch was run on.
     rgb_checksum: u64,
     #[serde(flatten)]
     faces: Faces,
@@ -56,17 +56,6 @@ struct Faces {
     boxes: Vec<[f32; 4]>,
     probs: Vec<f32>,
     landmarks: Vec<[[f32; 2]; 5]>,
-}
-
-/// `sum(byte[i] * (i % 65521 + 1))` over the raw RGB bytes, as `scripts/mtcnn_fixtures.py`
-/// computes it: tells whether we decode the same pixels the fixture was made from.
-fn rgb_checksum(image: &RgbImage) -> u64 {
-    image
-        .as_raw()
-        .iter()
-        .enumerate()
-        .map(|(i, &b)| u64::from(b) * (i as u64 % 65521 + 1))
-        .sum()
 }
 
 fn fixture() -> Fixture {
@@ -125,7 +114,7 @@ fn compute_cases() -> Option<Vec<Case>> {
             "{name}: not the image the fixture was made from"
         );
         assert_eq!(
-            rgb_checksum(&image),
+            common::rgb_checksum(&image),
             expected.rgb_checksum,
             "{name}: the image crate decodes other pixels than when the fixture was made; \
              rerun scripts/mtcnn_fixtures.py"

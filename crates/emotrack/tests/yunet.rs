@@ -64,16 +64,6 @@ fn fixture() -> &'static Fixture {
     })
 }
 
-/// `sum(byte[i] * (i % 65521 + 1))` over the raw RGB bytes.
-fn rgb_checksum(image: &RgbImage) -> u64 {
-    image
-        .as_raw()
-        .iter()
-        .enumerate()
-        .map(|(i, &b)| u64::from(b) * (i as u64 % 65521 + 1))
-        .sum()
-}
-
 fn load(case: &Case) -> RgbImage {
     let path = common::fixture(&format!("yunet/{}", case.image));
     let image = image::open(&path)
@@ -86,7 +76,7 @@ fn load(case: &Case) -> RgbImage {
         case.image
     );
     assert_eq!(
-        rgb_checksum(&image),
+        common::rgb_checksum(&image),
         case.rgb_checksum,
         "{}: decoded to other pixels than the reference saw",
         case.image

@@ -245,6 +245,22 @@ pub(crate) fn fixture_photo(name: &str) -> image::DynamicImage {
     }
 }
 
+/// A fixture photo resized to `(pw, ph)` in the middle of a black `(w, h)` frame (as the video
+/// decoder letterboxes), the resized photo alone, and where it lies in the frame.
+#[cfg(test)]
+pub(crate) fn letterboxed_fixture(
+    name: &str,
+    (w, h): (u32, u32),
+    (pw, ph): (u32, u32),
+) -> (image::RgbImage, image::RgbImage, (u32, u32)) {
+    let photo = fixture_photo(name).to_rgb8();
+    let photo = image::imageops::resize(&photo, pw, ph, image::imageops::FilterType::Triangle);
+    let mut frame = image::RgbImage::new(w, h);
+    let (x, y) = ((w - pw) / 2, (h - ph) / 2);
+    image::imageops::replace(&mut frame, &photo, i64::from(x), i64::from(y));
+    (frame, photo, (x, y))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -917,16 +917,6 @@ mod tests {
         }
     }
 
-    /// A repository photo fitted into `w x h` with black bars (as the video decoder pads).
-    fn letterboxed(name: &str, (w, h): (u32, u32), (pw, ph): (u32, u32)) -> RgbImage {
-        let photo = crate::detect::fixture_photo(name).to_rgb8();
-        let photo = image::imageops::resize(&photo, pw, ph, image::imageops::FilterType::Triangle);
-        let mut frame = RgbImage::new(w, h);
-        let (x, y) = ((w - pw) / 2, (h - ph) / 2);
-        image::imageops::replace(&mut frame, &photo, i64::from(x), i64::from(y));
-        frame
-    }
-
     #[test]
     fn skipping_black_bars_changes_no_detection() {
         let mut det = Mtcnn::embedded(FaceSizes::default(), &MtcnnSettings::default())
@@ -936,9 +926,9 @@ mod tests {
             "a black window scores below the first threshold"
         );
         // Bars above and below (a 16:9 picture in 4:3), and on all four sides at odd offsets.
-        for frame in [
-            letterboxed("linzaer_imgs_2.jpg", (640, 480), (640, 360)),
-            letterboxed("linzaer_imgs_2.jpg", (501, 397), (377, 301)),
+        for (frame, _, _) in [
+            crate::detect::letterboxed_fixture("linzaer_imgs_2.jpg", (640, 480), (640, 360)),
+            crate::detect::letterboxed_fixture("linzaer_imgs_2.jpg", (501, 397), (377, 301)),
         ] {
             let skipping = det.detect(&frame);
             det.skip_black = false;

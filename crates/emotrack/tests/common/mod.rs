@@ -222,3 +222,15 @@ pub fn with_exif_orientation(jpeg: &[u8], orientation: u8) -> Vec<u8> {
     out.extend_from_slice(&jpeg[2..]);
     out
 }
+
+/// `sum(byte[i] * (i % 65521 + 1))` over an image's raw RGB bytes, as the fixture scripts
+/// (`scripts/mtcnn_fixtures.py`, `scripts/yunet_weights.py`) compute it: tells whether a test
+/// decodes the same pixels a reference was made from.
+pub fn rgb_checksum(image: &image::RgbImage) -> u64 {
+    image
+        .as_raw()
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| u64::from(b) * (i as u64 % 65521 + 1))
+        .sum()
+}

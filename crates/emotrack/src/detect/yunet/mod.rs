@@ -358,29 +358,14 @@ mod tests {
         }
     }
 
-    /// `name` from the fixtures, resized to `(pw, ph)` in the middle of a black `(w, h)` frame;
-    /// and where it lies.
-    fn letterboxed(
-        name: &str,
-        (w, h): (u32, u32),
-        (pw, ph): (u32, u32),
-    ) -> (RgbImage, RgbImage, (u32, u32)) {
-        let photo = crate::detect::fixture_photo(name).to_rgb8();
-        let photo = image::imageops::resize(&photo, pw, ph, image::imageops::FilterType::Triangle);
-        let mut frame = RgbImage::new(w, h);
-        let (x, y) = ((w - pw) / 2, (h - ph) / 2);
-        image::imageops::replace(&mut frame, &photo, i64::from(x), i64::from(y));
-        (frame, photo, (x, y))
-    }
-
     #[test]
     fn a_letterboxed_picture_gives_the_faces_of_the_picture_alone() {
         let d = Yunet::embedded(FaceSizes::default(), &YunetSettings::default()).expect("loads");
         // Bars above and below (a 16:9 picture in 4:3), and on all four sides at odd offsets;
         // shrunk by 2 from the picture's corner either way.
         for (frame, photo, (x, y)) in [
-            letterboxed("linzaer_imgs_2.jpg", (640, 480), (640, 360)),
-            letterboxed("linzaer_imgs_2.jpg", (501, 397), (377, 301)),
+            crate::detect::letterboxed_fixture("linzaer_imgs_2.jpg", (640, 480), (640, 360)),
+            crate::detect::letterboxed_fixture("linzaer_imgs_2.jpg", (501, 397), (377, 301)),
         ] {
             let framed = d.detect(&frame);
             let alone = d.detect(&photo);
