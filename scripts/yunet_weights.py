@@ -176,20 +176,11 @@ def read_cpp(path):
         assert values.size == n, (name, values.size, n)
         arrays[name] = values
 
-    def unit_of(cname):  # 'backbone__model1_dp2' -> 'backbone.1.dp2'
-        m = re.fullmatch(r"backbone__model0_dp", cname)
-        if m:
-            return "backbone.0.dp"
-        m = re.fullmatch(r"backbone__model(\d)_dp([12])", cname)
-        if m:
-            return f"backbone.{m.group(1)}.dp{m.group(2)}"
-        m = re.fullmatch(r"neck__lateral_convs__(\d)", cname)
-        if m:
-            return f"neck.{m.group(1)}"
-        m = re.fullmatch(r"bbox_head__multi_level_(cls|obj|bbox|kps)__(\d)", cname)
-        if m:
-            return f"head.{m.group(1)}.{m.group(2)}"
-        raise ValueError(cname)
+    def unit_of(cname):  # 'backbone__model1_dp2' -> 'backbone.model1.conv2' -> 'backbone.1.dp2'
+        name = cname.replace("__", ".")
+        name = re.sub(r"model0_dp$", "model0.conv2", name)
+        name = re.sub(r"model(\d)_dp([12])$", r"model\1.conv\2", name)
+        return _unit_name_from_torch(name)
 
     out = {}
     # Stem: [16][32], column (ky*3+kx)*3 + c for PyTorch [o][c][ky][kx]; columns 27..31 are zero.
