@@ -40,10 +40,11 @@ stop() {
 }
 trap stop EXIT
 
-# The server prints "emotrack serving on http://ADDR; ..." once it listens.
+# The server prints "emotrack serving on http://ADDR; ..." once it listens; only the whole line
+# (up to its ";") counts, never a prefix of the address caught mid-write.
 url=""
 for _ in $(seq 1 600); do
-  url=$(sed -n 's/^emotrack serving on \(http:\/\/[^;( ]*\).*/\1/p' "$log" | head -n 1)
+  url=$(sed -n 's/^emotrack serving on \(http:\/\/[^;( ]*\)[^;]*;.*/\1/p' "$log" | head -n 1)
   [ -n "$url" ] && break
   if ! kill -0 "$server" 2>/dev/null; then
     cat "$log" >&2

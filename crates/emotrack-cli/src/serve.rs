@@ -1,5 +1,6 @@
 //! `emotrack serve`: the HTTP and WebSocket server (crate `emotrack-server`).
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -125,7 +126,13 @@ pub fn run(args: Args) -> Result<Outcome> {
         } else {
             ""
         };
-        eprintln!("emotrack serving on http://{addr}{auth}; API docs at http://{addr}/docs");
+        // One write: stderr is unbuffered, so a formatted eprintln! reaches a reader in pieces
+        // (the address byte by byte), and scripts that wait for this line could read half of it.
+        let ready =
+            format!("emotrack serving on http://{addr}{auth}; API docs at http://{addr}/docs\n");
+        std::io::stderr()
+            .write_all(ready.as_bytes())
+            .context("cannot write to stderr")?;
         emotrack_server::serve(listener, state, shutdown_signal()).await?;
         eprintln!("emotrack stopped");
         Ok(Outcome::Success)

@@ -346,7 +346,8 @@ async function startServer(args) {
   const url = await new Promise((resolve, reject) => {
     child.stderr.on("data", (chunk) => {
       log += chunk;
-      const found = /emotrack serving on (http:\/\/[^;( ]+)/.exec(log);
+      // The whole line (up to its ";"), never a prefix of the address read mid-write.
+      const found = /emotrack serving on (http:\/\/[^;( ]+)[^;]*;/.exec(log);
       if (found) resolve(found[1]);
     });
     child.on("exit", () => reject(new Error(`emotrack serve exited: ${log}`)));
