@@ -95,11 +95,12 @@ pub fn seeds(name: &str) -> Vec<Seed> {
 }
 
 /// Query strings `/v1/analyze` takes.
-const QUERIES: [&str; 4] = [
+const QUERIES: [&str; 5] = [
     "",
     "annotate=true",
     "detector=haar&min_face=30",
     "detector=mtcnn&threshold=0.8&min_face=20",
+    "detector=yunet&threshold=0.7",
 ];
 
 const BOUNDARY: &str = "emotrack-fuzz-boundary";

@@ -114,7 +114,7 @@ impl DepthwiseConv3x3 {
                 Err(_) => unreachable!("nine weights per channel"),
             };
             let slope = act.slope(ch, c);
-            plane3x3(src, dst, (h, w), k, self.bias[ch], slope);
+            plane3x3(src, dst, (h, w), (k, self.bias[ch], slope), true);
         };
         if x.len() * 9 >= PARALLEL_MIN_MACS && rayon::current_num_threads() > 1 {
             let total = x.n() * c;
@@ -136,14 +136,14 @@ impl DepthwiseConv3x3 {
 }
 
 /// One plane: `dst = act(conv3x3(src) + bias)` over an `h` x `w` plane with zero padding 1;
-/// `slope` is the activation's negative-side slope (`None`: identity).
+/// `slope` is the activation's negative-side slope (`None`: identity). `vector`: whether rows
+/// may take the AVX2 pass (false: the scalar code a CPU without AVX2 runs, for tests).
 fn plane3x3(
     src: &[f32],
     dst: &mut [f32],
     (h, w): (usize, usize),
-    k: &[f32; 9],
-    bias: f32,
-    slope: Option<f32>,
+    (k, bias, slope): (&[f32; 9], f32, Option<f32>),
+    vector: bool,
 ) {
     for oy in 0..h {
         // A missing row (the zero padding) is the middle row with zero weights: the same
@@ -167,16 +167,25 @@ fn plane3x3(
             &src[down * w..][..w],
         ];
         let out = &mut dst[oy * w..][..w];
-        row3x3(rows, out, &taps, bias, slope);
+        row3x3(rows, out, (&taps, bias, slope), vector);
     }
 }
 
 /// One output row from its three input rows (`taps` already zeroed for padding rows).
-fn row3x3(rows: [&[f32]; 3], out: &mut [f32], taps: &[f32; 9], bias: f32, slope: Option<f32>) {
+fn row3x3(
+    rows: [&[f32]; 3],
+    out: &mut [f32],
+    (taps, bias, slope): (&[f32; 9], f32, Option<f32>),
+    vector: bool,
+) {
     let w = out.len();
     // Interior columns 1..w-1, whose stencil lies inside the row, eight at a time where the
     // row is wide enough; `done` is the range the vector pass wrote.
-    let done = interior(rows, out, taps, bias, slope);
+    let done = if vector {
+        interior(rows, out, taps, bias, slope)
+    } else {
+        0..0
+    };
     let pixel = |x: usize| {
         let mut acc = bias;
         for (r, row) in rows.iter().enumerate() {
@@ -359,6 +368,25 @@ mod tests {
                 &reference(&dw, &x, |ch| Some(slopes[ch])),
                 &format!("{what} prelu"),
             );
+        }
+    }
+
+    #[test]
+    fn the_scalar_rows_equal_the_vector_rows() {
+        // What a CPU without AVX2 computes, against the vector pass (with its scalar edges).
+        let (h, w) = (5, 29);
+        let src: Vec<f32> = (0..h * w).map(|i| ((i * 13) % 17) as f32 - 8.0).collect();
+        let k: [f32; 9] = std::array::from_fn(|i| i as f32 * 0.25 - 1.0);
+        let (mut scalar, mut vector) = (vec![0.0; h * w], vec![0.0; h * w]);
+        for slope in [None, Some(0.0), Some(0.1)] {
+            plane3x3(&src, &mut scalar, (h, w), (&k, 0.5, slope), false);
+            plane3x3(&src, &mut vector, (h, w), (&k, 0.5, slope), true);
+            for (a, b) in scalar.iter().zip(&vector) {
+                assert!(
+                    (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                    "{slope:?}: {a} vs {b}"
+                );
+            }
         }
     }
 
