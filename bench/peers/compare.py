@@ -125,8 +125,8 @@ def run_emotrack(a, inputs, logs):
     out, _, _ = measure("emotrack-bench-detect", [exe, "bench", "detect", inputs["photos"], "--size", "640x480",
                                                   "--seconds", a.seconds, "--json"], logs)
     rows = json.loads(out)
-    for det in ("haar", "mtcnn"):
-        mine = [row for row in rows if row["name"].startswith(det)]
+    for det in ("haar", "mtcnn", "yunet"):
+        mine = [row for row in rows if row["name"].split(" ")[0] == det]
         best = max(mine, key=lambda row: row["threads"])  # all cores, like the peers
         res = {"detect_ms": best["ms_per_item"]}
         out, res["rss_mb"], wall = measure(f"emotrack-analyze-{det}", [
@@ -146,8 +146,10 @@ def emotrack_video_runs(a, inputs):
     box in between (--detect-every 5); Haar also with fer's own detector settings, so both sides
     scan the same windows."""
     runs = {}
-    for det in ("haar", "mtcnn"):
-        settings = [(1, f"video:{det}", []), (5, f"video:{det}-every5", [])]
+    for det in ("haar", "mtcnn", "yunet"):
+        settings = [(1, f"video:{det}", [])]
+        if det != "yunet":  # YuNet is the detector for searching every frame
+            settings.append((5, f"video:{det}-every5", []))
         if det == "haar":
             settings += [(1, "video:haar-fer-settings", FER_HAAR_FLAGS),
                          (5, "video:haar-fer-settings-every5", FER_HAAR_FLAGS)]
@@ -167,7 +169,8 @@ def emotrack_video(out, rss):
 PEER_TASKS = ["accuracy:fer-keras", "accuracy:fer-tflite",
               "photos:opencv-haar", "photos:facenet-mtcnn", "photos:fer", "photos:fer-mtcnn"]
 PEER_VIDEO_TASKS = ["video:fer", "video:fer-mtcnn"]
-VIDEO_ORDER = ["emotrack:video:haar", "emotrack:video:haar-every5", "video:fer", "emotrack:video:haar-fer-settings",
+VIDEO_ORDER = ["emotrack:video:haar", "emotrack:video:haar-every5", "emotrack:video:yunet", "video:fer",
+               "emotrack:video:haar-fer-settings",
                "emotrack:video:haar-fer-settings-every5", "emotrack:video:mtcnn", "video:fer-mtcnn",
                "emotrack:video:mtcnn-every5"]
 
@@ -266,6 +269,7 @@ def accuracy_table(res):
 PHOTO_ROWS = [  # (label, settings, result key, emotrack row it is compared with)
     ("emotrack haar", "scale 1.1, 3 neighbours, min 20 px", "emotrack:photos:haar", "emotrack:photos:haar"),
     ("emotrack mtcnn", "min 20 px, thresholds 0.6/0.7/0.7", "emotrack:photos:mtcnn", "emotrack:photos:mtcnn"),
+    ("emotrack yunet", "min 20 px, score 0.6, searched at 320 px", "emotrack:photos:yunet", "emotrack:photos:yunet"),
     ("OpenCV detectMultiScale", "same as emotrack haar", "photos:opencv-haar", "emotrack:photos:haar"),
     ("facenet-pytorch MTCNN", "same as emotrack mtcnn", "photos:facenet-mtcnn", "emotrack:photos:mtcnn"),
     ("fer (default)", "OpenCV Haar, 5 neighbours, min 50 px", "photos:fer", "emotrack:photos:haar"),
@@ -294,6 +298,7 @@ def photos_table(res):
 VIDEO_ROWS = [
     ("emotrack haar (default: every frame)", "emotrack:video:haar", "emotrack:video:haar"),
     ("emotrack mtcnn (default: every frame)", "emotrack:video:mtcnn", "emotrack:video:mtcnn"),
+    ("emotrack yunet (every frame)", "emotrack:video:yunet", "emotrack:video:yunet"),
     ("emotrack haar (--detect-every 5)", "emotrack:video:haar-every5", "emotrack:video:haar-every5"),
     ("emotrack mtcnn (--detect-every 5)", "emotrack:video:mtcnn-every5", "emotrack:video:mtcnn-every5"),
     ("emotrack haar with fer's Haar settings (5 neighbours, min 50 px; every frame)",
@@ -334,6 +339,9 @@ def targets(res):
     lines = [f"- Accuracy: emotrack {pct(acc)} vs fer {pct(fer_acc)} on val: {(acc - fer_acc) * 100:+.1f} points "
              f"(target ≥ +5): **{'met' if acc - fer_acc >= 0.05 else 'not met'}**."]
     for label, ours, theirs in (("haar vs fer's default (Haar), both every frame", "emotrack:video:haar", "video:fer"),
+                                ("yunet vs fer's default (Haar), both every frame", "emotrack:video:yunet", "video:fer"),
+                                ("yunet vs fer's mtcnn=True, both every frame", "emotrack:video:yunet",
+                                 "video:fer-mtcnn"),
                                 ("haar with fer's Haar settings vs fer's default, both every frame",
                                  "emotrack:video:haar-fer-settings", "video:fer"),
                                 ("mtcnn vs fer's mtcnn=True, both every frame", "emotrack:video:mtcnn", "video:fer-mtcnn"),

@@ -165,12 +165,18 @@ fn detect(a: DetectArgs) -> Result<Outcome> {
     let images = load_images(&a.paths, a.size)?;
     let all = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut rows = Vec::new();
-    for backend in [
-        DetectorBackend::Haar(HaarSettings::default()),
-        DetectorBackend::Mtcnn(MtcnnSettings::default()),
-        DetectorBackend::Yunet(YunetSettings::default()),
+    let yunet = YunetSettings::default();
+    // YuNet as it searches video frames: the picture shrunk towards `frame_max_side`.
+    let yunet_frames = YunetSettings {
+        max_side: yunet.frame_max_side,
+        ..yunet
+    };
+    for (name, backend) in [
+        ("haar", DetectorBackend::Haar(HaarSettings::default())),
+        ("mtcnn", DetectorBackend::Mtcnn(MtcnnSettings::default())),
+        ("yunet", DetectorBackend::Yunet(yunet)),
+        ("yunet-frames", DetectorBackend::Yunet(yunet_frames)),
     ] {
-        let name = backend.name();
         let detector = DetectorConfig {
             backend,
             ..DetectorConfig::default()

@@ -11,20 +11,21 @@ use emotrack::{AnalyzerConfig, DetectorBackend, DetectorConfig};
 /// Face detector choice on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DetectorArg {
+    /// YuNet: one small network over the picture; the fastest, finds as many faces as MTCNN,
+    /// gives landmarks for alignment.
+    Yunet,
+    /// MTCNN: a cascade of three networks over an image pyramid, gives landmarks for
+    /// alignment; several times slower than YuNet.
+    Mtcnn,
     /// Viola-Jones Haar cascade: frontal faces only, no landmarks.
     Haar,
-    /// MTCNN: handles pose and small faces better, gives landmarks for alignment.
-    Mtcnn,
-    /// YuNet: one small network over the picture, fastest on every video frame, gives
-    /// landmarks for alignment.
-    Yunet,
 }
 
 /// Detector and model flags.
 #[derive(Debug, Clone, clap::Args)]
 pub struct AnalyzerArgs {
     /// Face detector.
-    #[arg(long, value_enum, default_value_t = DetectorArg::Mtcnn)]
+    #[arg(long, value_enum, default_value_t = DetectorArg::Yunet)]
     pub detector: DetectorArg,
     /// Smallest face side searched for, in pixels (raise it to go faster on big images).
     #[arg(long, default_value_t = emotrack::detect::DEFAULT_MIN_FACE)]
@@ -42,9 +43,10 @@ pub struct AnalyzerArgs {
     pub min_neighbors: u32,
     /// YuNet only: the longer side, in pixels, a picture is shrunk towards before the search
     /// (by a whole factor, never so far that a face of --min-face pixels would be under 10).
-    /// Smaller is faster; raise it for crowds of small faces.
-    #[arg(long, default_value_t = YunetSettings::default().max_side)]
-    pub max_side: u32,
+    /// Smaller is faster; raise it for crowds of small faces. Default 640 for photos, 320 for
+    /// video frames.
+    #[arg(long)]
+    pub max_side: Option<u32>,
     /// Emotion model: a .safetensors or .onnx file with its .json config beside it, or a training
     /// run folder (default: built in).
     #[arg(long, value_name = "PATH")]
@@ -75,7 +77,8 @@ impl AnalyzerArgs {
                 let defaults = YunetSettings::default();
                 DetectorBackend::Yunet(YunetSettings {
                     score_threshold: self.threshold.unwrap_or(defaults.score_threshold),
-                    max_side: self.max_side,
+                    max_side: self.max_side.unwrap_or(defaults.max_side),
+                    frame_max_side: self.max_side.unwrap_or(defaults.frame_max_side),
                     ..defaults
                 })
             }

@@ -48,8 +48,8 @@ struct Inner {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DetectorOptions {
-    /// `haar` (frontal faces), `mtcnn` (pose, small faces, landmarks) or `yunet` (fastest,
-    /// landmarks); default: the server's `--detector`.
+    /// `yunet` (fastest, landmarks), `mtcnn` (landmarks) or `haar` (frontal faces);
+    /// default: the server's `--detector` (`yunet` unless set).
     pub detector: Option<DetectorName>,
     /// Smallest face side searched for, in pixels (at least 12).
     pub min_face: Option<u32>,

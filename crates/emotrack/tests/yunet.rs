@@ -92,6 +92,7 @@ fn reference_settings() -> YunetSettings {
         nms_iou: nms.iou_threshold,
         top_k: nms.top_k_before_nms,
         max_side: 640,
+        frame_max_side: 640,
     }
 }
 
@@ -120,7 +121,7 @@ fn faces_boxes_landmarks_and_scores_equal_the_reference_networks() {
         (0, 1.0f32, 0.0f32, 0.0f32);
     for case in &fixture().cases {
         let image = load(case);
-        assert_eq!(det.shrink_factor(image.dimensions(), 20), 1);
+        assert_eq!(Yunet::shrink_factor(image.dimensions(), 640, 20), 1);
         let found = det.detect(&image);
         assert_eq!(found.len(), case.faces.len(), "{}: {found:?}", case.image);
         for f in &case.faces {
@@ -168,7 +169,7 @@ fn a_cat_is_not_a_face() {
 
 #[test]
 fn a_picture_shrunk_by_two_gives_the_faces_found_at_half_size() {
-    // The default search shrinks 640x480 to 320x240 by 2x2 means: the faces the reference
+    // A video frame's default search shrinks 640x480 to 320x240 by 2x2 means: the faces the reference
     // finds on the photo resized to 320x240 (by Pillow, a slightly different filter), at
     // twice the size. (YuNet's boxes for one face differ from scale to scale by more than
     // between these two filters.)
@@ -180,10 +181,14 @@ fn a_picture_shrunk_by_two_gives_the_faces_found_at_half_size() {
             .expect("the group photo at 640x480 and 320x240")
     };
     let (full, half) = (case(640), case(320));
-    let det = detector(&YunetSettings::default());
+    let settings = YunetSettings::default();
+    let det = detector(&settings);
     let image = load(full);
-    assert_eq!(det.shrink_factor(image.dimensions(), 20), 2);
-    let found = det.detect(&image);
+    assert_eq!(
+        Yunet::shrink_factor(image.dimensions(), settings.frame_max_side, 20),
+        2
+    );
+    let found = det.detect_frame(&image);
     assert_eq!(found.len(), half.faces.len(), "{found:?}");
     for f in &half.faces {
         let doubled = Face {
@@ -210,7 +215,8 @@ fn known_faces_are_refound_around_where_they_were() {
     }
     .build()
     .expect("builds");
-    let full = det.detect(&image);
+    // A video's whole-frame search, as between the searches these faces are followed.
+    let full = det.detect_frame(&image);
     // Where the faces were a few frames ago: shifted by a fifth of their side, 10% larger.
     let moved: Vec<BBox> = full
         .iter()

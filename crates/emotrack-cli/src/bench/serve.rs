@@ -50,7 +50,7 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 4)]
     analyze_clients: usize,
     /// Detector the server runs (`emotrack serve --detector`).
-    #[arg(long, default_value = "mtcnn")]
+    #[arg(long, default_value = "yunet")]
     detector: String,
     /// The streams' query options (as a browser page would pass them), e.g. `detect_every=3`.
     #[arg(long, value_name = "QUERY", default_value = "")]

@@ -48,9 +48,9 @@ pub struct VideoArgs {
     /// Haar: overlapping raw detections a face needs (OpenCV's minNeighbors).
     #[arg(long, default_value_t = emotrack::detect::HaarSettings::default().min_neighbors)]
     min_neighbors: u32,
-    /// YuNet: the longer side a frame is shrunk towards before the search.
-    #[arg(long, default_value_t = emotrack::detect::YunetSettings::default().max_side)]
-    max_side: u32,
+    /// YuNet: the longer side a frame is shrunk towards before the search (default 320).
+    #[arg(long)]
+    max_side: Option<u32>,
     /// Emotion model (default: built in).
     #[arg(long, value_name = "PATH")]
     model: Option<PathBuf>,

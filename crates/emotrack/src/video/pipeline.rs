@@ -446,7 +446,7 @@ impl<'a> VideoPipeline<'a> {
         halt: &AtomicBool,
     ) -> u64 {
         let detector = self.analyzer.detector();
-        let search = |frame: &Frame| detector.detect(&frame.image);
+        let search = |frame: &Frame| detector.detect_frame(&frame.image);
         let every = u64::from(self.config.detect_every.max(1));
         let mut dropped = 0;
         // Index of the next frame among those received.

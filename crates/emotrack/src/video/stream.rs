@@ -144,7 +144,7 @@ impl StreamAnalyzer {
             .frames
             .is_multiple_of(u64::from(self.config.detect_every.max(1)));
         let detections = if whole {
-            detector.detect(image)
+            detector.detect_frame(image)
         } else {
             detector.detect_near(image, &self.known_boxes())
         };
