@@ -195,7 +195,7 @@ const SERIES_COLORS: [RGBColor; 2] = [chart::ACCENT, RGBColor(214, 110, 20)];
 /// Room under the plot for the legend and the caption's lines.
 const TEMPERATURE_FOOTER: u32 = 96;
 /// Labelled temperatures on the chart's log axis (those inside its range).
-const TEMPERATURE_TICKS: [f64; 10] = [0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.35, 1.5];
+const TEMPERATURE_TICKS: [f64; 10] = [0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.4, 1.5];
 
 /// Draws each series' ECE against the temperature (log axis), its noise floor dashed, the
 /// temperature fitted on the other images as a dot, `target` as a grey line and `stored` (the
