@@ -7,10 +7,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use emotrack::classify::ModelConfig;
 use emotrack_train::calibrate::{
-    best_ece, ece_noise_floor, fit_temperature, halves, logits_of, metrics_at,
+    CurvePoint, TARGET_ECE, best_ece, ece_curve, ece_noise_floor, fit_temperature, halves,
+    log_spaced, logits_of, metrics_at,
 };
 use emotrack_train::evaluate::{Backend, load_embedded, load_model};
 use emotrack_train::metrics::Metrics;
+use emotrack_train::plot::{TemperatureSeries, temperature_png};
 use emotrack_train::tta::Tta;
 use serde::Serialize;
 
@@ -29,7 +31,9 @@ split. ECE: expected calibration error over 15 confidence bins (0: a face given 
 from sampling alone: the last column simulates it (each image right with exactly its
 confidence), so a measured ECE can be read against it; the very last, the lowest ECE any one
 temperature gives on the images measured (fitted on them, so out of reach in practice): when
-it is above a target, no temperature meets that target there.
+it is above a target, no temperature meets that target there. --plot draws the ECE of each
+half against the temperature, with the temperature fitted on the other half, the noise floor
+and the 0.03 target (issue 35): what one temperature can and cannot do.
 
 Example:
   emotrack calibrate --model models/emotion.safetensors --data ../shared/datasets/fer2013/val --write")]
@@ -47,10 +51,31 @@ pub struct Args {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Draw the ECE of each half against the temperature into this PNG (the JSON then holds
+    /// the curves too).
+    #[arg(long, value_name = "FILE.png")]
+    plot: Option<PathBuf>,
 }
 
 /// Simulations behind the noise floor of the ECE.
 const NOISE_DRAWS: usize = 200;
+/// The temperatures of `--plot`: from half to one and a half times 1 (the untempered logits),
+/// log-spaced, wide enough to show the ECE climb on both sides of every fit so far (0.83-0.87).
+const CURVE_TEMPERATURES: std::ops::RangeInclusive<f32> = 0.5..=1.5;
+/// Points on each curve (each costs one pass over the half's logits and its noise floor).
+const CURVE_POINTS: usize = 41;
+/// Simulations behind each point's noise floor: fewer than the table's, as 41 points of a
+/// smooth curve average out what one point's simulation would not.
+const CURVE_NOISE_DRAWS: usize = 50;
+
+/// The ECE of one half across temperatures, and at the temperature fitted on the other.
+#[derive(Debug, Serialize)]
+struct Curve {
+    measured_on: String,
+    /// Fitted on the other half: the table's row for this half.
+    held_out: CurvePoint,
+    points: Vec<CurvePoint>,
+}
 
 /// One fit and where it was measured.
 #[derive(Debug, Serialize)]
@@ -141,12 +166,14 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let [a, b] = halves(&labels);
     let all: Vec<usize> = (0..labels.len()).collect();
     let mut rows = Vec::new();
+    let mut factors = Vec::new();
     for (fit_name, fit, measure_name, measure) in [
         ("half A", &a, "half B", &b),
         ("half B", &b, "half A", &a),
         ("all", &all, "all", &all),
     ] {
         let factor = fit_temperature(&logits, &labels, fit);
+        factors.push(factor);
         let before = metrics_at(&logits, &labels, measure, 1.0);
         let after = metrics_at(&logits, &labels, measure, factor);
         let floor = ece_noise_floor(&logits, measure, factor, NOISE_DRAWS);
@@ -163,6 +190,41 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         ));
     }
     let fitted = rows.last().map_or(current, |r| r.temperature);
+    let curves = args.plot.as_ref().map(|_| {
+        // The logits are already divided by `current`: a factor f on them is T = current * f.
+        let absolute = |p: CurvePoint| CurvePoint {
+            temperature: current * p.temperature,
+            ..p
+        };
+        let grid: Vec<f32> = log_spaced(CURVE_TEMPERATURES, CURVE_POINTS)
+            .into_iter()
+            .map(|t| t / current)
+            .collect();
+        let curve = |name: &str, items: &[usize], factor: f32| Curve {
+            measured_on: name.into(),
+            held_out: absolute(ece_curve(&logits, &labels, items, &[factor], NOISE_DRAWS)[0]),
+            points: ece_curve(&logits, &labels, items, &grid, CURVE_NOISE_DRAWS)
+                .into_iter()
+                .map(absolute)
+                .collect(),
+        };
+        // factors[0] was fitted on half A, factors[1] on half B.
+        [
+            curve("half A", &a, factors[1]),
+            curve("half B", &b, factors[0]),
+        ]
+    });
+    if let (Some(path), Some(curves)) = (&args.plot, &curves) {
+        let accuracy = |items: &[usize]| metrics_at(&logits, &labels, items, 1.0).accuracy;
+        let series = [(&curves[0], &a), (&curves[1], &b)].map(|(c, items)| TemperatureSeries {
+            name: &c.measured_on,
+            curve: &c.points,
+            held_out: c.held_out,
+            accuracy: accuracy(items),
+            images: items.len() as u64,
+        });
+        temperature_png(&series, TARGET_ECE, current, path)?;
+    }
     let written = match (&args.model, args.write) {
         (Some(model), true) => Some(write_temperature(model, fitted)?),
         _ => None,
@@ -174,6 +236,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             "temperature_before": current,
             "fits": rows,
             "written": written,
+            "curves": curves,
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(Outcome::Success);
@@ -207,6 +270,14 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             r.ece_noise_floor,
             r.best_ece,
             r.best_ece_temperature
+        );
+    }
+    if let Some(path) = &args.plot {
+        println!(
+            "drew the ECE of each half against T = {:.2}-{:.2} to {}",
+            CURVE_TEMPERATURES.start(),
+            CURVE_TEMPERATURES.end(),
+            path.display()
         );
     }
     match written {

@@ -6,11 +6,16 @@
 //! `emotrack calibrate` fits `T` on each half of a split and reports it on the other half, then
 //! fits it on the whole split and stores it in the model's config
 //! ([`emotrack::classify::ModelConfig::temperature`]).
+//! [`ece_curve`] measures the ECE across temperatures from the same logits: how close one
+//! temperature can come to [`TARGET_ECE`] (drawn by `emotrack calibrate --plot`).
 
 use emotrack::EmotionScores;
 use emotrack::classify::{Classifier, TEMPERATURES};
 
 use crate::data::{Dataset, IMAGE_SIDE};
+
+/// The ECE that issue 35 aims for on images the temperature was not fitted on.
+pub const TARGET_ECE: f64 = 0.03;
 use crate::metrics::{Metrics, MetricsBuilder};
 
 /// The logits of every image of `data` (the classifier's current temperature applied), in
@@ -140,6 +145,48 @@ pub fn ece_noise_floor(logits: &[[f32; 7]], items: &[usize], t: f32, draws: usiz
     total / draws.max(1) as f64
 }
 
+/// One temperature of an [`ece_curve`]: the ECE there, and what sampling alone would give.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct CurvePoint {
+    /// The temperature dividing the logits.
+    pub temperature: f32,
+    /// The ECE of the images at that temperature ([`metrics_at`]).
+    pub ece: f64,
+    /// The ECE a perfectly calibrated model would show on them there ([`ece_noise_floor`]).
+    pub noise_floor: f64,
+}
+
+/// `n` temperatures from `range.start()` to `range.end()` (both included), evenly spaced in
+/// log: temperature acts by division, so T and 1 / T sit symmetrically around 1. Empty for
+/// `n == 0`; `n == 1` gives the start.
+pub fn log_spaced(range: std::ops::RangeInclusive<f32>, n: usize) -> Vec<f32> {
+    let (lo, hi) = (f64::from(*range.start()).ln(), f64::from(*range.end()).ln());
+    let steps = n.saturating_sub(1).max(1) as f64;
+    (0..n)
+        .map(|i| (lo + (hi - lo) * i as f64 / steps).exp() as f32)
+        .collect()
+}
+
+/// The ECE of `items` at each of `temperatures` (dividing the logits as given), with the
+/// noise floor of each over `draws` simulations: how much of the calibration error a
+/// temperature can remove, from the one pass of logits (the network is not run again).
+pub fn ece_curve(
+    logits: &[[f32; 7]],
+    labels: &[usize],
+    items: &[usize],
+    temperatures: &[f32],
+    draws: usize,
+) -> Vec<CurvePoint> {
+    temperatures
+        .iter()
+        .map(|&t| CurvePoint {
+            temperature: t,
+            ece: metrics_at(logits, labels, items, t).ece,
+            noise_floor: ece_noise_floor(logits, items, t, draws),
+        })
+        .collect()
+}
+
 fn scores(logits: &[f32; 7], t: f32) -> EmotionScores {
     EmotionScores::from_logits(&logits.map(|v| v / t))
 }
@@ -201,6 +248,71 @@ mod tests {
         assert!((best_t - t).abs() <= 0.011, "{best_t} vs {t}");
         // And below the untempered ECE of the over-confident model.
         assert!(best < metrics_at(&logits, &labels, &all, 1.0).ece);
+    }
+
+    #[test]
+    fn log_spaced_temperatures_keep_one_ratio_and_both_ends() {
+        let ts = log_spaced(0.5..=2.0, 5);
+        assert_eq!(ts.len(), 5);
+        assert!(
+            (ts[0] - 0.5).abs() < 1e-6 && (ts[4] - 2.0).abs() < 1e-6,
+            "{ts:?}"
+        );
+        // 0.5 to 2 in four equal ratios: sqrt(2) each, with 1 in the middle.
+        assert!((ts[2] - 1.0).abs() < 1e-6, "{ts:?}");
+        for w in ts.windows(2) {
+            assert!((w[1] / w[0] - 2f32.sqrt()).abs() < 1e-5, "{ts:?}");
+        }
+        assert!(log_spaced(0.5..=2.0, 0).is_empty());
+        assert_eq!(log_spaced(0.5..=2.0, 1), vec![0.5]);
+    }
+
+    /// Logits of a model that is over-confident in a different way on each of 3 groups of
+    /// items (top logits 2, 4 and 6 with 50%, 60% and 70% right), so no temperature
+    /// calibrates them all and the ECE curve has a minimum above zero.
+    fn mixed(n: usize) -> (Vec<[f32; 7]>, Vec<usize>) {
+        let mut logits = Vec::new();
+        let mut labels = Vec::new();
+        for i in 0..n {
+            let group = i % 3;
+            let mut l = [0.0; 7];
+            l[0] = 2.0 + 2.0 * group as f32;
+            logits.push(l);
+            let right = (i / 3) % 10 < 5 + group;
+            labels.push(if right { 0 } else { 1 + i % 6 });
+        }
+        (logits, labels)
+    }
+
+    #[test]
+    fn the_ece_curve_measures_what_metrics_at_measures_and_its_minimum_is_the_best_ece() {
+        let (logits, labels) = mixed(1500);
+        let all: Vec<usize> = (0..labels.len()).collect();
+        // best_ece's own grid: 0.50, 0.51, ..., 2.00.
+        let grid: Vec<f32> = (50..=200).map(|i| i as f32 / 100.0).collect();
+        let curve = ece_curve(&logits, &labels, &all, &grid, 5);
+        assert_eq!(curve.len(), grid.len());
+        let lowest = curve
+            .iter()
+            .min_by(|a, b| a.ece.total_cmp(&b.ece))
+            .expect("points");
+        let (best_t, best) = best_ece(&logits, &labels, &all);
+        assert_eq!((lowest.temperature, lowest.ece), (best_t, best));
+        assert!(
+            best > 0.01,
+            "no temperature calibrates all three groups: {best}"
+        );
+        // At the NLL's temperature (off the grid), the point is metrics_at's ECE.
+        let t = fit_temperature(&logits, &labels, &all);
+        let at_fit = ece_curve(&logits, &labels, &all, &[t], 20)[0];
+        assert_eq!(at_fit.ece, metrics_at(&logits, &labels, &all, t).ece);
+        assert_eq!(at_fit.noise_floor, ece_noise_floor(&logits, &all, t, 20));
+        // Far from the best temperature the ECE climbs well above the floor on both sides.
+        let ends = ece_curve(&logits, &labels, &all, &[0.3, 5.0], 20);
+        for p in ends {
+            assert!(p.ece > best + 0.05, "{p:?} vs best {best}");
+            assert!(p.ece > 2.0 * p.noise_floor, "{p:?}");
+        }
     }
 
     #[test]

@@ -21,9 +21,11 @@
 //!   loader thread (batches, mixup/CutMix, targets), the optimiser and weight EMA, the seeds
 //!   of the random streams and `metrics.csv`.
 //! * [`metrics`]: accuracy, macro-F1, per-class P/R/F1, confusion matrix, ECE over any
-//!   [`metrics::Predictor`]; [`plot`] draws the confusion matrix and the reliability diagram.
+//!   [`metrics::Predictor`]; [`plot`] draws the confusion matrix and the reliability diagram,
+//!   and the ECE against the temperature.
 //! * [`compare`]: two models on the same images, McNemar's exact test.
-//! * [`calibrate`]: temperature scaling fitted on held-out images.
+//! * [`calibrate`]: temperature scaling fitted on held-out images, and the ECE across
+//!   temperatures.
 //!
 //! # Module dependencies
 //!
@@ -39,8 +41,9 @@
 //! checkpoint                    run folder, resuming: optim, weights, params, model, config
 //! optim, schedule, seed         config, model, params
 //! weights                       tensors by name: params, model
+//! plot                          charts of metrics and calibrate's curves
 //! calibrate                     metrics, data
-//! config, augment, model, conv, params, metrics, plot, compare, tta, data, error
+//! config, augment, model, conv, params, metrics, compare, tta, data, error
 //! ```
 
 #![warn(missing_docs)]

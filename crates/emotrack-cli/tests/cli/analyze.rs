@@ -565,9 +565,46 @@ fn calibrate_fits_a_temperature_on_held_out_halves_and_writes_it() {
     let eval = eval_json(&val, &["--model", p(&model)]);
     let ece = eval["metrics"]["ece"].as_f64().expect("ece");
     assert!((ece - fits[2]["ece_after"].as_f64().expect("ece")).abs() < 1e-3);
-    let again = calibrate_json(&val, &["--model", p(&model)]);
+    let png = dir.path().join("calibration.png");
+    let again = calibrate_json(&val, &["--model", p(&model), "--plot", p(&png)]);
     let refit = again["fits"][2]["temperature"].as_f64().expect("t");
     assert!((refit - t).abs() < 2e-3, "{refit} vs {t}");
+
+    // --plot: each half's curve, in the model's own temperatures, holds at its dot the
+    // table's figures for that half, and dips to the lowest ECE the table gives there.
+    let curves = again["curves"].as_array().expect("curves with --plot");
+    for (curve, fit) in curves.iter().zip([&again["fits"][1], &again["fits"][0]]) {
+        assert_eq!(curve["measured_on"], fit["measured_on"]);
+        let dot = &curve["held_out"];
+        let close = |a: &serde_json::Value, b: &serde_json::Value| {
+            (a.as_f64().expect("number") - b.as_f64().expect("number")).abs() < 1e-4
+        };
+        assert!(
+            close(&dot["temperature"], &fit["temperature"]),
+            "{dot} vs {fit}"
+        );
+        assert!(close(&dot["ece"], &fit["ece_after"]), "{dot} vs {fit}");
+        let points = curve["points"].as_array().expect("points");
+        let ts: Vec<f64> = points
+            .iter()
+            .map(|q| q["temperature"].as_f64().expect("t"))
+            .collect();
+        assert!(
+            (ts[0] - 0.5).abs() < 1e-4 && (ts[ts.len() - 1] - 1.5).abs() < 1e-4,
+            "{ts:?}"
+        );
+        let lowest = points
+            .iter()
+            .map(|q| q["ece"].as_f64().expect("ece"))
+            .fold(f64::INFINITY, f64::min);
+        let best = fit["best_ece"].as_f64().expect("best");
+        assert!(
+            lowest >= best - 0.005 && lowest < best + 0.01,
+            "{lowest} vs {best}"
+        );
+    }
+    let image = image::open(&png).expect("a PNG");
+    assert_eq!((image.width(), image.height()), (760, 560));
 }
 
 #[test]
