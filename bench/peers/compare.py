@@ -269,7 +269,7 @@ def accuracy_table(res):
 PHOTO_ROWS = [  # (label, settings, result key, emotrack row it is compared with)
     ("emotrack haar", "scale 1.1, 3 neighbours, min 20 px", "emotrack:photos:haar", "emotrack:photos:haar"),
     ("emotrack mtcnn", "min 20 px, thresholds 0.6/0.7/0.7", "emotrack:photos:mtcnn", "emotrack:photos:mtcnn"),
-    ("emotrack yunet", "min 20 px, score 0.6, searched at 320 px", "emotrack:photos:yunet", "emotrack:photos:yunet"),
+    ("emotrack yunet", "min 20 px, score 0.6, photos searched at up to 640 px", "emotrack:photos:yunet", "emotrack:photos:yunet"),
     ("OpenCV detectMultiScale", "same as emotrack haar", "photos:opencv-haar", "emotrack:photos:haar"),
     ("facenet-pytorch MTCNN", "same as emotrack mtcnn", "photos:facenet-mtcnn", "emotrack:photos:mtcnn"),
     ("fer (default)", "OpenCV Haar, 5 neighbours, min 50 px", "photos:fer", "emotrack:photos:haar"),

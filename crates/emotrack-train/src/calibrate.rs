@@ -13,10 +13,10 @@ use emotrack::EmotionScores;
 use emotrack::classify::{Classifier, TEMPERATURES};
 
 use crate::data::{Dataset, IMAGE_SIDE};
+use crate::metrics::{Metrics, MetricsBuilder};
 
 /// The ECE that issue 35 aims for on images the temperature was not fitted on.
 pub const TARGET_ECE: f64 = 0.03;
-use crate::metrics::{Metrics, MetricsBuilder};
 
 /// The logits of every image of `data` (the classifier's current temperature applied), in
 /// dataset order, `batch` crops at a time.

@@ -122,7 +122,7 @@ pub enum DetectorBackend {
 
 impl Default for DetectorBackend {
     /// YuNet with its default settings: on the media photos it finds as many faces as MTCNN
-    /// (none false) in about a tenth of the time, and searches 640x480 video frames about three
+    /// (none false) 9x as fast, and searches 640x480 video frames about three
     /// times as fast (`bench/RESULTS.md`, "YuNet").
     fn default() -> Self {
         Self::Yunet(YunetSettings::default())

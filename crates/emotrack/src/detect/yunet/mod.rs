@@ -92,7 +92,7 @@ pub struct YunetSettings {
     /// The longer side, in pixels, a photo is shrunk towards before the search (by a whole
     /// factor, and only as far as `min_face` allows, see [`NET_MIN_FACE`]), at least 32;
     /// default 640. On the media photos fitted into 640x480, 640 finds 214 faces (MTCNN 212,
-    /// none false with either) in about a tenth of MTCNN's time; 320 finds 209, missing
+    /// none false with either) 9x as fast as MTCNN; 320 finds 209, missing
     /// faces of 16-30 pixels. A value at or above the picture's size searches it at full
     /// resolution.
     pub max_side: u32,
