@@ -64,21 +64,15 @@ impl AnalyzerArgs {
                 min_neighbors: self.min_neighbors,
                 ..HaarSettings::default()
             }),
-            DetectorArg::Mtcnn => {
-                let defaults = MtcnnSettings::default();
-                DetectorBackend::Mtcnn(MtcnnSettings {
-                    onet_threshold: self.threshold.unwrap_or(defaults.onet_threshold),
-                    ..defaults
-                })
-            }
-            DetectorArg::Yunet => {
-                let defaults = YunetSettings::default();
-                DetectorBackend::Yunet(YunetSettings {
-                    score_threshold: self.threshold.unwrap_or(defaults.score_threshold),
-                    max_side: self.max_side,
-                    ..defaults
-                })
-            }
+            DetectorArg::Mtcnn => DetectorBackend::Mtcnn(MtcnnSettings::default()),
+            DetectorArg::Yunet => DetectorBackend::Yunet(YunetSettings {
+                max_side: self.max_side,
+                ..YunetSettings::default()
+            }),
+        };
+        let backend = match self.threshold {
+            Some(threshold) => backend.with_threshold(threshold),
+            None => backend,
         };
         Ok(AnalyzerConfig {
             detector: DetectorConfig {
