@@ -1,6 +1,7 @@
 """Type stubs of the native module (see the docstrings at run time for the details)."""
 
 import os
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Type, Union
 
@@ -140,7 +141,7 @@ class VideoFrames(Iterator[FrameReport]):
     @property
     def stats(self) -> Optional[Dict[str, Any]]: ...
     @property
-    def written(self) -> List[str]: ...
+    def written(self) -> List[Path]: ...
 
 def video(
     source: Union[str, os.PathLike],
