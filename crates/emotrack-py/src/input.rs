@@ -133,7 +133,10 @@ fn from_array(obj: &Bound<'_, PyAny>, bgr: bool) -> PyResult<RgbImage> {
             format!("the array {shape:?} is too large"),
         ));
     };
-    let readonly = array.readonly();
+    // Fails only while Rust code elsewhere holds the array mutably borrowed.
+    let readonly = array
+        .try_readonly()
+        .map_err(|e| errors::bad_image(py, format!("the array cannot be read now: {e}")))?;
     let mut pixels = match readonly.as_slice() {
         Ok(contiguous) => contiguous.to_vec(),
         // Strided (a crop, a transposed or reversed view): gathered in row order.

@@ -1,16 +1,16 @@
 //! The native module `emotrack._emotrack` of the Python package `emotrack`: thin pyo3 bindings
 //! over the library, which does all the work.
 //!
-//! * [`analyzer::Analyzer`]: `Analyzer(detector="mtcnn", ...)`, `.analyze(image)` → faces
-//!   ([`faces::Face`]), as `emotrack::Analyzer` does for the CLI's `analyze`.
-//! * [`tracker::Tracker`]: `.update(frame, timestamp)` → a [`faces::FrameReport`] of tracked
+//! * `analyzer::Analyzer`: `Analyzer(detector="mtcnn", ...)`, `.analyze(image)` → faces
+//!   (`faces::Face`), as `emotrack::Analyzer` does for the CLI's `analyze`.
+//! * `tracker::Tracker`: `.update(frame, timestamp)` → a `faces::FrameReport` of tracked
 //!   faces, through `emotrack::video::StreamAnalyzer` (the server's WebSocket uses the same).
-//! * [`video::video`]: an iterator of frame reports over `emotrack::video::VideoPipeline`
+//! * `video::video`: an iterator of frame reports over `emotrack::video::VideoPipeline`
 //!   (FFmpeg), with the CLI's outputs (annotated video, JSONL, CSV, timeline) as options.
 //!
-//! Images come in as paths, bytes, PIL images or NumPy arrays ([`input`]); every face converts
+//! Images come in as paths, bytes, PIL images or NumPy arrays (`input`); every face converts
 //! to a dict through `emotrack::report::FaceJson`, the JSON shape of the CLI and the server;
-//! library errors become the Python exceptions of `emotrack.errors` ([`errors`]). Heavy work
+//! library errors become the Python exceptions of `emotrack.errors` (`errors`). Heavy work
 //! runs with the GIL released (`Python::detach`).
 
 mod analyzer;
