@@ -66,22 +66,19 @@ impl AnalyzerArgs {
                 min_neighbors: self.min_neighbors,
                 ..HaarSettings::default()
             }),
-            DetectorArg::Mtcnn => {
-                let defaults = MtcnnSettings::default();
-                DetectorBackend::Mtcnn(MtcnnSettings {
-                    onet_threshold: self.threshold.unwrap_or(defaults.onet_threshold),
-                    ..defaults
-                })
-            }
+            DetectorArg::Mtcnn => DetectorBackend::Mtcnn(MtcnnSettings::default()),
             DetectorArg::Yunet => {
                 let defaults = YunetSettings::default();
                 DetectorBackend::Yunet(YunetSettings {
-                    score_threshold: self.threshold.unwrap_or(defaults.score_threshold),
                     max_side: self.max_side.unwrap_or(defaults.max_side),
                     frame_max_side: self.max_side.unwrap_or(defaults.frame_max_side),
                     ..defaults
                 })
             }
+        };
+        let backend = match self.threshold {
+            Some(threshold) => backend.with_threshold(threshold),
+            None => backend,
         };
         Ok(AnalyzerConfig {
             detector: DetectorConfig {

@@ -216,8 +216,11 @@ impl Analyzer {
         self.usable(image, name)
     }
 
-    /// The image, unless it is too small to hold a face.
-    fn usable(&self, image: RgbImage, path: &Path) -> Result<RgbImage> {
+    /// The image, unless it is too small to hold a face (smaller than the detector's
+    /// `min_face` on a side); `path` names it in the error. [`Analyzer::load`] and
+    /// [`Analyzer::decode`] check this; callers that bring their own pixels (a NumPy array in
+    /// the Python bindings) call it before [`Analyzer::analyze`].
+    pub fn usable(&self, image: RgbImage, path: &Path) -> Result<RgbImage> {
         let (w, h) = image.dimensions();
         if w < self.min_face || h < self.min_face {
             return Err(Error::image(

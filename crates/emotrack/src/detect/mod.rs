@@ -139,6 +139,42 @@ impl DetectorBackend {
         }
     }
 
+    /// Every backend's name, as [`DetectorBackend::from_name`] takes them.
+    pub const NAMES: [&'static str; 3] = ["haar", "mtcnn", "yunet"];
+
+    /// The backend called `name` (`"haar"`, `"mtcnn"` or `"yunet"`, as in [`Self::name`]) with
+    /// its default settings; another name is a [`Error::Config`] listing the valid ones.
+    pub fn from_name(name: &str) -> Result<Self> {
+        match name {
+            "haar" => Ok(Self::Haar(HaarSettings::default())),
+            "mtcnn" => Ok(Self::Mtcnn(MtcnnSettings::default())),
+            "yunet" => Ok(Self::Yunet(YunetSettings::default())),
+            other => Err(Error::config(format!(
+                "unknown detector {other:?}; choose one of {}",
+                Self::NAMES.join(", ")
+            ))),
+        }
+    }
+
+    /// The same backend with the face score it needs set to `threshold`: MTCNN's final
+    /// stage ([`MtcnnSettings::onet_threshold`]), YuNet's score
+    /// ([`YunetSettings::score_threshold`]). Haar has no score and is returned unchanged
+    /// (its strictness is [`HaarSettings::min_neighbors`]).
+    #[must_use]
+    pub fn with_threshold(self, threshold: f32) -> Self {
+        match self {
+            Self::Haar(settings) => Self::Haar(settings),
+            Self::Mtcnn(settings) => Self::Mtcnn(MtcnnSettings {
+                onet_threshold: threshold,
+                ..settings
+            }),
+            Self::Yunet(settings) => Self::Yunet(YunetSettings {
+                score_threshold: threshold,
+                ..settings
+            }),
+        }
+    }
+
     /// Checks the backend's settings, saying which one to change.
     pub fn validate(&self) -> Result<()> {
         match self {
@@ -273,6 +309,34 @@ pub(crate) fn letterboxed_fixture(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_backend_is_found_by_its_name_and_an_unknown_name_lists_the_valid_ones() {
+        for name in DetectorBackend::NAMES {
+            let backend = DetectorBackend::from_name(name).expect("a known name");
+            assert_eq!(backend.name(), name);
+        }
+        let err = DetectorBackend::from_name("retina").expect_err("unknown name accepted");
+        assert_eq!(err.code(), "config");
+        assert!(err.to_string().contains("haar, mtcnn, yunet"), "{err}");
+    }
+
+    #[test]
+    fn the_threshold_sets_each_backends_own_score_and_leaves_haar_alone() {
+        let mtcnn = DetectorBackend::from_name("mtcnn").expect("known");
+        let DetectorBackend::Mtcnn(m) = mtcnn.with_threshold(0.9) else {
+            panic!("backend changed");
+        };
+        assert_eq!(m.onet_threshold, 0.9);
+        assert_eq!(m.pnet_threshold, MtcnnSettings::default().pnet_threshold);
+        let yunet = DetectorBackend::from_name("yunet").expect("known");
+        let DetectorBackend::Yunet(y) = yunet.with_threshold(0.8) else {
+            panic!("backend changed");
+        };
+        assert_eq!(y.score_threshold, 0.8);
+        let haar = DetectorBackend::Haar(HaarSettings::default());
+        assert_eq!(haar.clone().with_threshold(0.5), haar);
+    }
 
     #[test]
     fn serialised_config_nests_the_backend_settings_under_its_name() {

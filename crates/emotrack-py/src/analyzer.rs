@@ -1,0 +1,140 @@
+//! `emotrack.Analyzer`: the library's `Analyzer` (detector + emotion model + vibes), built once
+//! and shared by every call, thread and `Tracker` made from it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use emotrack::Detection;
+use pyo3::prelude::*;
+
+use crate::errors;
+use crate::faces::{Box, Face};
+use crate::input::Picture;
+use crate::options::AnalyzerOptions;
+
+/// Finds the faces in an image and reads their emotions.
+///
+/// `detector` is `"yunet"` (default: the fastest, gives landmarks), `"mtcnn"` (also gives
+/// landmarks) or `"haar"` (frontal faces only), as in the CLI. `model` is an emotion model file
+/// (`.safetensors` or `.onnx` with its `.json` beside it) or a training run folder; `None` is
+/// the built-in model. `min_face`/`max_face` bound the face sides searched, in pixels;
+/// `threshold` is the face score MTCNN and YuNet need (0-1); `min_neighbors` (strictness) and
+/// `scale_factor` (pyramid step) are Haar's, as OpenCV names them; `vibes` a file of vibe
+/// messages laid out like the built-in one.
+///
+/// The analyzer is safe to share between threads; `analyze` releases the GIL.
+#[pyclass(module = "emotrack", frozen)]
+#[derive(Debug, Clone)]
+pub struct Analyzer {
+    pub(crate) inner: Arc<emotrack::Analyzer>,
+    detector: String,
+}
+
+#[pymethods]
+impl Analyzer {
+    #[new]
+    #[pyo3(signature = (detector = "yunet", model = None, *, min_face = None, max_face = None,
+                        threshold = None, min_neighbors = None, scale_factor = None,
+                        vibes = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        detector: &str,
+        model: Option<PathBuf>,
+        min_face: Option<u32>,
+        max_face: Option<u32>,
+        threshold: Option<f32>,
+        min_neighbors: Option<u32>,
+        scale_factor: Option<f32>,
+        vibes: Option<PathBuf>,
+    ) -> PyResult<Self> {
+        let options = AnalyzerOptions {
+            detector: detector.to_owned(),
+            model,
+            min_face,
+            max_face,
+            threshold,
+            min_neighbors,
+            scale_factor,
+            vibes,
+        };
+        let config = options.to_config(py)?;
+        let inner = py
+            .detach(|| emotrack::Analyzer::new(config))
+            .map_err(|e| errors::to_py(py, &e))?;
+        Ok(Self {
+            inner: Arc::new(inner),
+            detector: detector.to_owned(),
+        })
+    }
+
+    /// Every face in `image`, as `Face` objects (an empty list when there is none).
+    ///
+    /// `image` is a path, encoded bytes (JPEG, PNG, WebP, ...), a PIL image or a NumPy array of
+    /// shape (height, width, 3) and dtype uint8, RGB unless `bgr=True` (OpenCV's frames).
+    /// `boxes` (a list of `Box` or `(x, y, w, h)`) skips detection and reads the emotions of
+    /// those boxes instead.
+    #[pyo3(signature = (image, *, bgr = false, boxes = None))]
+    fn analyze(
+        &self,
+        py: Python<'_>,
+        image: &Bound<'_, PyAny>,
+        bgr: bool,
+        boxes: Option<Vec<BoxLike>>,
+    ) -> PyResult<Vec<Face>> {
+        let picture = Picture::extract(image, bgr)?;
+        let image = picture.load(py, &self.inner)?;
+        let analyzer = &self.inner;
+        let faces = py.detach(|| match boxes {
+            None => analyzer.analyze(&image),
+            Some(boxes) => {
+                let detections: Vec<Detection> = boxes
+                    .iter()
+                    .map(|b| Detection {
+                        bbox: b.0.bbox(),
+                        score: 1.0,
+                        landmarks: None,
+                    })
+                    .collect();
+                analyzer.classify_detections(&image, &detections)
+            }
+        });
+        Ok(faces.into_iter().map(Face::from).collect())
+    }
+
+    /// The detector's name.
+    #[getter]
+    fn detector(&self) -> &str {
+        &self.detector
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Analyzer(detector={:?}, model={:?})",
+            self.detector,
+            self.inner.classifier().origin().display().to_string()
+        )
+    }
+}
+
+/// A box given to `analyze(boxes=...)`: a `Box` or an `(x, y, w, h)` sequence.
+#[derive(Debug)]
+pub(crate) struct BoxLike(Box);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for BoxLike {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        if let Ok(b) = obj.cast::<Box>() {
+            return Ok(Self(*b.get()));
+        }
+        let (x, y, w, h): (f32, f32, f32, f32) = obj.extract()?;
+        if !(w > 0.0 && h > 0.0) {
+            return Err(errors::bad_image(
+                obj.py(),
+                format!("a box's width and height must be positive, got ({x}, {y}, {w}, {h})"),
+            ));
+        }
+        Ok(Self(Box::from(emotrack::BBox { x, y, w, h })))
+    }
+}

@@ -1,0 +1,173 @@
+//! What `analyze` and `update` accept as an image: a path (`str` or `os.PathLike`), encoded
+//! bytes (`bytes`, `bytearray`, `memoryview`), a PIL image, or a NumPy array of shape
+//! `(height, width, 3)` and dtype `uint8`, RGB unless `bgr=True` (OpenCV's frames).
+//!
+//! Files and bytes are decoded by the library (`Analyzer::load`, `Analyzer::decode`: format
+//! from the content, EXIF orientation, size limits) with the GIL released. Pixels are read
+//! straight from the array's buffer (no intermediate NumPy copy; a C-contiguous array in one
+//! `memcpy`, channel order swapped in the same pass for BGR) into the `RgbImage` the library
+//! takes, while the GIL is held, so that no Python thread can change them half-way.
+
+use std::path::{Path, PathBuf};
+
+use emotrack::Analyzer;
+use image::RgbImage;
+use numpy::{PyArray3, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyByteArray, PyBytes, PyMemoryView, PyString};
+
+use crate::errors;
+
+/// The name bytes go by in error messages.
+const BYTES_NAME: &str = "<bytes>";
+/// The name arrays and PIL images go by in error messages.
+const ARRAY_NAME: &str = "<array>";
+
+/// An image as the caller gave it, ready to be decoded without the GIL.
+pub(crate) enum Picture<'py> {
+    /// A file to load.
+    Path(PathBuf),
+    /// Encoded bytes held by Python (immutable `bytes`: read in place).
+    Bytes(Bound<'py, PyBytes>),
+    /// Encoded bytes copied out of a mutable buffer (`bytearray`, `memoryview`).
+    Owned(Vec<u8>),
+    /// Pixels already copied out of an array or a PIL image.
+    Pixels(RgbImage),
+}
+
+impl<'py> Picture<'py> {
+    /// Sorts out what `image` is; `bgr` says the channel order of a NumPy array.
+    pub fn extract(image: &Bound<'py, PyAny>, bgr: bool) -> PyResult<Self> {
+        let py = image.py();
+        if let Ok(s) = image.cast::<PyString>() {
+            return Ok(Self::Path(PathBuf::from(s.to_cow()?.as_ref())));
+        }
+        if image.hasattr("__fspath__")? {
+            let path: PathBuf = py
+                .import("os")?
+                .call_method1("fspath", (image,))?
+                .extract()?;
+            return Ok(Self::Path(path));
+        }
+        if let Ok(b) = image.cast::<PyBytes>() {
+            return Ok(Self::Bytes(b.clone()));
+        }
+        if let Ok(b) = image.cast::<PyByteArray>() {
+            return Ok(Self::Owned(b.to_vec()));
+        }
+        if image.is_instance_of::<PyMemoryView>() {
+            let bytes = py
+                .import("builtins")?
+                .getattr("bytes")?
+                .call1((image,))?
+                .extract::<Vec<u8>>()?;
+            return Ok(Self::Owned(bytes));
+        }
+        if is_ndarray(image)? {
+            return from_array(image, bgr).map(Self::Pixels);
+        }
+        if image.hasattr("tobytes")? && image.hasattr("convert")? && image.hasattr("mode")? {
+            return from_pil(image).map(Self::Pixels);
+        }
+        Err(PyTypeError::new_err(format!(
+            "expected an image: a path, bytes, a PIL image or a NumPy array of shape \
+             (height, width, 3) and dtype uint8; got {}",
+            image.get_type().name()?
+        )))
+    }
+
+    /// The decoded image, checked for size by `analyzer` (too small to hold a face: an
+    /// error). Runs with the GIL released.
+    pub fn load(self, py: Python<'_>, analyzer: &Analyzer) -> PyResult<RgbImage> {
+        let result = match self {
+            Self::Path(path) => py.detach(|| analyzer.load(&path)),
+            Self::Bytes(bytes) => {
+                let bytes = bytes.as_bytes();
+                py.detach(|| analyzer.decode(bytes, Path::new(BYTES_NAME)))
+            }
+            Self::Owned(bytes) => py.detach(|| analyzer.decode(&bytes, Path::new(BYTES_NAME))),
+            Self::Pixels(image) => analyzer.usable(image, Path::new(ARRAY_NAME)),
+        };
+        result.map_err(|e| errors::to_py(py, &e))
+    }
+}
+
+/// Whether `obj` is a NumPy array, without importing NumPy when the caller has not (then it
+/// cannot be one).
+fn is_ndarray(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let py = obj.py();
+    let loaded = py.import("sys")?.getattr("modules")?.contains("numpy")?;
+    Ok(loaded && obj.cast::<PyUntypedArray>().is_ok())
+}
+
+/// An `(height, width, 3)` `uint8` array's pixels as RGB.
+fn from_array(obj: &Bound<'_, PyAny>, bgr: bool) -> PyResult<RgbImage> {
+    let py = obj.py();
+    let untyped = obj.cast::<PyUntypedArray>()?;
+    let shape = untyped.shape().to_vec();
+    let dtype = untyped.dtype().str()?.to_string();
+    let Ok(array) = obj.cast::<PyArray3<u8>>() else {
+        return Err(errors::bad_image(
+            py,
+            format!(
+                "expected a NumPy array of shape (height, width, 3) and dtype uint8, got shape \
+                 {shape:?} and dtype {dtype}; convert it with array.astype(numpy.uint8) (values \
+                 0-255), or give a gray image as numpy.stack([gray] * 3, axis=-1)"
+            ),
+        ));
+    };
+    let [h, w, channels] = [shape[0], shape[1], shape[2]];
+    if channels != 3 {
+        return Err(errors::bad_image(
+            py,
+            format!(
+                "expected 3 channels (RGB, or BGR with bgr=True), got an array of shape \
+                 {shape:?}; drop an alpha channel with array[..., :3]"
+            ),
+        ));
+    }
+    let (Ok(w32), Ok(h32)) = (u32::try_from(w), u32::try_from(h)) else {
+        return Err(errors::bad_image(
+            py,
+            format!("the array {shape:?} is too large"),
+        ));
+    };
+    // Fails only while Rust code elsewhere holds the array mutably borrowed.
+    let readonly = array
+        .try_readonly()
+        .map_err(|e| errors::bad_image(py, format!("the array cannot be read now: {e}")))?;
+    let mut pixels = match readonly.as_slice() {
+        Ok(contiguous) => contiguous.to_vec(),
+        // Strided (a crop, a transposed or reversed view): gathered in row order.
+        Err(_) => readonly.as_array().iter().copied().collect(),
+    };
+    if bgr {
+        for px in pixels.chunks_exact_mut(3) {
+            px.swap(0, 2);
+        }
+    }
+    RgbImage::from_raw(w32, h32, pixels).ok_or_else(|| {
+        errors::bad_image(py, format!("the array {shape:?} does not hold its pixels"))
+    })
+}
+
+/// A PIL image's pixels as RGB (`convert("RGB")` first unless it is RGB already).
+fn from_pil(obj: &Bound<'_, PyAny>) -> PyResult<RgbImage> {
+    let py = obj.py();
+    let mode: String = obj.getattr("mode")?.extract()?;
+    let rgb = if mode == "RGB" {
+        obj.clone()
+    } else {
+        obj.call_method1("convert", ("RGB",))?
+    };
+    let (w, h): (u32, u32) = rgb.getattr("size")?.extract()?;
+    let data = rgb.call_method0("tobytes")?;
+    let bytes = data.cast::<PyBytes>()?.as_bytes().to_vec();
+    RgbImage::from_raw(w, h, bytes).ok_or_else(|| {
+        errors::bad_image(
+            py,
+            format!("the PIL image says {w}x{h} pixels but holds a different amount of data"),
+        )
+    })
+}
