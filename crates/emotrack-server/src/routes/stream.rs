@@ -319,7 +319,9 @@ impl Session {
                     break Some(close(close_code::AWAY, format!(
                         "no message for {} s (--idle-timeout)", idle.as_secs())));
                 }
-                _ = shutdown.changed() => break Some(close(close_code::AWAY, "the server is shutting down".into())),
+                // wait_for, not changed: a session that starts after the shutdown began (its
+                // handshake answered just before) sees the flag already set and still says so.
+                _ = async { shutdown.wait_for(|&down| down).await.is_ok() } => break Some(close(close_code::AWAY, "the server is shutting down".into())),
             }
         };
         if let Some(frame) = close {
