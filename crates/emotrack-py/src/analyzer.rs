@@ -138,3 +138,22 @@ impl<'a, 'py> FromPyObject<'a, 'py> for BoxLike {
         Ok(Self(Box::from(emotrack::BBox { x, y, w, h })))
     }
 }
+
+impl Analyzer {
+    /// The library analyzer `given`, or a new one with `detector` at its defaults (the
+    /// `analyzer=None` of `Tracker` and `video`), built with the GIL released.
+    pub(crate) fn given_or_named(
+        py: Python<'_>,
+        given: Option<&Analyzer>,
+        detector: &str,
+    ) -> PyResult<Arc<emotrack::Analyzer>> {
+        if let Some(a) = given {
+            return Ok(a.inner.clone());
+        }
+        let config = AnalyzerOptions::named(detector).to_config(py)?;
+        let built = py
+            .detach(|| emotrack::Analyzer::new(config))
+            .map_err(|e| errors::to_py(py, &e))?;
+        Ok(Arc::new(built))
+    }
+}

@@ -12,7 +12,7 @@ use crate::analyzer::Analyzer;
 use crate::errors;
 use crate::faces::FrameReport;
 use crate::input::Picture;
-use crate::options::{AnalyzerOptions, TrackingOptions};
+use crate::options::TrackingOptions;
 
 /// Follows faces from frame to frame: stable ids, smoothed probabilities and steady labels.
 ///
@@ -55,16 +55,7 @@ impl Tracker {
         window: Option<usize>,
         box_alpha: Option<f32>,
     ) -> PyResult<Self> {
-        let analyzer = match analyzer {
-            Some(a) => a.inner.clone(),
-            None => {
-                let config = AnalyzerOptions::named(detector).to_config(py)?;
-                let built = py
-                    .detach(|| emotrack::Analyzer::new(config))
-                    .map_err(|e| errors::to_py(py, &e))?;
-                Arc::new(built)
-            }
-        };
+        let analyzer = Analyzer::given_or_named(py, analyzer, detector)?;
         let tracking = TrackingOptions {
             detect_every,
             min_hits,

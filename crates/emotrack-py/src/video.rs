@@ -26,7 +26,7 @@ use pyo3::types::PyDict;
 use crate::analyzer::Analyzer as PyAnalyzer;
 use crate::errors;
 use crate::faces::FrameReport;
-use crate::options::{AnalyzerOptions, TrackingOptions};
+use crate::options::TrackingOptions;
 
 /// Reports the pipeline may run ahead of the Python loop.
 const AHEAD: usize = 4;
@@ -91,13 +91,7 @@ pub fn video(
     }
     .to_config();
     config.validate().map_err(err)?;
-    let analyzer = match analyzer {
-        Some(a) => a.inner.clone(),
-        None => {
-            let config = AnalyzerOptions::named(detector).to_config(py)?;
-            Arc::new(py.detach(|| Analyzer::new(config)).map_err(err)?)
-        }
-    };
+    let analyzer = PyAnalyzer::given_or_named(py, analyzer, detector)?;
     let options = DecodeOptions {
         fps,
         duration,
