@@ -9,10 +9,10 @@ use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::tensor::{Device, Distribution, Tensor};
 use emotrack_train::conv;
-use emotrack_train::model::{Net, NetConfig};
+use emotrack_train::resnet::{Resnet, ResnetConfig};
 
 /// The network's convolutions in order, each with the side of its (square) input.
-fn convolutions(net: &Net) -> Vec<(&Conv2d, usize)> {
+fn convolutions(net: &Resnet) -> Vec<(&Conv2d, usize)> {
     let mut side = 48;
     let mut layers = vec![(&net.stem.conv, side)];
     side = output_side(&net.stem.conv, side);
@@ -51,7 +51,7 @@ fn main() {
     let (batch, repeats) = (arg(1, 128), arg(2, 5).max(1));
     let device = Device::flex().autodiff();
     let mut totals = [0.0; 2];
-    let net = NetConfig::default().init(7, &device);
+    let net = ResnetConfig::default().init(7, &device);
     for (layer, side) in convolutions(&net) {
         let [o, i, k, _] = layer.weight.dims();
         let stride = layer.stride[0];

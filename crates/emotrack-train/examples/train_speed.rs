@@ -1,6 +1,9 @@
-//! Measures training throughput (images/s) of the default network on random input.
+//! Measures training throughput (images/s) of a network on random input:
+//! `train_speed [BATCH] [STEPS] [CONFIG.json]`, the network of the training config's `model`
+//! (default: the reference ResNet).
 use burn::optim::{GradientsParams, SgdConfig, decay::WeightDecayConfig, momentum::MomentumConfig};
 use burn::tensor::{Device, Distribution, Int, Tensor};
+use emotrack_train::TrainConfig;
 use emotrack_train::model::NetConfig;
 
 fn main() {
@@ -12,8 +15,17 @@ fn main() {
         .nth(2)
         .and_then(|s| s.parse().ok())
         .unwrap_or(8);
+    let net = match std::env::args().nth(3) {
+        Some(path) => {
+            let text = std::fs::read_to_string(&path).expect("a readable config");
+            serde_json::from_str::<TrainConfig>(&text)
+                .expect("a training config")
+                .model
+        }
+        None => NetConfig::default(),
+    };
     let device = Device::flex().autodiff();
-    let mut model = NetConfig::default().init(7, &device);
+    let mut model = net.init(7, &device);
     println!("params: {}", burn::module::Module::num_params(&model));
     let mut optim = SgdConfig::new()
         .with_momentum(Some(MomentumConfig {
@@ -31,11 +43,11 @@ fn main() {
         let logp = burn::tensor::activation::log_softmax(logits, 1);
         let onehot = y.one_hot(7).float();
         let loss = (logp * onehot).sum_dim(1).mean().neg();
+        let l: f32 = loss.clone().into_scalar::<f32>();
         let t_fwd = t.elapsed();
         let grads = loss.backward();
         let grads = GradientsParams::from_grads(grads, &model);
         model = optim.step(0.1, model, grads);
-        let l: f32 = loss_value(&model);
         let dt = t.elapsed().as_secs_f64();
         println!(
             "step {step}: fwd {:.3}s total {:.3}s -> {:.1} img/s ({l})",
@@ -44,8 +56,4 @@ fn main() {
             batch as f64 / dt
         );
     }
-}
-
-fn loss_value(model: &emotrack_train::model::Net) -> f32 {
-    model.head.weight.val().sum().into_scalar::<f32>()
 }

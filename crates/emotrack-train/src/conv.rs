@@ -98,7 +98,7 @@ impl Geometry {
     /// cover (bias, groups, dilation, unequal or asymmetric strides and padding).
     fn of(conv: &Conv2d, [n, c, h, w]: [usize; 4]) -> Option<Self> {
         let [out, inp, kh, kw] = conv.weight.dims();
-        // The network pads explicitly and evenly (`model::conv`).
+        // The network pads explicitly and evenly (`resnet::conv`).
         let pad = match conv.padding {
             PaddingConfig2d::Valid => 0,
             PaddingConfig2d::Explicit(a, b, c, d) if a == b && b == c && c == d => a,

@@ -3,8 +3,10 @@
 //!
 //! * [`data`]: [`Dataset`] — a FER-2013 split (`<split>/<emotion>/*.jpg`) decoded into memory.
 //! * [`augment`]: on-the-fly flip/rotate/scale/shift, brightness/contrast, random erasing.
-//! * [`model`]: [`Net`], the ResNet-style CNN of [`emotrack::classify::Architecture::Resnet`];
-//!   its convolutions train through [`conv`] (faster forward and backward passes than flex's).
+//! * [`model`]: [`Net`], the network a run trains: [`resnet`], the CNN of
+//!   [`emotrack::classify::Architecture::Resnet`], or [`swin`], the transformer of
+//!   [`emotrack::classify::Architecture::Swin`]; their convolutions train through [`conv`]
+//!   (faster forward and backward passes than flex's).
 //! * [`config`]: [`TrainConfig`], every setting of a run in one serde struct.
 //! * [`weights`]: tensors by name in safetensors files, burn's names ↔ the inference file's,
 //!   networks built from either ([`params`] reads and writes a network's tensors by path).
@@ -43,7 +45,8 @@
 //! weights                       tensors by name: params, model
 //! plot                          charts of metrics and calibrate's curves
 //! calibrate                     metrics, data
-//! config, augment, model, conv, params, metrics, compare, tta, data, error
+//! config, augment, model        model: resnet, swin
+//! resnet, swin, conv, params, metrics, compare, tta, data, error
 //! ```
 
 #![warn(missing_docs)]
@@ -68,8 +71,10 @@ mod optim;
 pub mod params;
 pub mod plot;
 pub mod progress;
+pub mod resnet;
 pub mod schedule;
 mod seed;
+pub mod swin;
 pub mod train;
 pub mod tta;
 pub mod weights;

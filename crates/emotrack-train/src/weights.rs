@@ -2,9 +2,10 @@
 //! and models, float16 for ensembles), the mapping between burn's parameter paths and the
 //! inference file's tensor names, and networks built from either.
 //!
-//! Burn path → inference name: `*.gamma` → `*.weight`, `*.beta` → `*.bias`; everything else
-//! keeps its path (`stem.conv.weight`, `stages.{s}.{b}.bn1.running_mean`,
-//! `stages.{s}.{b}.shortcut.conv.weight`, `head.weight` `[classes, in]`, `head.bias`).
+//! Burn path → inference name: `*.gamma` → `*.weight`, `*.beta` → `*.bias` (batch and layer
+//! norms); everything else keeps its path (`stem.conv.weight`,
+//! `stages.{s}.{b}.bn1.running_mean`, `stages.{s}.{b}.shortcut.conv.weight`,
+//! `layers.{s}.blocks.{b}.attn.qkv.weight`, `head.weight` `[classes, in]`, `head.bias`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -112,10 +113,11 @@ pub fn inference_name(burn_path: &str) -> String {
 
 /// Burn parameter path of an inference tensor name (inverse of [`inference_name`]).
 pub fn burn_path(inference_name: &str) -> String {
+    // Batch norms (`bn1`, `stem.bn`) and layer norms (`norm`, `norm1`) keep gamma and beta.
     let is_bn = |p: &str| {
         p.rsplit('.')
             .next()
-            .is_some_and(|last| last.starts_with("bn"))
+            .is_some_and(|last| last.starts_with("bn") || last.starts_with("norm"))
     };
     if let Some(p) = inference_name.strip_suffix(".weight")
         && is_bn(p)

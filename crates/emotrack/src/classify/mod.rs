@@ -17,6 +17,7 @@
 #[cfg(feature = "onnx")]
 mod onnx;
 mod resnet;
+pub mod swin;
 
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
@@ -94,6 +95,31 @@ pub enum Architecture {
         /// The members' layouts, each a `resnet`.
         members: Vec<Architecture>,
     },
+    /// A Swin-style vision transformer (Liu et al., 2021): a `patch_size` patch embedding
+    /// (convolution + layer norm), then one stage per entry of `depths`, each of `depths[i]`
+    /// blocks (layer norm, window attention with `heads[i]` heads and a relative-position
+    /// bias, the window shifted by half on odd blocks; layer norm, MLP of `mlp_ratio` times
+    /// the width with GELU; both residual), patch merging (2x2 tokens → one of twice the
+    /// channels) between stages; then a layer norm, the tokens' mean and a linear layer.
+    /// [`swin`] holds the layout both training and the runtime build it from.
+    Swin {
+        /// Side of the square patches that become tokens (4: a 48x48 face is 12x12 tokens).
+        patch_size: usize,
+        /// Channels of the first stage's tokens (each later stage doubles them).
+        embed_dim: usize,
+        /// Blocks per stage.
+        depths: Vec<usize>,
+        /// Attention heads per stage.
+        heads: Vec<usize>,
+        /// Side of the attention windows in tokens (smaller stages use their whole grid).
+        window: usize,
+        /// The MLP's hidden width as a multiple of the block's.
+        #[serde(default = "default_mlp_ratio")]
+        mlp_ratio: usize,
+        /// Layer-norm epsilon.
+        #[serde(default = "default_bn_eps")]
+        ln_eps: f32,
+    },
     /// An ONNX graph (`<name>.onnx`, run with tract), ours from `emotrack export --onnx` or
     /// another tool's. Its input is one grayscale `input_size` square, NCHW `[N, 1, S, S]` or
     /// NHWC `[N, S, S, 1]` (read from the graph); its output holds one value per class.
@@ -117,6 +143,10 @@ pub enum OnnxOutputs {
 
 fn default_bn_eps() -> f32 {
     1e-5
+}
+
+fn default_mlp_ratio() -> usize {
+    4
 }
 
 /// Where a model came from and how good it is; informational, shown by `emotrack eval`.
@@ -201,7 +231,11 @@ impl ModelConfig {
                 self.classes.len()
             )));
         }
-        self.architecture.validate().map_err(bad)
+        self.architecture.validate().map_err(bad)?;
+        if let Architecture::Swin { .. } = self.architecture {
+            swin::stages(&self.architecture, self.input_size as usize).map_err(bad)?;
+        }
+        Ok(())
     }
 }
 
@@ -210,6 +244,40 @@ impl ModelConfig {
 const MAX_CHANNELS: usize = 4096;
 const MAX_BLOCKS: usize = 64;
 const MAX_STRIDE: usize = 8;
+/// Bounds on a Swin config's own numbers, in the same spirit.
+const MAX_PATCH: usize = 64;
+const MAX_WINDOW: usize = 64;
+const MAX_HEADS: usize = 64;
+const MAX_MLP_RATIO: usize = 16;
+
+/// Bounds every number the runtime sizes a layer or a loop by, so that a typo in a config is a
+/// message naming the field rather than a panic or a huge allocation.
+fn within(
+    field: String,
+    value: usize,
+    range: RangeInclusive<usize>,
+) -> std::result::Result<(), String> {
+    if range.contains(&value) {
+        Ok(())
+    } else {
+        Err(format!(
+            "architecture.{field} is {value}; it must be in {}..={}",
+            range.start(),
+            range.end()
+        ))
+    }
+}
+
+/// A normalisation epsilon: finite and positive.
+fn positive_eps(field: &str, eps: f32) -> std::result::Result<(), String> {
+    if eps.is_finite() && eps > 0.0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "architecture.{field} is {eps}; it must be a small positive number such as 1e-5"
+        ))
+    }
+}
 
 impl Architecture {
     /// Checks the layout, saying what is wrong.
@@ -232,19 +300,6 @@ impl Architecture {
                             .into(),
                     );
                 }
-                // Every number the runtime sizes a layer or a loop by, so that a typo in a
-                // config is a message naming the field rather than a panic or a huge allocation.
-                let within = |field: String, value: usize, range: RangeInclusive<usize>| {
-                    if range.contains(&value) {
-                        Ok(())
-                    } else {
-                        Err(format!(
-                            "architecture.{field} is {value}; it must be in {}..={}",
-                            range.start(),
-                            range.end()
-                        ))
-                    }
-                };
                 within("stem_channels".into(), *stem_channels, 1..=MAX_CHANNELS)?;
                 within("stem_stride".into(), *stem_stride, 1..=MAX_STRIDE)?;
                 for (i, ((&w, &b), &s)) in widths.iter().zip(blocks).zip(strides).enumerate() {
@@ -252,11 +307,7 @@ impl Architecture {
                     within(format!("blocks[{i}]"), b, 1..=MAX_BLOCKS)?;
                     within(format!("strides[{i}]"), s, 1..=MAX_STRIDE)?;
                 }
-                if !(bn_eps.is_finite() && *bn_eps > 0.0) {
-                    return Err(format!(
-                        "architecture.bn_eps is {bn_eps}; it must be a small positive number such as 1e-5"
-                    ));
-                }
+                positive_eps("bn_eps", *bn_eps)?;
             }
             Self::Ensemble { members } => {
                 if members.len() < 2 {
@@ -268,6 +319,40 @@ impl Architecture {
                     }
                     m.validate()?;
                 }
+            }
+            Self::Swin {
+                patch_size,
+                embed_dim,
+                depths,
+                heads,
+                window,
+                mlp_ratio,
+                ln_eps,
+            } => {
+                within("patch_size".into(), *patch_size, 1..=MAX_PATCH)?;
+                within("embed_dim".into(), *embed_dim, 1..=MAX_CHANNELS)?;
+                within("window".into(), *window, 1..=MAX_WINDOW)?;
+                within("mlp_ratio".into(), *mlp_ratio, 1..=MAX_MLP_RATIO)?;
+                if depths.is_empty() || depths.len() != heads.len() {
+                    return Err(
+                        "swin depths and heads must be non-empty and of equal length".into(),
+                    );
+                }
+                for (i, (&d, &h)) in depths.iter().zip(heads).enumerate() {
+                    within(format!("depths[{i}]"), d, 1..=MAX_BLOCKS)?;
+                    within(format!("heads[{i}]"), h, 1..=MAX_HEADS)?;
+                }
+                // Each stage doubles the channels.
+                if embed_dim
+                    .checked_shl(depths.len() as u32 - 1)
+                    .is_none_or(|c| c > MAX_CHANNELS)
+                {
+                    return Err(format!(
+                        "architecture.embed_dim {embed_dim} doubled over {} stages exceeds {MAX_CHANNELS} channels",
+                        depths.len()
+                    ));
+                }
+                positive_eps("ln_eps", *ln_eps)?;
             }
             Self::Onnx { .. } => {}
         }
@@ -283,7 +368,7 @@ impl Architecture {
                 .enumerate()
                 .map(|(i, m)| (format!("members.{i}."), m))
                 .collect(),
-            Self::Onnx { .. } => Vec::new(),
+            Self::Swin { .. } | Self::Onnx { .. } => Vec::new(),
         }
     }
 }
@@ -458,6 +543,11 @@ impl Classifier {
                     members,
                     pool: Mutex::new(Vec::new()),
                 }
+            }
+            Architecture::Swin { .. } => {
+                return Err(model_error(
+                    "swin models do not run on the native runtime yet".into(),
+                ));
             }
             #[cfg(feature = "onnx")]
             Architecture::Onnx { outputs } => Net::Onnx(
