@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
+use emotrack::{Emotion, EmotionScores};
 use emotrack_train::compare::{Paired, paired};
 use emotrack_train::evaluate::{Backend, LoadedModel, load_embedded, load_model};
 use emotrack_train::metrics::{Metrics, evaluate_each};
@@ -91,6 +92,43 @@ pub struct Args {
     /// right and McNemar's exact p-value (below 0.05: the difference is more than chance).
     #[arg(long, value_name = "MODEL", num_args = 0..=1)]
     baseline: Option<Option<PathBuf>>,
+    /// Write each image's prediction to this JSON Lines file: its `path`, true `label`,
+    /// `predicted` emotion and `probabilities` (unrounded), in the split's order.
+    #[arg(long, value_name = "FILE.jsonl")]
+    predictions: Option<PathBuf>,
+}
+
+/// One line of `--predictions`.
+#[derive(Debug, serde::Serialize)]
+struct Prediction<'a> {
+    path: Option<&'a std::path::Path>,
+    label: Emotion,
+    predicted: Emotion,
+    probabilities: &'a EmotionScores,
+}
+
+/// Writes `--predictions`: one JSON line per image of `data`.
+fn write_predictions(
+    path: &std::path::Path,
+    data: &emotrack_train::Dataset,
+    scores: &[EmotionScores],
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    let file = std::fs::File::create(path)
+        .with_context(|| format!("creating the predictions file {}", path.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    for (i, s) in scores.iter().enumerate() {
+        let line = Prediction {
+            path: data.path(i),
+            label: Emotion::ALL[data.label(i)],
+            predicted: s.top().0,
+            probabilities: s,
+        };
+        serde_json::to_writer(&mut out, &line)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()
+        .with_context(|| format!("writing the predictions file {}", path.display()))
 }
 
 /// The model a path names, or the built-in one.
@@ -163,6 +201,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let started = std::time::Instant::now();
     let evaluation = evaluate_each(&mut model, &data, args.batch);
     let seconds = started.elapsed().as_secs_f64();
+    if let Some(path) = &args.predictions {
+        write_predictions(path, &data, &evaluation.scores)?;
+    }
     let metrics = evaluation.metrics;
     let comparison = baseline.as_mut().map(|(base, name)| {
         let base_eval = evaluate_each(base, &data, args.batch);

@@ -35,6 +35,8 @@ pub struct Dataset {
     pixels: Vec<u8>,
     /// Class index of each image (position in [`Emotion::ALL`]).
     labels: Vec<u8>,
+    /// The file of each image, when it was read from one (empty for [`Dataset::from_parts`]).
+    paths: Vec<PathBuf>,
     /// Files that could not be decoded (they are not in the dataset).
     pub skipped: Vec<SkippedImage>,
 }
@@ -50,6 +52,7 @@ impl Dataset {
         Self {
             pixels,
             labels,
+            paths: Vec::new(),
             skipped: Vec::new(),
         }
     }
@@ -74,6 +77,11 @@ impl Dataset {
         usize::from(self.labels[i])
     }
 
+    /// The file image `i` was read from, when it came from one.
+    pub fn path(&self, i: usize) -> Option<&Path> {
+        self.paths.get(i).map(PathBuf::as_path)
+    }
+
     /// All labels.
     pub fn labels(&self) -> &[u8] {
         &self.labels
@@ -96,6 +104,7 @@ impl Dataset {
         }
         let mut pixels = Vec::with_capacity(n * IMAGE_PIXELS);
         let mut labels = Vec::with_capacity(n);
+        let mut paths = Vec::new();
         for class in 0..Emotion::COUNT {
             let idx: Vec<usize> = (0..self.len())
                 .filter(|&i| self.label(i) == class)
@@ -109,11 +118,13 @@ impl Dataset {
                 let i = idx[(k as f64 * step) as usize];
                 pixels.extend_from_slice(self.image(i));
                 labels.push(self.labels[i]);
+                paths.extend(self.path(i).map(Path::to_path_buf));
             }
         }
         Dataset {
             pixels,
             labels,
+            paths,
             skipped: Vec::new(),
         }
     }
@@ -192,6 +203,7 @@ pub fn load_split(dir: &Path) -> Result<Dataset, DataError> {
             Ok(px) => {
                 data.pixels.extend_from_slice(&px);
                 data.labels.push(label);
+                data.paths.push(path);
             }
             Err(reason) => data.skipped.push(SkippedImage { path, reason }),
         }

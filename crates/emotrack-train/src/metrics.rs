@@ -193,13 +193,16 @@ pub struct Evaluation {
     pub metrics: Metrics,
     /// The predicted class index ([`Emotion::ALL`] order) of each image, in dataset order.
     pub predicted: Vec<usize>,
+    /// The probabilities of each image, in dataset order.
+    pub scores: Vec<EmotionScores>,
 }
 
 /// [`evaluate`], keeping each image's predicted class (for paired comparisons, see
-/// [`crate::compare`]).
+/// [`crate::compare`]) and probabilities.
 pub fn evaluate_each(predictor: &mut impl Predictor, data: &Dataset, batch: usize) -> Evaluation {
     let mut m = MetricsBuilder::default();
     let mut predicted = Vec::with_capacity(data.len());
+    let mut all_scores = Vec::with_capacity(data.len());
     let batch = batch.max(1);
     let mut start = 0;
     while start < data.len() {
@@ -210,11 +213,13 @@ pub fn evaluate_each(predictor: &mut impl Predictor, data: &Dataset, batch: usiz
             m.add(data.label(i), s);
             predicted.push(s.top().0.index());
         }
+        all_scores.extend(scores);
         start = end;
     }
     Evaluation {
         metrics: m.finish(),
         predicted,
+        scores: all_scores,
     }
 }
 

@@ -301,6 +301,51 @@ fn eval_runs_the_built_in_model_by_default() {
     assert_eq!(same_tta["baseline"]["right_only_by_model"], 0);
 }
 
+#[test]
+fn eval_writes_each_images_prediction_when_asked() {
+    let Some(fer) = common::fer2013_dir() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("predictions.jsonl");
+    let report = eval_json(
+        &fer.join("val"),
+        &["--limit", "70", "--predictions", p(&file)],
+    );
+    let text = std::fs::read_to_string(&file).expect("the predictions file is written");
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    assert_eq!(serde_json::json!(lines.len()), report["metrics"]["count"]);
+    let mut right = 0;
+    for line in &lines {
+        let path = line["path"].as_str().expect("each line names its image");
+        let label = line["label"].as_str().expect("and its true emotion");
+        // The true emotion is the image's folder.
+        assert!(
+            path.contains(&format!("/{label}/")),
+            "{path} labelled {label}"
+        );
+        let probabilities = line["probabilities"]
+            .as_object()
+            .expect("probabilities by emotion");
+        assert_eq!(probabilities.len(), 7);
+        let sum: f64 = probabilities.values().filter_map(|v| v.as_f64()).sum();
+        assert!((sum - 1.0).abs() < 1e-4, "probabilities sum to {sum}");
+        let predicted = line["predicted"].as_str().expect("the predicted emotion");
+        let top = probabilities
+            .iter()
+            .max_by(|a, b| a.1.as_f64().partial_cmp(&b.1.as_f64()).expect("numbers"))
+            .map(|(k, _)| k.as_str());
+        assert_eq!(top, Some(predicted));
+        right += usize::from(predicted == label);
+    }
+    // The lines are the images the accuracy counts.
+    let accuracy = report["metrics"]["accuracy"].as_f64().expect("accuracy");
+    assert!((right as f64 / lines.len() as f64 - accuracy).abs() < 1e-9);
+}
+
 /// The project's accuracy target, checked where a user sees it: `emotrack eval` with the
 /// built-in model on the whole val split scores at least 68%, the figure its config records.
 #[test]

@@ -62,8 +62,15 @@ impl OnnxNet {
         classes: usize,
         outputs: OnnxOutputs,
     ) -> std::result::Result<Self, String> {
-        let proto = pb::ModelProto::decode(bytes).map_err(|e| format!("not an ONNX file: {e}"))?;
+        let mut proto =
+            pb::ModelProto::decode(bytes).map_err(|e| format!("not an ONNX file: {e}"))?;
         let layout = input_layout(&proto)?;
+        // The shapes an exporter records for intermediate values are hints, and those of a graph
+        // with a symbolic batch (PyTorch's dynamo exporter) name the symbol, which tract will
+        // not unify with the one-image batch it is loaded for; it infers every shape itself.
+        if let Some(graph) = proto.graph.as_mut() {
+            graph.value_info.clear();
+        }
         // tract panics on some malformed graphs (an index out of bounds in its shape inference,
         // found by fuzzing: fuzz/regressions/onnx). A model file is user input, so a panic while
         // tract reads the graph or runs it once is caught here and becomes this error.
