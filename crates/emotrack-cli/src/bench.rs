@@ -71,6 +71,10 @@ struct ClassifyArgs {
     /// Batch sizes to time.
     #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
     batch: Vec<usize>,
+    /// Also time this model (`--baseline` alone: the built-in one) on the same crops, each
+    /// setting right after the model's, so the two compare within one run.
+    #[arg(long, value_name = "PATH", num_args = 0..=1)]
+    baseline: Option<Option<PathBuf>>,
     /// Minimum seconds per setting.
     #[arg(long, default_value_t = 2.0)]
     seconds: f64,
@@ -217,9 +221,46 @@ fn detect(a: DetectArgs) -> Result<Outcome> {
     Ok(Outcome::Success)
 }
 
+/// A model to time, with what it is called in the table.
+struct Timed {
+    name: String,
+    classifier: Classifier,
+}
+
+impl Timed {
+    fn load(path: Option<&Path>) -> Result<Self> {
+        let classifier = Classifier::load(&ModelSource::resolve(path)?)?;
+        let config = classifier.config();
+        let name = match path {
+            Some(p) => p.display().to_string(),
+            None => "built-in model".into(),
+        };
+        let cost = emotrack::classify::cost::multiply_adds(
+            &config.architecture,
+            config.input_size as usize,
+            config.classes.len(),
+        )
+        .map(|n| format!(", {:.1} M multiply-adds per face", n as f64 / 1e6))
+        .unwrap_or_default();
+        Ok(Self {
+            name: format!("{name}{cost}"),
+            classifier,
+        })
+    }
+}
+
 fn classify(a: ClassifyArgs) -> Result<Outcome> {
-    let source = ModelSource::resolve(a.model.as_deref())?;
-    let classifier = Classifier::load(&source)?;
+    let model = Timed::load(a.model.as_deref())?;
+    let baseline = match &a.baseline {
+        Some(path) => Some(Timed::load(path.as_deref())?),
+        None => None,
+    };
+    if let Some(b) = &baseline
+        && b.classifier.input_size() != model.classifier.input_size()
+    {
+        bail!("the baseline takes another input size than the model");
+    }
+    let classifier = &model.classifier;
     // Real faces: crops of the example photo's faces, repeated to fill a batch.
     let photo = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../tests/fixtures/photos/linzaer_imgs_2.jpg");
@@ -258,23 +299,35 @@ fn classify(a: ClassifyArgs) -> Result<Outcome> {
         }
         let input: Vec<GrayImage> = crops.iter().cycle().take(batch).cloned().collect();
         for threads in [1, all] {
-            let (secs, runs) = pool(threads)?.install(|| {
-                // `classify` splits a batch across the pool's threads itself.
-                time_it(a.seconds, || {
-                    std::hint::black_box(classifier.classify(&input));
-                })
-            });
-            let per = secs / batch as f64;
-            rows.push(Row {
-                name: format!("classify batch {batch}"),
-                threads,
-                ms_per_item: per * 1e3,
-                items_per_second: 1.0 / per,
-                runs,
-            });
+            for (role, timed) in [("model", Some(&model)), ("baseline", baseline.as_ref())] {
+                let Some(timed) = timed else { continue };
+                let (secs, runs) = pool(threads)?.install(|| {
+                    // `classify` splits a batch across the pool's threads itself.
+                    time_it(a.seconds, || {
+                        std::hint::black_box(timed.classifier.classify(&input));
+                    })
+                });
+                let per = secs / batch as f64;
+                let name = if baseline.is_some() {
+                    format!("{role} batch {batch}")
+                } else {
+                    format!("classify batch {batch}")
+                };
+                rows.push(Row {
+                    name,
+                    threads,
+                    ms_per_item: per * 1e3,
+                    items_per_second: 1.0 / per,
+                    runs,
+                });
+            }
         }
     }
-    print_rows(&rows, "ms/face", "faces/s", a.json, "emotion classifier")?;
+    let mut title = format!("emotion classifier: {}", model.name);
+    if let Some(b) = &baseline {
+        title.push_str(&format!("; baseline: {}", b.name));
+    }
+    print_rows(&rows, "ms/face", "faces/s", a.json, &title)?;
     Ok(Outcome::Success)
 }
 

@@ -14,6 +14,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod cost;
 #[cfg(feature = "onnx")]
 mod onnx;
 mod resnet;
