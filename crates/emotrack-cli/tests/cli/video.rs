@@ -580,6 +580,34 @@ fn the_detection_benchmark_times_every_detector() {
     );
 }
 
+#[test]
+fn the_classifier_benchmark_times_a_baseline_beside_the_model() {
+    let out = emotrack(&[
+        "bench",
+        "classify",
+        "--batch",
+        "1,2",
+        "--seconds",
+        "0",
+        "--baseline",
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // The built-in model's cost from its layout (models/README.md: 35.6 M).
+    assert!(
+        stdout.contains("built-in model, 35.6 M multiply-adds per face; baseline: built-in model"),
+        "{stdout}"
+    );
+    // Every setting of the model, then of the baseline: 2 batches x 2 thread counts each.
+    for role in ["model", "baseline"] {
+        assert_eq!(
+            stdout.matches(&format!("| {role} batch ")).count(),
+            4,
+            "{stdout}"
+        );
+    }
+}
+
 /// The four files `--out-dir` writes for each video.
 const FOLDER_OUTPUTS: [&str; 4] = ["annotated.mp4", "faces.jsonl", "tracks.csv", "timeline.png"];
 
