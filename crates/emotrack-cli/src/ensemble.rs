@@ -13,11 +13,12 @@ use crate::outcome::Outcome;
 /// Combine trained classifiers into one ensemble model (mean of their logits, float16).
 ///
 /// Each member is `<name>.safetensors` (with `<name>.json` beside it), a training run folder (its
-/// best weights) or a checkpoint folder. The result is one `<name>.safetensors` + `<name>.json`
-/// that every command takes as `--model`; it runs every member, so it costs their summed time.
-/// With `--average` it is one network instead, whose weights are the members' mean (a "model
-/// soup"): it costs one network's time, and it is a good network only when the members were
-/// fine-tuned from the same start (measure it with `--data`).
+/// best weights) or a checkpoint folder, of a ResNet or a Swin (an ensemble may mix them). The
+/// result is one `<name>.safetensors` + `<name>.json` that every command takes as `--model`; it
+/// runs every member, so it costs their summed time. With `--average` it is one ResNet instead,
+/// whose weights are the members' mean (a "model soup"): it costs one network's time, and it is
+/// a good network only when the members were fine-tuned from the same start (measure it with
+/// `--data`).
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The member models (two or more).
@@ -31,8 +32,8 @@ pub struct Args {
     /// accuracy and macro-F1 in the config.
     #[arg(long)]
     data: Option<PathBuf>,
-    /// Average the members' weights into one network (same layout, fine-tuned from one start;
-    /// float32) instead of averaging their logits.
+    /// Average the members' weights into one network (ResNets of one layout, fine-tuned from
+    /// one start; float32) instead of averaging their logits.
     #[arg(long)]
     average: bool,
 }

@@ -1,6 +1,6 @@
-//! emotrack's small CPU inference runtime for the convolutional nets emotrack runs (MTCNN's three nets,
-//! YuNet and the emotion CNN): NCHW `f32` tensors, the handful of layers those nets use, and
-//! weights by name from safetensors.
+//! emotrack's small CPU inference runtime for the nets emotrack runs (MTCNN's three nets, YuNet,
+//! the emotion CNN and the Swin-style transformer): NCHW `f32` tensors, the handful of layers
+//! those nets use, and weights by name from safetensors.
 //!
 //! # Why hand-written
 //! General frameworks were measured first: burn and candle need 9–17 ms for one batch-1 forward
@@ -24,6 +24,11 @@
 //! * small images in a batch share one GEMM (their im2col matrices side by side);
 //! * every layer writes into a caller-owned [`Tensor`] and borrows a caller-owned [`Scratch`], so
 //!   a net reusing its buffers allocates nothing after its first call;
+//! * a transformer's token rows (`[tokens, C]` row-major in a plain slice) have their own
+//!   layers: [`LayerNorm`], exact [`gelu_inplace`] (libm's `erff`), [`softmax_rows_inplace`],
+//!   [`gather_rows`] (window partitions and shifts given as index maps),
+//!   [`Linear::forward_rows`], and [`batched_matmul`], which multiplies matrices lying in
+//!   strided bands of a buffer (one attention head's columns) through the same sgemm;
 //! * no graph, no autograd, no threads of its own: callers parallelise over images, pyramid
 //!   levels or faces (rayon); within a large direct convolution the blocks of output channels
 //!   are spread over the same rayon pool, so one face alone also uses every core.
@@ -61,16 +66,23 @@ mod conv;
 mod depthwise;
 mod direct;
 mod error;
+mod matmul;
 mod ops;
+mod rows;
 mod tensor;
 mod weights;
 
 pub use conv::{Activation, BatchNorm, COL_BUDGET, Conv2d, ConvSpec, im2col};
 pub use depthwise::DepthwiseConv3x3;
 pub use error::{Result, WeightsError};
+pub use matmul::{MatLayout, batched_matmul};
 pub use ops::{
     Linear, MaxPool2d, PRelu, add_inplace, add_upsampled_2x, global_avg_pool, relu_inplace,
     softmax_channels_inplace,
+};
+pub use rows::{
+    LayerNorm, add_assign, channels_last, gather_rows, gelu_inplace, mean_of_rows,
+    softmax_rows_inplace,
 };
 pub use tensor::{Scratch, Tensor};
 pub use weights::Weights;

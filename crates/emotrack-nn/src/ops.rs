@@ -383,6 +383,38 @@ impl Linear {
             .expect("output resized above");
         general_mat_mul(1.0, &a, &w.t(), 1.0, &mut c);
     }
+
+    /// `y = x·Wᵀ + b` for every row of `x` (token rows: `[rows, in]` row-major), into `y`
+    /// (`[rows, out]`); all rows in one GEMM.
+    ///
+    /// # Panics
+    /// If `x` is not a whole number of `in_features` rows or `y` does not hold their outputs.
+    pub fn forward_rows(&self, x: &[f32], y: &mut [f32]) {
+        assert!(
+            self.in_features > 0 && x.len() % self.in_features == 0,
+            "linear rows of {}: {} values",
+            self.in_features,
+            x.len()
+        );
+        let rows = x.len() / self.in_features;
+        assert_eq!(
+            y.len(),
+            rows * self.out_features,
+            "linear output rows have the wrong size"
+        );
+        if rows == 0 {
+            return;
+        }
+        for row in y.chunks_exact_mut(self.out_features) {
+            row.copy_from_slice(&self.bias);
+        }
+        let a = ArrayView2::from_shape((rows, self.in_features), x).expect("length checked");
+        let w = ArrayView2::from_shape((self.out_features, self.in_features), &self.weight)
+            .expect("weight length checked at construction");
+        let mut c =
+            ArrayViewMut2::from_shape((rows, self.out_features), y).expect("length checked");
+        general_mat_mul(1.0, &a, &w.t(), 1.0, &mut c);
+    }
 }
 
 /// `y += x` elementwise (a residual connection).
@@ -614,6 +646,18 @@ mod tests {
         l.forward(&x, &mut y);
         assert_eq!(y.shape(), [2, 3, 1, 1]);
         assert!(close(y.data(), &expected, 1e-5), "{:?}", y.data());
+    }
+
+    #[test]
+    fn linear_on_token_rows_equals_linear_on_vectors() {
+        // The rows of linear_matches_pytorch, as one [2, 6] matrix of token rows.
+        let l = Linear::new(6, 3, ramp(18, 1.0 / 9.0, -1.0), Some(vec![0.5, 0.0, -0.5]));
+        let x = ramp(12, 0.25, -1.0);
+        let mut rows = vec![f32::NAN; 6];
+        l.forward_rows(&x, &mut rows);
+        let mut vectors = Tensor::new();
+        l.forward(&Tensor::from_vec([2, 6, 1, 1], x), &mut vectors);
+        assert!(close(&rows, vectors.data(), 1e-6), "{rows:?}");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Combining trained models into one model file: an ensemble ([`ensemble`], whose logits are
-//! the mean of the members') or a model soup ([`soup`], one network whose weights are the
-//! members' mean).
+//! the mean of the members', ResNets and Swins alike) or a model soup ([`soup`], one ResNet
+//! whose weights are the members' mean).
 
 use std::path::PathBuf;
 
@@ -12,8 +12,8 @@ use crate::weights::{self, HostTensors};
 /// An ensemble of trained models (each a `.safetensors` file with its `.json`, a run folder or
 /// a checkpoint folder, as [`crate::model_file::read`] takes them): one weights file
 /// holding member `i`'s tensors under `members.{i}.` in float16, and its config. The runtime
-/// averages the members' logits. Every member must be a ResNet with the same input size,
-/// classes and normalisation.
+/// averages the members' logits. Every member must be a ResNet or a Swin (they may be mixed)
+/// with the same input size, classes and normalisation.
 pub fn ensemble(members: &[PathBuf]) -> Result<(Vec<u8>, ModelConfig), TrainError> {
     let loaded = load_members(members)?;
     let config = ModelConfig {
@@ -48,6 +48,17 @@ pub fn ensemble(members: &[PathBuf]) -> Result<(Vec<u8>, ModelConfig), TrainErro
 /// --data` does. Every member must be a ResNet of the same layout.
 pub fn soup(members: &[PathBuf]) -> Result<(Vec<u8>, ModelConfig), TrainError> {
     let loaded = load_members(members)?;
+    if let Some(other) = loaded
+        .iter()
+        .find(|m| !matches!(m.config.architecture, Architecture::Resnet { .. }))
+    {
+        return Err(TrainError::Checkpoint {
+            path: other.path.clone(),
+            message: "is not a ResNet: only ResNets are averaged into a soup (--average); \
+                      leave out --average to make a mean-logit ensemble of it"
+                .into(),
+        });
+    }
     let config = ModelConfig {
         provenance: provenance(format!("mean weights of {} models", members.len()), &loaded),
         temperature: 1.0,
@@ -106,7 +117,7 @@ struct Member {
     config: ModelConfig,
 }
 
-/// Reads two or more ResNets with the same input size, classes and normalisation.
+/// Reads two or more ResNets or Swins with the same input size, classes and normalisation.
 fn load_members(members: &[PathBuf]) -> Result<Vec<Member>, TrainError> {
     if members.len() < 2 {
         return Err(TrainError::Config(
@@ -120,9 +131,13 @@ fn load_members(members: &[PathBuf]) -> Result<Vec<Member>, TrainError> {
             path: path.to_path_buf(),
             message,
         };
-        if !matches!(config.architecture, Architecture::Resnet { .. }) {
+        if !matches!(
+            config.architecture,
+            Architecture::Resnet { .. } | Architecture::Swin { .. }
+        ) {
             return Err(bad(
-                "only ResNet models (ours, not ONNX graphs or ensembles) can be members".into(),
+                "only our ResNet and Swin models (not ONNX graphs or ensembles) can be members"
+                    .into(),
             ));
         }
         if let Some(first) = loaded.first()

@@ -88,7 +88,11 @@ pub fn from_bytes(
             config.validate().map_err(|e| bad(e.to_string()))?;
             let device = Device::flex();
             let cfg = NetConfig::from_architecture(&config.architecture).ok_or_else(|| {
-                bad("the burn backend runs ResNet models only; use the runtime backend".into())
+                bad(
+                    "the burn backend runs our ResNet and Swin models only (not ensembles or \
+                     ONNX graphs); use the runtime backend"
+                        .into(),
+                )
             })?;
             let net = weights::net_from_inference(&cfg, bytes, &device, path)?;
             use burn::module::Module;

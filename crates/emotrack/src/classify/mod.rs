@@ -89,11 +89,11 @@ pub enum Architecture {
         #[serde(default = "default_bn_eps")]
         bn_eps: f32,
     },
-    /// Several ResNets over the same input whose logits are averaged: an ensemble, stored in
-    /// one weights file with member `i`'s tensors under `members.{i}.` (float16 keeps two
-    /// members under 5 MB). Made by `emotrack ensemble`.
+    /// Several networks over the same input (ResNets, Swins or both) whose logits are
+    /// averaged: an ensemble, stored in one weights file with member `i`'s tensors under
+    /// `members.{i}.` (float16 keeps two members under 5 MB). Made by `emotrack ensemble`.
     Ensemble {
-        /// The members' layouts, each a `resnet`.
+        /// The members' layouts, each a `resnet` or a `swin`.
         members: Vec<Architecture>,
     },
     /// A Swin-style vision transformer (Liu et al., 2021): a `patch_size` patch embedding
@@ -233,8 +233,16 @@ impl ModelConfig {
             )));
         }
         self.architecture.validate().map_err(bad)?;
-        if let Architecture::Swin { .. } = self.architecture {
-            swin::stages(&self.architecture, self.input_size as usize).map_err(bad)?;
+        for (prefix, member) in self.architecture.members() {
+            if let Architecture::Swin { .. } = member {
+                swin::stages(member, self.input_size as usize).map_err(|m| {
+                    bad(if prefix.is_empty() {
+                        m
+                    } else {
+                        format!("ensemble member {}: {m}", prefix.trim_end_matches('.'))
+                    })
+                })?;
+            }
         }
         Ok(())
     }
@@ -315,8 +323,8 @@ impl Architecture {
                     return Err("an ensemble needs at least two members".into());
                 }
                 for m in members {
-                    if !matches!(m, Self::Resnet { .. }) {
-                        return Err("every ensemble member must be a resnet".into());
+                    if !matches!(m, Self::Resnet { .. } | Self::Swin { .. }) {
+                        return Err("every ensemble member must be a resnet or a swin".into());
                     }
                     m.validate()?;
                 }
@@ -360,16 +368,17 @@ impl Architecture {
         Ok(())
     }
 
-    /// The ResNets this layout runs, with the prefix of each one's tensor names.
-    fn resnets(&self) -> Vec<(String, &Self)> {
+    /// The networks this layout runs on the native runtime (itself, or an ensemble's
+    /// members), with the prefix of each one's tensor names.
+    fn members(&self) -> Vec<(String, &Self)> {
         match self {
-            Self::Resnet { .. } => vec![(String::new(), self)],
+            Self::Resnet { .. } | Self::Swin { .. } => vec![(String::new(), self)],
             Self::Ensemble { members } => members
                 .iter()
                 .enumerate()
                 .map(|(i, m)| (format!("members.{i}."), m))
                 .collect(),
-            Self::Swin { .. } | Self::Onnx { .. } => Vec::new(),
+            Self::Onnx { .. } => Vec::new(),
         }
     }
 }
@@ -471,16 +480,83 @@ pub struct Classifier {
 /// What runs the model.
 #[derive(Debug)]
 enum Net {
-    /// Our ResNet, or an ensemble of them, on the [`emotrack_nn`] runtime, with a pool of
-    /// activation buffers. An ensemble's heads are scaled by `1 / members` at load time, so the
-    /// sum of the members' outputs is their mean.
+    /// Our network (a ResNet or a Swin), or an ensemble of them, on the [`emotrack_nn`]
+    /// runtime, with a pool of activation buffers. An ensemble's heads are scaled by
+    /// `1 / members` at load time, so the sum of the members' outputs is their mean.
     Native {
-        members: Vec<resnet::ResNet>,
-        pool: Mutex<Vec<resnet::Buffers>>,
+        members: Vec<Member>,
+        pool: Mutex<Vec<Buffers>>,
     },
     /// An ONNX graph on tract.
     #[cfg(feature = "onnx")]
     Onnx(onnx::OnnxNet),
+}
+
+/// One network on the native runtime: a model, or one member of an ensemble.
+#[derive(Debug)]
+pub(crate) enum Member {
+    /// The CNN.
+    Resnet(resnet::ResNet),
+    /// The transformer.
+    Swin(swin::net::Swin),
+}
+
+/// The activations of either kind of [`Member`] (each uses its own; one set per concurrent
+/// caller, so an ensemble mixing both kinds reuses them too).
+#[derive(Debug, Default)]
+struct Buffers {
+    resnet: resnet::Buffers,
+    swin: swin::net::Buffers,
+}
+
+impl Member {
+    /// Loads the network of `arch` (a `resnet` or a `swin`) whose tensor names start with
+    /// `prefix`.
+    fn load(
+        w: &Weights<'_>,
+        prefix: &str,
+        arch: &Architecture,
+        config: &ModelConfig,
+    ) -> Result<Self> {
+        let classes = config.classes.len();
+        match arch {
+            Architecture::Resnet { .. } => {
+                resnet::ResNet::load(w, prefix, arch, classes).map(Self::Resnet)
+            }
+            Architecture::Swin { .. } => {
+                swin::net::Swin::load(w, prefix, arch, config.input_size as usize, classes)
+                    .map(Self::Swin)
+            }
+            Architecture::Ensemble { .. } | Architecture::Onnx { .. } => Err(Error::config(
+                "the native runtime runs ResNet and Swin networks only",
+            )),
+        }
+    }
+
+    /// Multiplies the logits by `factor` (baked into the head).
+    fn scale_outputs(&mut self, factor: f32) {
+        match self {
+            Self::Resnet(net) => net.scale_outputs(factor),
+            Self::Swin(net) => net.scale_outputs(factor),
+        }
+    }
+
+    /// Logits `[N, classes, 1, 1]` for the input `[N, 1, S, S]`, written into `out`.
+    fn forward(&self, x: &Tensor, out: &mut Tensor, buf: &mut Buffers) {
+        match self {
+            Self::Resnet(net) => net.forward(x, out, &mut buf.resnet),
+            Self::Swin(net) => net.forward(x, out, &mut buf.swin),
+        }
+    }
+
+    /// Writes the network into an ONNX graph reading `input`; returns the logits' name.
+    #[cfg(feature = "onnx")]
+    fn write_onnx(&self, g: &mut onnx::GraphBuilder, input: &str) -> String {
+        match self {
+            Self::Resnet(net) => net.write_onnx(g, input),
+            Self::Swin(net) => net.write_onnx(g, input),
+        }
+    }
 }
 
 impl Classifier {
@@ -527,15 +603,16 @@ impl Classifier {
         let model_error = |message: String| Error::model(origin, message);
         config.validate().map_err(|e| model_error(e.to_string()))?;
         let net = match config.architecture {
-            Architecture::Resnet { .. } | Architecture::Ensemble { .. } => {
+            Architecture::Resnet { .. }
+            | Architecture::Swin { .. }
+            | Architecture::Ensemble { .. } => {
                 let w = Weights::from_bytes(bytes, origin)?;
-                let resnets = config.architecture.resnets();
-                let share = 1.0 / resnets.len() as f32;
-                let members = resnets
+                let nets = config.architecture.members();
+                let share = 1.0 / nets.len() as f32;
+                let members = nets
                     .into_iter()
                     .map(|(prefix, arch)| {
-                        let mut net =
-                            resnet::ResNet::load(&w, &prefix, arch, config.classes.len())?;
+                        let mut net = Member::load(&w, &prefix, arch, &config)?;
                         net.scale_outputs(share);
                         Ok(net)
                     })
@@ -544,11 +621,6 @@ impl Classifier {
                     members,
                     pool: Mutex::new(Vec::new()),
                 }
-            }
-            Architecture::Swin { .. } => {
-                return Err(model_error(
-                    "swin models do not run on the native runtime yet".into(),
-                ));
             }
             #[cfg(feature = "onnx")]
             Architecture::Onnx { outputs } => Net::Onnx(
@@ -588,7 +660,7 @@ impl Classifier {
 
     /// The model as ONNX bytes (input `input` `[N, 1, S, S]` of normalised pixels, output
     /// `logits` `[N, classes]` in the config's class order), with the config to save next to
-    /// it as `<name>.json`. Only our ResNet models can be exported.
+    /// it as `<name>.json`. Our own models (ResNet, Swin, ensembles of them) can be exported.
     #[cfg(feature = "onnx")]
     pub fn to_onnx(&self) -> Result<(Vec<u8>, ModelConfig)> {
         let Net::Native { members, .. } = &self.net else {

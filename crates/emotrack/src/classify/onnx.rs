@@ -1,5 +1,5 @@
-//! ONNX classifiers: running any exported emotion CNN with tract (pure Rust), and writing our
-//! own ResNet as ONNX for other runtimes.
+//! ONNX classifiers: running any exported emotion classifier with tract (pure Rust), and
+//! writing our own networks (ResNet, Swin, ensembles of them) as ONNX for other runtimes.
 //!
 //! An ONNX model is `<name>.onnx` plus the usual `<name>.json` config whose architecture is
 //! `{"kind": "onnx"}` (see [`super::Architecture::Onnx`]): the config gives the class order,
@@ -12,9 +12,9 @@ use prost::Message;
 use tract_onnx::pb;
 use tract_onnx::prelude::*;
 
-use super::{OnnxOutputs, resnet::ResNet};
+use super::{Member, OnnxOutputs};
 use crate::error::{Error, Result};
-use emotrack_nn::{Conv2d, Linear, Tensor as NnTensor};
+use emotrack_nn::{Conv2d, LayerNorm, Linear, Tensor as NnTensor};
 
 /// Where the single gray channel sits in the graph's 4-D input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,16 +200,37 @@ fn input_layout(proto: &pb::ModelProto) -> std::result::Result<Layout, String> {
 
 /// ONNX `TensorProto.DataType.FLOAT`.
 const FLOAT: i32 = 1;
-/// The opset the exported graph is written against (every op used is unchanged since 13).
-const OPSET: i64 = 13;
-/// IR version matching opset 13 (ONNX 1.8).
-const IR_VERSION: i64 = 7;
+/// ONNX `TensorProto.DataType.INT64` (indices and shapes).
+const INT64: i32 = 7;
+/// The opset a graph is written against when it needs nothing newer: a ResNet's ops are all
+/// unchanged since 13.
+const BASE_OPSET: i64 = 13;
+/// The opset of `LayerNormalization` (a Swin's), which 17 introduced; every other op the
+/// exports use reads the same in 13 and 17.
+const LAYER_NORM_OPSET: i64 = 17;
+
+/// The IR version matching an opset (ONNX 1.8 for 13, 1.12 for 17).
+fn ir_version(opset: i64) -> i64 {
+    if opset >= LAYER_NORM_OPSET { 8 } else { 7 }
+}
 
 /// Builds an ONNX graph node by node; each layer method returns its output's name.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct GraphBuilder {
     nodes: Vec<pb::NodeProto>,
     initializers: Vec<pb::TensorProto>,
+    /// The oldest opset that has every op written so far.
+    opset: i64,
+}
+
+impl Default for GraphBuilder {
+    fn default() -> Self {
+        Self {
+            nodes: Vec::new(),
+            initializers: Vec::new(),
+            opset: BASE_OPSET,
+        }
+    }
 }
 
 impl GraphBuilder {
@@ -240,6 +261,136 @@ impl GraphBuilder {
             ..Default::default()
         });
         name
+    }
+
+    /// An int64 initializer (indices, shapes), named after what it is for.
+    fn constant_i64(&mut self, what: &str, dims: &[usize], values: &[i64]) -> String {
+        let name = format!("{what}_{}", self.initializers.len());
+        self.initializers.push(pb::TensorProto {
+            dims: dims.iter().map(|&d| d as i64).collect(),
+            data_type: INT64,
+            name: name.clone(),
+            raw_data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ..Default::default()
+        });
+        name
+    }
+
+    /// A float initializer with a name of its own.
+    fn constant_f32(&mut self, what: &str, dims: &[usize], values: &[f32]) -> String {
+        let name = format!("{what}_{}", self.initializers.len());
+        self.constant(name, dims, values)
+    }
+
+    /// `x` with the shape `shape` (`-1`: whatever is left, here the batch).
+    pub(crate) fn reshape(&mut self, x: &str, shape: &[i64]) -> String {
+        let s = self.constant_i64("shape", &[shape.len()], shape);
+        self.node("Reshape", vec![x.into(), s], Vec::new())
+    }
+
+    /// `x`'s axes reordered: axis `i` of the output is axis `perm[i]` of `x`.
+    pub(crate) fn transpose(&mut self, x: &str, perm: &[i64]) -> String {
+        self.node(
+            "Transpose",
+            vec![x.into()],
+            vec![ints("perm", perm.to_vec())],
+        )
+    }
+
+    /// The entries `map[i]` of `x` along `axis` (an index map as an int64 initializer).
+    pub(crate) fn gather(&mut self, x: &str, map: &[usize], axis: i64) -> String {
+        let indices: Vec<i64> = map.iter().map(|&i| i as i64).collect();
+        let i = self.constant_i64("indices", &[indices.len()], &indices);
+        self.node("Gather", vec![x.into(), i], vec![int("axis", axis)])
+    }
+
+    /// Layer normalisation over the last axis (`LayerNormalization`, opset 17).
+    pub(crate) fn layer_norm(&mut self, x: &str, ln: &LayerNorm) -> String {
+        self.opset = self.opset.max(LAYER_NORM_OPSET);
+        let dim = [ln.dim()];
+        let scale = self.constant_f32("ln_scale", &dim, ln.weight());
+        let bias = self.constant_f32("ln_bias", &dim, ln.bias());
+        self.node(
+            "LayerNormalization",
+            vec![x.into(), scale, bias],
+            vec![int("axis", -1), float("epsilon", ln.eps())],
+        )
+    }
+
+    /// Numpy-style (batched, broadcasting) matrix product.
+    pub(crate) fn matmul(&mut self, a: &str, b: &str) -> String {
+        self.node("MatMul", vec![a.into(), b.into()], Vec::new())
+    }
+
+    /// `x * value`.
+    pub(crate) fn mul_constant(&mut self, x: &str, value: f32) -> String {
+        let v = self.constant_f32("scale", &[1], &[value]);
+        self.node("Mul", vec![x.into(), v], Vec::new())
+    }
+
+    /// `x + values` (a constant of shape `dims`, broadcast from the last axes).
+    pub(crate) fn add_constant(&mut self, x: &str, dims: &[usize], values: &[f32]) -> String {
+        let v = self.constant_f32("bias", dims, values);
+        self.add(x, &v)
+    }
+
+    /// Softmax along `axis`.
+    pub(crate) fn softmax(&mut self, x: &str, axis: i64) -> String {
+        self.node("Softmax", vec![x.into()], vec![int("axis", axis)])
+    }
+
+    /// Exact GELU, `x * (1 + erf(x / √2)) / 2`, as the runtime computes it.
+    pub(crate) fn gelu(&mut self, x: &str) -> String {
+        let root2 = self.constant_f32("sqrt2", &[1], &[std::f32::consts::SQRT_2]);
+        let scaled = self.node("Div", vec![x.into(), root2], Vec::new());
+        let erf = self.node("Erf", vec![scaled], Vec::new());
+        let one = self.constant_f32("one", &[1], &[1.0]);
+        let cdf = self.node("Add", vec![erf, one], Vec::new());
+        let half = self.mul_constant(x, 0.5);
+        self.node("Mul", vec![half, cdf], Vec::new())
+    }
+
+    /// The mean along `axis`, which is dropped.
+    pub(crate) fn reduce_mean(&mut self, x: &str, axis: i64) -> String {
+        self.node(
+            "ReduceMean",
+            vec![x.into()],
+            vec![ints("axes", vec![axis]), int("keepdims", 0)],
+        )
+    }
+
+    /// A fully-connected layer on the last axis of `x` (token rows `[.., in]`): `MatMul` by
+    /// `Wᵀ`, then the bias (left out when it is all zeros, as for a layer without one).
+    pub(crate) fn linear_rows(&mut self, x: &str, linear: &Linear) -> String {
+        self.linear_part(x, linear, 0..linear.out_features())
+    }
+
+    /// Outputs `outputs` of a fully-connected layer on the last axis of `x` (e.g. the queries
+    /// of a joint query-key-value projection).
+    pub(crate) fn linear_part(
+        &mut self,
+        x: &str,
+        linear: &Linear,
+        outputs: std::ops::Range<usize>,
+    ) -> String {
+        let n_in = linear.in_features();
+        let rows = &linear.weight()[outputs.start * n_in..outputs.end * n_in];
+        // Wᵀ: [in, outputs].
+        let width = outputs.len();
+        let mut wt = vec![0.0; rows.len()];
+        for (o, row) in rows.chunks_exact(n_in).enumerate() {
+            for (i, &v) in row.iter().enumerate() {
+                wt[i * width + o] = v;
+            }
+        }
+        let w = self.constant_f32("weight", &[n_in, width], &wt);
+        let y = self.matmul(x, &w);
+        let bias = &linear.bias()[outputs];
+        if bias.iter().all(|&b| b == 0.0) {
+            y
+        } else {
+            self.add_constant(&y, &[width], bias)
+        }
     }
 
     /// A convolution with its (batch-norm-folded) weights and bias.
@@ -311,6 +462,15 @@ fn int(name: &str, value: i64) -> pb::AttributeProto {
     }
 }
 
+fn float(name: &str, value: f32) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.into(),
+        r#type: pb::attribute_proto::AttributeType::Float as i32,
+        f: value,
+        ..Default::default()
+    }
+}
+
 fn ints(name: &str, values: Vec<i64>) -> pb::AttributeProto {
     pb::AttributeProto {
         name: name.into(),
@@ -345,9 +505,9 @@ fn value_info(name: &str, dims: &[pb::tensor_shape_proto::dimension::Value]) -> 
 /// The ONNX bytes of `nets` (one, or an ensemble's members, whose outputs are summed): input
 /// `input` `[N, 1, side, side]` (normalised pixels), output `logits` `[N, classes]` divided by
 /// `temperature` (so their softmax is the calibrated probabilities), batch norms folded into
-/// the convolutions.
+/// the convolutions. The opset is 13, or 17 when a Swin needs `LayerNormalization`.
 pub(crate) fn export(
-    nets: &[ResNet],
+    nets: &[Member],
     side: usize,
     classes: usize,
     temperature: f32,
@@ -389,10 +549,10 @@ pub(crate) fn export(
         ..Default::default()
     };
     let model = pb::ModelProto {
-        ir_version: IR_VERSION,
+        ir_version: ir_version(g.opset),
         opset_import: vec![pb::OperatorSetIdProto {
             domain: String::new(),
-            version: OPSET,
+            version: g.opset,
         }],
         producer_name: "emotrack".into(),
         producer_version: env!("CARGO_PKG_VERSION").into(),

@@ -19,6 +19,8 @@
 //! `layers.{s}.downsample.norm.*` `[4C]` and `layers.{s}.downsample.reduction.weight`
 //! `[2C, 4C]` (no bias), and at the end `norm.*` and `head.*`.
 
+pub(crate) mod net;
+
 use super::Architecture;
 
 /// The additive attention mask between tokens of a shifted window that came from different
