@@ -3,7 +3,7 @@
 import os
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Type, Union
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Type, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -15,6 +15,8 @@ EMOTIONS: List[str]
 #: A path, encoded bytes, a PIL image or a NumPy array (height, width, 3) of uint8.
 ImageInput = Union[str, os.PathLike, bytes, bytearray, memoryview, npt.NDArray[np.uint8], Any]
 BoxInput = Union["Box", Tuple[float, float, float, float], Sequence[float]]
+#: A face already cut out: any ImageInput, or a gray NumPy array (height, width) of uint8.
+CropInput = ImageInput
 
 class Box:
     x: float
@@ -103,6 +105,7 @@ class Analyzer:
         bgr: bool = False,
         boxes: Optional[Sequence[BoxInput]] = None,
     ) -> List[Face]: ...
+    def classify(self, crops: Iterable[CropInput], *, bgr: bool = False) -> List[Face]: ...
 
 class Tracker:
     def __init__(
