@@ -5,11 +5,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use emotrack::Detection;
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
+use pyo3::types::{PyByteArray, PyBytes, PyMemoryView, PyString};
 
 use crate::errors;
 use crate::faces::{Box, Face};
-use crate::input::Picture;
+use crate::input::{Crop, Picture};
 use crate::options::AnalyzerOptions;
 
 /// Finds the faces in an image and reads their emotions.
@@ -102,6 +104,44 @@ impl Analyzer {
         Ok(faces.into_iter().map(Face::from).collect())
     }
 
+    /// The emotions of faces that are already cut out, without detection: a `Face` per crop,
+    /// in order.
+    ///
+    /// `crops` is a list (or any iterable) of crops, each a path, encoded bytes, a PIL image, a
+    /// NumPy array of shape (height, width, 3) (RGB unless `bgr=True`) or a gray NumPy array of
+    /// shape (height, width), all uint8. Each crop is taken whole as the face: converted to
+    /// gray as `analyze` converts a picture, resized to the model's input (48x48 for the
+    /// built-in model) when it has another size, and classified as `emotrack eval` classifies
+    /// FER-2013 images, so a 48x48 gray crop gets the probabilities `eval` computes for it. A
+    /// face's `box` is its whole crop, its `detector_score` 1, its `landmarks` None.
+    ///
+    /// For a face inside a larger picture use `analyze(image, boxes=[...])` instead: it crops
+    /// with the margin and eye alignment of detected faces.
+    #[pyo3(signature = (crops, *, bgr = false))]
+    fn classify(&self, py: Python<'_>, crops: &Bound<'_, PyAny>, bgr: bool) -> PyResult<Vec<Face>> {
+        if is_one_image(crops)? {
+            return Err(PyTypeError::new_err(
+                "classify takes a list of crops: for one crop pass [crop], for an array of \
+                 gray crops of shape (n, height, width) pass list(array)",
+            ));
+        }
+        let mut grays = Vec::new();
+        for (i, crop) in crops.try_iter()?.enumerate() {
+            let gray = Crop::extract(&crop?, bgr)?.load(py, &self.inner)?;
+            let (w, h) = gray.dimensions();
+            if w == 0 || h == 0 {
+                return Err(errors::bad_image(
+                    py,
+                    format!("crop {i} is {w}x{h} pixels: it holds no face"),
+                ));
+            }
+            grays.push(gray);
+        }
+        let analyzer = &self.inner;
+        let faces = py.detach(|| analyzer.classify_crops(grays));
+        Ok(faces.into_iter().map(Face::from).collect())
+    }
+
     /// The detector's name.
     #[getter]
     fn detector(&self) -> &str {
@@ -156,4 +196,16 @@ impl Analyzer {
             .map_err(|e| errors::to_py(py, &e))?;
         Ok(Arc::new(built))
     }
+}
+
+/// Whether `obj` is one image rather than a list of them: a string, bytes, a path, a NumPy
+/// array or a PIL image (all iterable, or almost, so `classify` could misread them).
+fn is_one_image(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
+    Ok(obj.is_instance_of::<PyString>()
+        || obj.is_instance_of::<PyBytes>()
+        || obj.is_instance_of::<PyByteArray>()
+        || obj.is_instance_of::<PyMemoryView>()
+        || obj.hasattr("__fspath__")?
+        || obj.hasattr("__array_interface__")?
+        || (obj.hasattr("tobytes")? && obj.hasattr("mode")?))
 }

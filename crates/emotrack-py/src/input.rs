@@ -11,8 +11,11 @@
 use std::path::{Path, PathBuf};
 
 use emotrack::Analyzer;
-use image::RgbImage;
-use numpy::{PyArray3, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
+use emotrack::imgproc::gray::gray_from_rgb;
+use emotrack::imgproc::{decode_image, load_image};
+use image::{GrayImage, RgbImage};
+use numpy::ndarray::Dimension;
+use numpy::{PyArray, PyArray2, PyArray3, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyMemoryView, PyString};
@@ -78,18 +81,64 @@ impl<'py> Picture<'py> {
     }
 
     /// The decoded image, checked for size by `analyzer` (too small to hold a face: an
-    /// error). Runs with the GIL released.
+    /// error, as `Analyzer::load` and `Analyzer::decode` check it). Decodes with the GIL
+    /// released.
     pub fn load(self, py: Python<'_>, analyzer: &Analyzer) -> PyResult<RgbImage> {
+        let name = match &self {
+            Self::Path(path) => path.clone(),
+            Self::Bytes(_) | Self::Owned(_) => PathBuf::from(BYTES_NAME),
+            Self::Pixels(_) => PathBuf::from(ARRAY_NAME),
+        };
+        let image = self.decode(py, analyzer)?;
+        analyzer
+            .usable(image, &name)
+            .map_err(|e| errors::to_py(py, &e))
+    }
+
+    /// The decoded image, whatever its size, within `analyzer`'s decode limits. Decodes with
+    /// the GIL released.
+    fn decode(self, py: Python<'_>, analyzer: &Analyzer) -> PyResult<RgbImage> {
+        let limits = analyzer.decode_limits();
         let result = match self {
-            Self::Path(path) => py.detach(|| analyzer.load(&path)),
+            Self::Path(path) => py.detach(|| load_image(&path, limits)),
             Self::Bytes(bytes) => {
                 let bytes = bytes.as_bytes();
-                py.detach(|| analyzer.decode(bytes, Path::new(BYTES_NAME)))
+                py.detach(|| decode_image(bytes, Path::new(BYTES_NAME), limits))
             }
-            Self::Owned(bytes) => py.detach(|| analyzer.decode(&bytes, Path::new(BYTES_NAME))),
-            Self::Pixels(image) => analyzer.usable(image, Path::new(ARRAY_NAME)),
+            Self::Owned(bytes) => py.detach(|| decode_image(&bytes, Path::new(BYTES_NAME), limits)),
+            Self::Pixels(image) => Ok(image),
         };
         result.map_err(|e| errors::to_py(py, &e))
+    }
+}
+
+/// A face that is already cut out, as `Analyzer.classify` takes it: any image `analyze` takes,
+/// or a NumPy array of gray pixels, shape `(height, width)` and dtype `uint8` (a FER-2013
+/// image as `cv2.imread(path, cv2.IMREAD_GRAYSCALE)` gives it).
+pub(crate) enum Crop<'py> {
+    /// A colour picture (or a file or bytes, decoded to RGB).
+    Picture(Picture<'py>),
+    /// Gray pixels, copied out of a 2-D array.
+    Gray(GrayImage),
+}
+
+impl<'py> Crop<'py> {
+    /// Sorts out what `crop` is; `bgr` says the channel order of a colour NumPy array.
+    pub fn extract(crop: &Bound<'py, PyAny>, bgr: bool) -> PyResult<Self> {
+        if is_ndarray(crop)? && crop.cast::<PyUntypedArray>()?.ndim() == 2 {
+            return gray_from_array(crop).map(Self::Gray);
+        }
+        Picture::extract(crop, bgr).map(Self::Picture)
+    }
+
+    /// The crop's gray pixels: files and bytes decoded within `analyzer`'s limits (any size:
+    /// a crop is not searched for faces), colour converted to gray as `Analyzer::analyze`
+    /// converts a picture.
+    pub fn load(self, py: Python<'_>, analyzer: &Analyzer) -> PyResult<GrayImage> {
+        match self {
+            Self::Gray(gray) => Ok(gray),
+            Self::Picture(picture) => Ok(gray_from_rgb(&picture.decode(py, analyzer)?)),
+        }
     }
 }
 
@@ -127,21 +176,8 @@ fn from_array(obj: &Bound<'_, PyAny>, bgr: bool) -> PyResult<RgbImage> {
             ),
         ));
     }
-    let (Ok(w32), Ok(h32)) = (u32::try_from(w), u32::try_from(h)) else {
-        return Err(errors::bad_image(
-            py,
-            format!("the array {shape:?} is too large"),
-        ));
-    };
-    // Fails only while Rust code elsewhere holds the array mutably borrowed.
-    let readonly = array
-        .try_readonly()
-        .map_err(|e| errors::bad_image(py, format!("the array cannot be read now: {e}")))?;
-    let mut pixels = match readonly.as_slice() {
-        Ok(contiguous) => contiguous.to_vec(),
-        // Strided (a crop, a transposed or reversed view): gathered in row order.
-        Err(_) => readonly.as_array().iter().copied().collect(),
-    };
+    let (w32, h32) = sides(py, &shape, w, h)?;
+    let mut pixels = pixels_of(array)?;
     if bgr {
         for px in pixels.chunks_exact_mut(3) {
             px.swap(0, 2);
@@ -149,6 +185,51 @@ fn from_array(obj: &Bound<'_, PyAny>, bgr: bool) -> PyResult<RgbImage> {
     }
     RgbImage::from_raw(w32, h32, pixels).ok_or_else(|| {
         errors::bad_image(py, format!("the array {shape:?} does not hold its pixels"))
+    })
+}
+
+/// A `(height, width)` `uint8` array's pixels as gray.
+fn gray_from_array(obj: &Bound<'_, PyAny>) -> PyResult<GrayImage> {
+    let py = obj.py();
+    let untyped = obj.cast::<PyUntypedArray>()?;
+    let shape = untyped.shape().to_vec();
+    let Ok(array) = obj.cast::<PyArray2<u8>>() else {
+        let dtype = untyped.dtype().str()?.to_string();
+        return Err(errors::bad_image(
+            py,
+            format!(
+                "expected a gray NumPy array of dtype uint8, got dtype {dtype}; convert it with \
+                 array.astype(numpy.uint8) (values 0-255)"
+            ),
+        ));
+    };
+    let (w32, h32) = sides(py, &shape, shape[1], shape[0])?;
+    GrayImage::from_raw(w32, h32, pixels_of(array)?).ok_or_else(|| {
+        errors::bad_image(py, format!("the array {shape:?} does not hold its pixels"))
+    })
+}
+
+/// Width and height as the image types count them.
+fn sides(py: Python<'_>, shape: &[usize], w: usize, h: usize) -> PyResult<(u32, u32)> {
+    match (u32::try_from(w), u32::try_from(h)) {
+        (Ok(w), Ok(h)) => Ok((w, h)),
+        _ => Err(errors::bad_image(
+            py,
+            format!("the array {shape:?} is too large"),
+        )),
+    }
+}
+
+/// An array's elements in row order, copied out while the GIL is held: a C-contiguous array
+/// in one `memcpy`, a strided one (a crop, a transposed or reversed view) gathered.
+fn pixels_of<D: Dimension>(array: &Bound<'_, PyArray<u8, D>>) -> PyResult<Vec<u8>> {
+    // Fails only while Rust code elsewhere holds the array mutably borrowed.
+    let readonly = array
+        .try_readonly()
+        .map_err(|e| errors::bad_image(array.py(), format!("the array cannot be read now: {e}")))?;
+    Ok(match readonly.as_slice() {
+        Ok(contiguous) => contiguous.to_vec(),
+        Err(_) => readonly.as_array().iter().copied().collect(),
     })
 }
 

@@ -2,7 +2,9 @@
 //! over the library, which does all the work.
 //!
 //! * `analyzer::Analyzer`: `Analyzer(detector="yunet", ...)`, `.analyze(image)` → faces
-//!   (`faces::Face`), as `emotrack::Analyzer` does for the CLI's `analyze`.
+//!   (`faces::Face`), as `emotrack::Analyzer` does for the CLI's `analyze`; `.classify(crops)`
+//!   → faces already cut out, read as the CLI's `eval` reads FER-2013
+//!   (`emotrack::Analyzer::classify_crops`).
 //! * `tracker::Tracker`: `.update(frame, timestamp)` → a `faces::FrameReport` of tracked
 //!   faces, through `emotrack::video::StreamAnalyzer` (the server's WebSocket uses the same).
 //! * `video::video`: an iterator of frame reports over `emotrack::video::VideoPipeline`

@@ -21,11 +21,19 @@ use crate::options::TrackingOptions;
 /// without one, frames are taken `1 / frame_rate` apart (default 30 fps). Smoothing counts
 /// time, so a slow loop is as steady per second as a fast one.
 ///
-/// Tracking options (library defaults when `None`): `detect_every` (search the whole frame
-/// every N frames, around known faces in between; default 1), `min_hits` (matches before a
-/// face is shown; 3), `max_age` (frames a face survives unseen; 30), `iou_threshold` (box
-/// overlap to match; 0.3), `window` (frames of probability smoothing; 8), `box_alpha` (the
-/// newest box's weight; 0.3).
+/// Tracking options (library defaults when `None`; the flags of `emotrack video`):
+/// `detect_every` (search the whole frame every N frames, around known faces in between;
+/// default 1), `min_hits` (matches before a face is shown; 3), `max_age` (frames a face
+/// survives unseen; 30), `iou_threshold` (box overlap to match; 0.3), `window` (frames of
+/// probability smoothing; 8) or instead `ema` (an exponential moving average: the newest
+/// frame's weight, 0-1; 0.2 reacts about as fast as 8 frames), `box_alpha` (the newest box's
+/// weight; 0.3).
+///
+/// The label rule (when the shown label changes; seconds, probabilities 0-1): another emotion
+/// must lead the shown one by `label_margin` (0.2) for `label_hold` seconds (0.5), or by
+/// `label_fast_margin` (0.5) for `label_fast_hold` seconds (0.04); a label stays up at least
+/// `label_min_show` seconds (0.5). Higher margins and holds are steadier, lower ones follow a
+/// change sooner.
 ///
 /// One tracker is one stream: use a tracker per camera. Calls on one tracker are serialised.
 #[pyclass(module = "emotrack", frozen)]
@@ -41,7 +49,9 @@ impl Tracker {
     #[new]
     #[pyo3(signature = (analyzer = None, *, detector = "yunet", frame_rate = None,
                         detect_every = None, min_hits = None, max_age = None,
-                        iou_threshold = None, window = None, box_alpha = None))]
+                        iou_threshold = None, window = None, ema = None, box_alpha = None,
+                        label_margin = None, label_hold = None, label_fast_margin = None,
+                        label_fast_hold = None, label_min_show = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -53,17 +63,30 @@ impl Tracker {
         max_age: Option<u32>,
         iou_threshold: Option<f32>,
         window: Option<usize>,
+        ema: Option<f32>,
         box_alpha: Option<f32>,
+        label_margin: Option<f32>,
+        label_hold: Option<f32>,
+        label_fast_margin: Option<f32>,
+        label_fast_hold: Option<f32>,
+        label_min_show: Option<f32>,
     ) -> PyResult<Self> {
-        let analyzer = Analyzer::given_or_named(py, analyzer, detector)?;
         let tracking = TrackingOptions {
             detect_every,
             min_hits,
             max_age,
             iou_threshold,
             window,
+            ema,
             box_alpha,
-        };
+            label_margin,
+            label_hold,
+            label_fast_margin,
+            label_fast_hold,
+            label_min_show,
+        }
+        .to_config(py)?;
+        let analyzer = Analyzer::given_or_named(py, analyzer, detector)?;
         let frame_rate = frame_rate.unwrap_or(NOMINAL_FPS);
         if !(frame_rate.is_finite() && frame_rate > 0.0) {
             return Err(errors::bad_config(
@@ -71,7 +94,7 @@ impl Tracker {
                 format!("frame_rate is {frame_rate}, it must be positive"),
             ));
         }
-        let stream = StreamAnalyzer::new(tracking.to_config())
+        let stream = StreamAnalyzer::new(tracking)
             .map_err(|e| errors::to_py(py, &e))?
             .with_frame_rate(frame_rate);
         Ok(Self {

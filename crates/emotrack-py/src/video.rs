@@ -13,10 +13,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use emotrack::video::{
-    DecodeOptions, EndReason, FrameReport as LibFrameReport, JsonlTarget, OutputTargets, RunStats,
-    Source, VideoInfo, VideoInput, VideoOutputs, VideoPipeline,
+    DEFAULT_STALL_TIMEOUT, DecodeOptions, EndReason, FrameReport as LibFrameReport, JsonlTarget,
+    OutputTargets, RunStats, Source, VideoInfo, VideoInput, VideoOutputs, VideoPipeline,
 };
 use emotrack::{Analyzer, Error};
 use pyo3::exceptions::PyRuntimeError;
@@ -38,19 +39,27 @@ type RunResult = (Result<RunStats, Error>, Vec<PathBuf>, Option<Error>);
 /// Analyses a video file, a camera (`/dev/video0`), a stream URL or an image sequence
 /// (`frames/%04d.png`) frame by frame, yielding a `FrameReport` per frame (needs FFmpeg).
 ///
-/// `analyzer` (or a `detector` name for a new one) does the analysis; the tracking options
-/// are `Tracker`'s. `fps` samples that many frames per second, `duration` stops after that
-/// many seconds, `size=(width, height)` scales (aspect kept), `live` drops stale frames (default:
-/// for cameras and streams). Outputs, as `emotrack video` writes them: `out` (annotated
-/// `.mp4`), `jsonl`, `csv` (per-track summary), `timeline` (PNG), or `out_dir` for all four
-/// under fixed names.
+/// `analyzer` (or a `detector` name for a new one) does the analysis; the tracking, smoothing
+/// and label options (`detect_every`, `min_hits`, `max_age`, `iou_threshold`, `window` or
+/// `ema`, `box_alpha`, `label_margin`, `label_hold`, `label_fast_margin`, `label_fast_hold`,
+/// `label_min_show`) are `Tracker`'s, with its defaults. `fps` samples that many frames per
+/// second, `duration` stops after that many seconds, `size=(width, height)` scales (aspect
+/// kept), `live` drops stale frames (default: for cameras and streams), `stall_timeout` ends
+/// the run when a camera or stream sends nothing for that many seconds (default 10).
+/// Outputs, as `emotrack video` writes them: `out` (annotated `.mp4`), `jsonl`, `csv`
+/// (per-track summary), `timeline` (PNG), or `out_dir` for all four under fixed names. Every
+/// option is the `emotrack video` flag of the same name (`iou_threshold` is `--iou`), save
+/// `--list`/`--shard` (loop over your videos in Python) and `--jsonl -` (the reports are the
+/// iterator's).
 ///
 /// The iterator's `stats` and `written` tell how the run ended and which files it wrote; use it
 /// in a `with` block (or call `close()`) to stop early and still finish the outputs.
 #[pyfunction]
 #[pyo3(signature = (source, analyzer = None, *, detector = "yunet", fps = None, duration = None,
-                    size = None, live = None, detect_every = None, min_hits = None,
-                    max_age = None, iou_threshold = None, window = None, box_alpha = None,
+                    size = None, live = None, stall_timeout = None, detect_every = None,
+                    min_hits = None, max_age = None, iou_threshold = None, window = None,
+                    ema = None, box_alpha = None, label_margin = None, label_hold = None,
+                    label_fast_margin = None, label_fast_hold = None, label_min_show = None,
                     out = None, jsonl = None, csv = None, timeline = None, out_dir = None))]
 #[allow(clippy::too_many_arguments)]
 pub fn video(
@@ -62,12 +71,19 @@ pub fn video(
     duration: Option<f64>,
     size: Option<(u32, u32)>,
     live: Option<bool>,
+    stall_timeout: Option<f64>,
     detect_every: Option<u32>,
     min_hits: Option<u32>,
     max_age: Option<u32>,
     iou_threshold: Option<f32>,
     window: Option<usize>,
+    ema: Option<f32>,
     box_alpha: Option<f32>,
+    label_margin: Option<f32>,
+    label_hold: Option<f32>,
+    label_fast_margin: Option<f32>,
+    label_fast_hold: Option<f32>,
+    label_min_show: Option<f32>,
     out: Option<PathBuf>,
     jsonl: Option<PathBuf>,
     csv: Option<PathBuf>,
@@ -87,17 +103,32 @@ pub fn video(
         max_age,
         iou_threshold,
         window,
+        ema,
         box_alpha,
+        label_margin,
+        label_hold,
+        label_fast_margin,
+        label_fast_hold,
+        label_min_show,
     }
-    .to_config();
+    .to_config(py)?;
     config.validate().map_err(err)?;
+    let stall_timeout = match stall_timeout {
+        None => DEFAULT_STALL_TIMEOUT,
+        Some(s) => Duration::try_from_secs_f64(s).map_err(|_| {
+            errors::bad_config(
+                py,
+                format!("stall_timeout is {s}, it must be a positive number of seconds"),
+            )
+        })?,
+    };
     let analyzer = PyAnalyzer::given_or_named(py, analyzer, detector)?;
     let options = DecodeOptions {
         fps,
         duration,
         size,
         live,
-        ..DecodeOptions::default()
+        stall_timeout,
     };
     let input = py
         .detach(|| VideoInput::open(source, options))

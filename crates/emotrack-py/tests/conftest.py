@@ -48,6 +48,17 @@ def media() -> Path:
 
 
 @pytest.fixture(scope="session")
+def fer2013_val() -> Path:
+    """FER-2013's val split in folder layout (`../shared/datasets/fer2013/val` beside the
+    repository, or `$EMOTRACK_FER2013/val`, as the Rust tests find it)."""
+    root = Path(os.environ.get("EMOTRACK_FER2013", REPO.parent / "shared" / "datasets" / "fer2013"))
+    path = root / "val"
+    if not path.is_dir():
+        missing(f"the FER-2013 val split {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
 def ffmpeg() -> str:
     """FFmpeg, which video needs."""
     path = shutil.which("ffmpeg")
@@ -58,7 +69,7 @@ def ffmpeg() -> str:
 
 @pytest.fixture(scope="session")
 def analyzer() -> emotrack.Analyzer:
-    """The default analyzer (MTCNN, the built-in model), built once."""
+    """The default analyzer (YuNet, the built-in model), built once."""
     return emotrack.Analyzer()
 
 

@@ -220,11 +220,5 @@ fn decode_gray48(path: &Path) -> Result<Vec<u8>, String> {
     let rgb =
         emotrack::imgproc::load_image(path, DecodeLimits::default()).map_err(|e| e.detail())?;
     let img = image::DynamicImage::ImageRgb8(rgb).into_luma8();
-    let side = IMAGE_SIDE as u32;
-    let img = if img.dimensions() == (side, side) {
-        img
-    } else {
-        image::imageops::resize(&img, side, side, image::imageops::FilterType::Triangle)
-    };
-    Ok(img.into_raw())
+    Ok(emotrack::imgproc::crop_as_input(img, IMAGE_SIDE as u32).into_raw())
 }

@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
-use image::RgbImage;
+use image::{GrayImage, RgbImage};
 use serde::Serialize;
 
 use crate::annotate::FaceOverlay;
@@ -21,7 +21,8 @@ use crate::classify::{Classifier, ModelSource};
 use crate::detect::{DetectorConfig, FaceDetector};
 use crate::error::{Error, Result};
 use crate::imgproc::{
-    CropSettings, DecodeLimits, decode_image, face_crop, gray::gray_from_rgb, load_image,
+    CropSettings, DecodeLimits, crop_as_input, decode_image, face_crop, gray::gray_from_rgb,
+    load_image,
 };
 use crate::types::{BBox, Detection, Emotion, EmotionScores, Landmarks};
 use crate::vibes::Vibes;
@@ -156,6 +157,11 @@ impl Analyzer {
         &self.vibes
     }
 
+    /// The limits [`Analyzer::load`] and [`Analyzer::decode`] decode images with.
+    pub fn decode_limits(&self) -> DecodeLimits {
+        self.decode_limits
+    }
+
     /// Finds and analyses every face in an RGB image. No face is an empty list.
     pub fn analyze(&self, image: &RgbImage) -> Vec<AnalyzedFace> {
         let detections = self.detector.detect(image);
@@ -180,19 +186,55 @@ impl Analyzer {
         detections
             .iter()
             .zip(scores)
-            .map(|(d, s)| {
-                let (emotion, confidence) = s.top();
-                AnalyzedFace {
-                    bbox: d.bbox,
-                    landmarks: d.landmarks,
-                    detector_score: d.score,
-                    scores: s,
-                    emotion,
-                    confidence,
-                    vibe: self.vibes.message(&s).to_owned(),
-                }
-            })
+            .map(|(d, s)| self.face(d, s))
             .collect()
+    }
+
+    /// Reads the emotions of faces that are already cut out, skipping detection: FER-2013
+    /// images, or faces a caller's own detector found and cropped. Each crop is taken whole as
+    /// the face and made into the classifier's input by [`crop_as_input`] (resized when it is
+    /// not the model's input size, 48x48 for the built-in model), then classified as `emotrack
+    /// eval` classifies a dataset's images (without test-time augmentation). A face's box is
+    /// its whole crop, its detector score 1, and it has no landmarks.
+    ///
+    /// Use [`Analyzer::classify_detections`] instead for a face's box in a larger picture: it
+    /// adds the margin and eye alignment that [`Analyzer::analyze`] uses.
+    pub fn classify_crops(&self, crops: Vec<GrayImage>) -> Vec<AnalyzedFace> {
+        let side = self.classifier.input_size();
+        let detections: Vec<Detection> = crops
+            .iter()
+            .map(|c| Detection {
+                bbox: BBox {
+                    x: 0.0,
+                    y: 0.0,
+                    w: c.width() as f32,
+                    h: c.height() as f32,
+                },
+                score: 1.0,
+                landmarks: None,
+            })
+            .collect();
+        let inputs: Vec<GrayImage> = crops.into_iter().map(|c| crop_as_input(c, side)).collect();
+        let scores = self.classifier.classify(&inputs);
+        detections
+            .iter()
+            .zip(scores)
+            .map(|(d, s)| self.face(d, s))
+            .collect()
+    }
+
+    /// A detection and its scores as an analysed face, with its label and vibe.
+    fn face(&self, detection: &Detection, scores: EmotionScores) -> AnalyzedFace {
+        let (emotion, confidence) = scores.top();
+        AnalyzedFace {
+            bbox: detection.bbox,
+            landmarks: detection.landmarks,
+            detector_score: detection.score,
+            scores,
+            emotion,
+            confidence,
+            vibe: self.vibes.message(&scores).to_owned(),
+        }
     }
 
     /// Loads an image file (with decode limits) and analyses it. Images smaller than the

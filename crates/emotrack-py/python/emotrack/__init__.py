@@ -6,7 +6,9 @@
 ['happy', 'neutral']
 
 * :class:`Analyzer` finds faces and reads seven emotions in a photo or frame (a path, bytes,
-  a PIL image or a NumPy array, RGB or ``bgr=True``): a list of :class:`Face`.
+  a PIL image or a NumPy array, RGB or ``bgr=True``): a list of :class:`Face`;
+  ``Analyzer.classify`` reads faces that are already cut out (FER-2013 images, your own
+  detector's crops) without detection, as ``emotrack eval`` does.
 * :class:`Tracker` follows faces over a stream of frames (stable ids, smoothed labels):
   :class:`FrameReport` per frame.
 * :func:`video` analyses a video file, camera or stream through FFmpeg: an iterator of

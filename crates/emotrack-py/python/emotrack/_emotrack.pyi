@@ -3,7 +3,7 @@
 import os
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Type, Union
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Type, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -15,6 +15,8 @@ EMOTIONS: List[str]
 #: A path, encoded bytes, a PIL image or a NumPy array (height, width, 3) of uint8.
 ImageInput = Union[str, os.PathLike, bytes, bytearray, memoryview, npt.NDArray[np.uint8], Any]
 BoxInput = Union["Box", Tuple[float, float, float, float], Sequence[float]]
+#: A face already cut out: any ImageInput, or a gray NumPy array (height, width) of uint8.
+CropInput = ImageInput
 
 class Box:
     x: float
@@ -103,6 +105,7 @@ class Analyzer:
         bgr: bool = False,
         boxes: Optional[Sequence[BoxInput]] = None,
     ) -> List[Face]: ...
+    def classify(self, crops: Iterable[CropInput], *, bgr: bool = False) -> List[Face]: ...
 
 class Tracker:
     def __init__(
@@ -116,7 +119,13 @@ class Tracker:
         max_age: Optional[int] = None,
         iou_threshold: Optional[float] = None,
         window: Optional[int] = None,
+        ema: Optional[float] = None,
         box_alpha: Optional[float] = None,
+        label_margin: Optional[float] = None,
+        label_hold: Optional[float] = None,
+        label_fast_margin: Optional[float] = None,
+        label_fast_hold: Optional[float] = None,
+        label_min_show: Optional[float] = None,
     ) -> None: ...
     def update(
         self, frame: ImageInput, timestamp: Optional[float] = None, *, bgr: bool = False
@@ -152,12 +161,19 @@ def video(
     duration: Optional[float] = None,
     size: Optional[Tuple[int, int]] = None,
     live: Optional[bool] = None,
+    stall_timeout: Optional[float] = None,
     detect_every: Optional[int] = None,
     min_hits: Optional[int] = None,
     max_age: Optional[int] = None,
     iou_threshold: Optional[float] = None,
     window: Optional[int] = None,
+    ema: Optional[float] = None,
     box_alpha: Optional[float] = None,
+    label_margin: Optional[float] = None,
+    label_hold: Optional[float] = None,
+    label_fast_margin: Optional[float] = None,
+    label_fast_hold: Optional[float] = None,
+    label_min_show: Optional[float] = None,
     out: Optional[Union[str, os.PathLike]] = None,
     jsonl: Optional[Union[str, os.PathLike]] = None,
     csv: Optional[Union[str, os.PathLike]] = None,

@@ -94,6 +94,21 @@ pub fn face_crop_into(
     }
 }
 
+/// A face that is already cut out (a FER-2013 image, a face a caller's own detector found) as
+/// the classifier's `side` x `side` input: unchanged when it has that size, otherwise resized
+/// whole (aspect ratio not kept) with a triangle (bilinear) filter. This is how `emotrack eval`
+/// and training read a dataset's images, and how [`crate::Analyzer::classify_crops`] reads a
+/// caller's crops. An empty crop gives a black input.
+pub fn crop_as_input(crop: GrayImage, side: u32) -> GrayImage {
+    if crop.dimensions() == (side, side) {
+        return crop;
+    }
+    if crop.width() == 0 || crop.height() == 0 {
+        return GrayImage::new(side, side);
+    }
+    image::imageops::resize(&crop, side, side, image::imageops::FilterType::Triangle)
+}
+
 /// Bilinear sample at continuous pixel coordinates (pixel centres at integers), edges clamped.
 fn bilinear(img: &GrayImage, x: f32, y: f32) -> f32 {
     let (w, h) = img.dimensions();
@@ -142,6 +157,28 @@ mod tests {
         for u in 0..48 {
             assert_eq!(out.get_pixel(u, 10).0[0], img.get_pixel(50 + u, 30).0[0]);
         }
+    }
+
+    #[test]
+    fn a_crop_of_the_input_size_is_the_input_unchanged() {
+        let crop = gradient(48, 48);
+        assert_eq!(crop_as_input(crop.clone(), 48), crop);
+    }
+
+    #[test]
+    fn a_crop_of_another_size_is_resized_whole() {
+        // Left edge dark, right edge bright: still so at 48x48, whatever the aspect ratio.
+        let out = crop_as_input(gradient(100, 60), 48);
+        assert_eq!(out.dimensions(), (48, 48));
+        assert!(out.get_pixel(0, 24).0[0] < 10);
+        assert!(out.get_pixel(47, 24).0[0] > 245);
+    }
+
+    #[test]
+    fn an_empty_crop_is_a_black_input() {
+        let out = crop_as_input(GrayImage::new(0, 5), 48);
+        assert_eq!(out.dimensions(), (48, 48));
+        assert!(out.pixels().all(|p| p.0[0] == 0));
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! alignment.
 //!
 //! Submodules hold one family of operations each; [`crop::face_crop`] is the one function that
-//! turns a detected face into the classifier's input, used by training and inference alike.
+//! turns a detected face into the classifier's input, used by training and inference alike;
+//! [`crop::crop_as_input`] takes a face that is already cut out (a dataset's image).
 
 pub mod area;
 pub mod crop;
@@ -11,5 +12,5 @@ pub mod load;
 pub mod resize;
 mod tiff_palette;
 
-pub use crop::{CropSettings, face_crop, face_crop_into};
+pub use crop::{CropSettings, crop_as_input, face_crop, face_crop_into};
 pub use load::{DecodeLimits, decode_image, load_image};
