@@ -391,7 +391,7 @@ impl Linear {
     /// If `x` is not a whole number of `in_features` rows or `y` does not hold their outputs.
     pub fn forward_rows(&self, x: &[f32], y: &mut [f32]) {
         assert!(
-            self.in_features > 0 && x.len() % self.in_features == 0,
+            self.in_features > 0 && x.len().is_multiple_of(self.in_features),
             "linear rows of {}: {} values",
             self.in_features,
             x.len()

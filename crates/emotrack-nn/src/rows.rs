@@ -68,7 +68,7 @@ impl LayerNorm {
     pub fn forward_inplace(&self, x: &mut [f32]) {
         let c = self.dim();
         assert!(
-            c > 0 && x.len() % c == 0,
+            c > 0 && x.len().is_multiple_of(c),
             "layer norm over rows of {c}: {} values",
             x.len()
         );
@@ -109,7 +109,7 @@ pub fn gelu_inplace(x: &mut [f32]) {
 /// If `x` is not a whole number of rows.
 pub fn softmax_rows_inplace(x: &mut [f32], cols: usize) {
     assert!(
-        cols > 0 && x.len() % cols == 0,
+        cols > 0 && x.len().is_multiple_of(cols),
         "softmax over rows of {cols}: {} values",
         x.len()
     );
@@ -157,7 +157,7 @@ pub fn add_assign(y: &mut [f32], x: &[f32]) {
 pub fn mean_of_rows(x: &[f32], out: &mut [f32]) {
     let cols = out.len();
     assert!(
-        cols > 0 && x.len() % cols == 0,
+        cols > 0 && x.len().is_multiple_of(cols),
         "mean over rows of {cols}: {} values",
         x.len()
     );
@@ -217,7 +217,7 @@ mod tests {
             0.223_605_9,
             -0.841_635_5,
             -0.852_802_7,
-            0.147_197_31,
+            0.147_197_3,
             -0.213_200_67,
             -1.205_605_4,
         ];

@@ -19,7 +19,7 @@ use emotrack_train::metrics::{Predictor, evaluate};
 use emotrack_train::progress::Silent;
 use emotrack_train::train::{TrainOutcome, TrainRequest, train};
 use emotrack_train::tta::Tta;
-use emotrack_train::{Dataset, TrainConfig, load_split};
+use emotrack_train::{Dataset, NetConfig, TrainConfig, load_split};
 
 /// The tests in this file run one at a time: burn's CPU kernels split work across the shared
 /// rayon pool, and a second test competing for it changes float summation order, which would
@@ -389,7 +389,10 @@ fn fine_tuning_starts_from_the_models_weights() {
 
     // Another layout than the model's is refused, saying what to change.
     let mut other = cfg.clone();
-    other.model.widths = vec![16, 32, 64, 128];
+    let NetConfig::Resnet(resnet) = &mut other.model else {
+        panic!("the tiny config trains a ResNet");
+    };
+    resnet.widths = vec![16, 32, 64, 128];
     let info = RunInfo {
         config: other,
         commit: None,

@@ -78,7 +78,7 @@ pub fn stages(arch: &Architecture, input_size: usize) -> Result<Vec<Stage>, Stri
     else {
         return Err("not a swin architecture".into());
     };
-    if *patch_size == 0 || input_size % patch_size != 0 {
+    if *patch_size == 0 || !input_size.is_multiple_of(*patch_size) {
         return Err(format!(
             "architecture.patch_size {patch_size} must divide the input size {input_size}"
         ));
@@ -91,19 +91,19 @@ pub fn stages(arch: &Architecture, input_size: usize) -> Result<Vec<Stage>, Stri
     let mut out = Vec::with_capacity(depths.len());
     for (s, (&depth, &h)) in depths.iter().zip(heads).enumerate() {
         let merge = s + 1 < depths.len();
-        if h == 0 || dim % h != 0 {
+        if h == 0 || !dim.is_multiple_of(h) {
             return Err(format!(
                 "architecture.heads[{s}] is {h}; it must divide the stage's {dim} channels"
             ));
         }
         let w = (*window).min(resolution);
-        if w == 0 || resolution % w != 0 {
+        if w == 0 || !resolution.is_multiple_of(w) {
             return Err(format!(
                 "architecture.window {window} does not tile stage {s}'s {resolution}x{resolution} \
                  tokens; choose a window that divides it"
             ));
         }
-        if merge && resolution % 2 != 0 {
+        if merge && !resolution.is_multiple_of(2) {
             return Err(format!(
                 "stage {s} has {resolution}x{resolution} tokens, which patch merging cannot \
                  halve; use fewer stages or another patch_size"
