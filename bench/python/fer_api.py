@@ -163,6 +163,21 @@ def frames(videos: list):
             raise RuntimeError(f"ffmpeg could not decode {video}")
 
 
+def fer_class(mtcnn: bool):
+    """fer's `FER`; with `mtcnn`, imported after facenet-pytorch: torch and TensorFlow both
+    bundle LLVM, and the process aborts when TensorFlow's copy registers first (`compare`
+    imports facenet-pytorch first for every tool; fer's Haar alone never imports torch)."""
+    import logging
+
+    if mtcnn:
+        import facenet_pytorch  # noqa: F401
+
+    from fer.fer import FER
+
+    logging.getLogger("fer").setLevel(logging.WARNING)
+    return FER
+
+
 def make(tool: str):
     """`tool`'s detector as a function of a BGR frame returning its number of faces."""
     if tool == "emotrack":
@@ -170,16 +185,12 @@ def make(tool: str):
 
         analyzer = emotrack.Analyzer()
         return lambda frame: len(analyzer.analyze(frame, bgr=True))
+    mtcnn = tool.endswith("-mtcnn")
     if tool.startswith("emotrack-compat"):
         from emotrack.compat import FER
     else:
-        import facenet_pytorch  # noqa: F401  (before tensorflow: both bundle LLVM)
-        import logging
-
-        from fer.fer import FER
-
-        logging.getLogger("fer").setLevel(logging.WARNING)
-    detector = FER(mtcnn=tool.endswith("-mtcnn"))
+        FER = fer_class(mtcnn)
+    detector = FER(mtcnn=mtcnn)
     return lambda frame: len(detector.detect_emotions(frame))
 
 
@@ -218,9 +229,9 @@ def versions() -> dict:
 
 def accuracy(val: str) -> dict:
     """Both tools' accuracy on the crops of `val` (one folder per emotion)."""
+    FER = fer_class(mtcnn=False)
     import cv2
     import emotrack
-    from fer.fer import FER
 
     files = [
         (path, emotion)
@@ -295,6 +306,8 @@ def speed(images: list, rounds: int) -> dict:
 
 
 def compare(a) -> dict:
+    import facenet_pytorch  # noqa: F401  (first: see fer_class)
+
     result = {"machine": machine(), "versions": versions(), "rounds": a.rounds}
     if a.val:
         result["accuracy"] = accuracy(a.val)

@@ -8,11 +8,12 @@
 //! `memcpy`, channel order swapped in the same pass for BGR) into the `RgbImage` the library
 //! takes, while the GIL is held, so that no Python thread can change them half-way.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use emotrack::Analyzer;
 use emotrack::imgproc::gray::gray_from_rgb;
-use emotrack::imgproc::{decode_image, load_image};
+use emotrack::imgproc::{decode_image, load_image, rgb_from_bgr};
 use image::{GrayImage, RgbImage};
 use numpy::ndarray::Dimension;
 use numpy::{PyArray, PyArray2, PyArray3, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
@@ -177,12 +178,7 @@ fn from_array(obj: &Bound<'_, PyAny>, bgr: bool) -> PyResult<RgbImage> {
         ));
     }
     let (w32, h32) = sides(py, &shape, w, h)?;
-    let mut pixels = pixels_of(array)?;
-    if bgr {
-        for px in pixels.chunks_exact_mut(3) {
-            px.swap(0, 2);
-        }
-    }
+    let pixels = pixels_of(array, bgr)?;
     RgbImage::from_raw(w32, h32, pixels).ok_or_else(|| {
         errors::bad_image(py, format!("the array {shape:?} does not hold its pixels"))
     })
@@ -204,7 +200,7 @@ fn gray_from_array(obj: &Bound<'_, PyAny>) -> PyResult<GrayImage> {
         ));
     };
     let (w32, h32) = sides(py, &shape, shape[1], shape[0])?;
-    GrayImage::from_raw(w32, h32, pixels_of(array)?).ok_or_else(|| {
+    GrayImage::from_raw(w32, h32, pixels_of(array, false)?).ok_or_else(|| {
         errors::bad_image(py, format!("the array {shape:?} does not hold its pixels"))
     })
 }
@@ -221,16 +217,23 @@ fn sides(py: Python<'_>, shape: &[usize], w: usize, h: usize) -> PyResult<(u32, 
 }
 
 /// An array's elements in row order, copied out while the GIL is held: a C-contiguous array
-/// in one `memcpy`, a strided one (a crop, a transposed or reversed view) gathered.
-fn pixels_of<D: Dimension>(array: &Bound<'_, PyArray<u8, D>>) -> PyResult<Vec<u8>> {
+/// in one pass (a `memcpy`, or `rgb_from_bgr` for `bgr`), a strided one (a crop, a transposed
+/// or reversed view) gathered first. `bgr` swaps the first and third of every three bytes.
+fn pixels_of<D: Dimension>(array: &Bound<'_, PyArray<u8, D>>, bgr: bool) -> PyResult<Vec<u8>> {
     // Fails only while Rust code elsewhere holds the array mutably borrowed.
     let readonly = array
         .try_readonly()
         .map_err(|e| errors::bad_image(array.py(), format!("the array cannot be read now: {e}")))?;
-    Ok(match readonly.as_slice() {
-        Ok(contiguous) => contiguous.to_vec(),
-        Err(_) => readonly.as_array().iter().copied().collect(),
-    })
+    let pixels: Cow<'_, [u8]> = match readonly.as_slice() {
+        Ok(contiguous) => Cow::Borrowed(contiguous),
+        Err(_) => Cow::Owned(readonly.as_array().iter().copied().collect()),
+    };
+    if !bgr {
+        return Ok(pixels.into_owned());
+    }
+    let mut rgb = vec![0; pixels.len()];
+    rgb_from_bgr(&pixels, &mut rgb);
+    Ok(rgb)
 }
 
 /// A PIL image's pixels as RGB (`convert("RGB")` first unless it is RGB already).

@@ -6,11 +6,13 @@
 //! [`crop::crop_as_input`] takes a face that is already cut out (a dataset's image).
 
 pub mod area;
+pub mod bgr;
 pub mod crop;
 pub mod gray;
 pub mod load;
 pub mod resize;
 mod tiff_palette;
 
+pub use bgr::rgb_from_bgr;
 pub use crop::{CropSettings, crop_as_input, face_crop, face_crop_into};
 pub use load::{DecodeLimits, decode_image, load_image};
