@@ -6,8 +6,8 @@ FER-2013 val crops.
     python bench/python/fer_api.py memory --tool TOOL [--photos DIR] [--video FILE ...]
 
 Both need a Python environment holding both packages: bench/peers/venv.sh's (fer, TensorFlow,
-facenet-pytorch) with the emotrack wheel added by `pip install --no-deps` (emotrack needs only
-NumPy, which is there). The tools, each through the interface a user calls:
+facenet-pytorch) with the emotrack wheel added, e.g. `pip install --no-deps --target DIR` and
+`PYTHONPATH=DIR` (emotrack needs only NumPy, which is there). The tools, each through the interface a user calls:
 
 * `emotrack`: `emotrack.Analyzer()` (YuNet, the default), `analyze(frame, bgr=True)`;
 * `emotrack-compat`, `emotrack-compat-mtcnn`: `emotrack.compat.FER()` / `FER(mtcnn=True)`,
@@ -111,6 +111,8 @@ def installed(name: str) -> dict:
             req = Requirement(text)
             if req.marker is None or req.marker.evaluate({"extra": ""}):
                 todo.append(req.name)
+    if name not in sizes:
+        raise SystemExit(f"{name} is not installed in this environment")
     mb = lambda n: round(n / 2**20)  # noqa: E731
     return {
         "own_mb": mb(sizes[name]),
@@ -309,20 +311,28 @@ def compare(a) -> dict:
     import facenet_pytorch  # noqa: F401  (first: see fer_class)
 
     result = {"machine": machine(), "versions": versions(), "rounds": a.rounds}
+
+    def done(section: str, value) -> None:
+        """Keeps `value`, and writes what is done so far to --out (a long run that fails late
+        keeps its first sections)."""
+        result[section] = value
+        if a.out:
+            Path(a.out).write_text(json.dumps(result, indent=1) + "\n")
+
+    done("installed", {"emotrack": installed("emotrack"), "fer": installed("fer")})
     if a.val:
-        result["accuracy"] = accuracy(a.val)
+        done("accuracy", accuracy(a.val))
     if a.photos:
         images = photos(a.photos)
-        result["photos"] = {"images": len(images), **speed(images, a.rounds)}
+        done("photos", {"images": len(images), **speed(images, a.rounds)})
     if a.video:
         images = list(frames(a.video))
-        result["video"] = {
+        done("video", {
             "videos": [Path(v).name for v in a.video],
             "frames": len(images),
             **speed(images, a.rounds),
-        }
-    result["installed"] = {"emotrack": installed("emotrack"), "fer": installed("fer")}
-    result["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+        })
+    done("load_average_end", [round(x, 2) for x in os.getloadavg()])
     return result
 
 
@@ -352,6 +362,7 @@ def main() -> None:
     c = sub.add_parser("compare", help="every tool in this process: accuracy, speed ratios")
     c.add_argument("--val", help="FER-2013 val folder (one sub-folder per emotion)")
     c.add_argument("--rounds", type=int, default=3, help="passes per tool (default 3)")
+    c.add_argument("--out", help="also write the JSON here, after each section")
     m = sub.add_parser("memory", help="one tool alone in this process: start-up, peak memory")
     m.add_argument("--tool", choices=TOOLS, required=True)
     for p in (c, m):
