@@ -373,16 +373,15 @@ impl GraphBuilder {
         linear: &Linear,
         outputs: std::ops::Range<usize>,
     ) -> String {
-        let n_in = linear.in_features();
-        let rows = &linear.weight()[outputs.start * n_in..outputs.end * n_in];
-        // Wᵀ: [in, outputs].
+        let (n_in, n_out) = (linear.in_features(), linear.out_features());
+        // Wᵀ's columns `outputs`: [in, outputs].
         let width = outputs.len();
-        let mut wt = vec![0.0; rows.len()];
-        for (o, row) in rows.chunks_exact(n_in).enumerate() {
-            for (i, &v) in row.iter().enumerate() {
-                wt[i * width + o] = v;
-            }
-        }
+        let wt: Vec<f32> = linear
+            .weight_t()
+            .chunks_exact(n_out)
+            .flat_map(|row| &row[outputs.clone()])
+            .copied()
+            .collect();
         let w = self.constant_f32("weight", &[n_in, width], &wt);
         let y = self.matmul(x, &w);
         let bias = &linear.bias()[outputs];
@@ -441,15 +440,16 @@ impl GraphBuilder {
         let id = self.nodes.len();
         let w = self.constant(
             format!("linear_{id}.weight"),
-            &[linear.out_features(), linear.in_features()],
-            linear.weight(),
+            &[linear.in_features(), linear.out_features()],
+            linear.weight_t(),
         );
         let b = self.constant(
             format!("linear_{id}.bias"),
             &[linear.out_features()],
             linear.bias(),
         );
-        self.node("Gemm", vec![x.into(), w, b], vec![int("transB", 1)])
+        // The runtime keeps Wᵀ ([in, out]), which Gemm takes as it is.
+        self.node("Gemm", vec![x.into(), w, b], Vec::new())
     }
 }
 
