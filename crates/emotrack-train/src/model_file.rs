@@ -3,14 +3,16 @@
 //! [`ModelConfig`] that goes beside them (`model.json`); and [`read`], which takes any model
 //! path the commands accept (a model file, a run folder, a checkpoint folder).
 //!
-//! This is what the training loop writes into the run folder for each new best epoch. It is
-//! not `emotrack export`, which writes ONNX from a model file.
+//! This is what the training loop writes into the run folder for each new best epoch;
+//! [`float16`] is the half-size copy `emotrack export --safetensors` writes.
 
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 use emotrack::Emotion;
-use emotrack::classify::{ModelConfig, ModelProvenance, ModelSource, RUN_MODEL_WEIGHTS};
+use emotrack::classify::{
+    Architecture, ModelConfig, ModelProvenance, ModelSource, RUN_MODEL_WEIGHTS,
+};
 
 use crate::checkpoint::{self, BEST_INFO, BEST_WEIGHTS, BestInfo, CONFIG_FILE, LoopState, RunInfo};
 use crate::error::TrainError;
@@ -33,6 +35,36 @@ pub fn read(path: &Path) -> Result<(Vec<u8>, ModelConfig), TrainError> {
     let config: ModelConfig = checkpoint::read_json(&weights.with_extension("json"))?;
     let bytes = std::fs::read(weights).map_err(TrainError::io(weights))?;
     Ok((bytes, config))
+}
+
+/// The model at `path` (anything [`read`] takes) with its weights stored in float16: half the
+/// bytes, for shipping a model file (the runtime reads float16 as float32; the logits move by
+/// about 1e-3, see models/README.md). Only our ResNets and Swins: an ensemble is float16
+/// already, and an ONNX graph is not ours to rewrite.
+pub fn float16(path: &Path) -> Result<(Vec<u8>, ModelConfig), TrainError> {
+    let (bytes, mut config) = read(path)?;
+    let bad = |message: String| TrainError::Checkpoint {
+        path: path.to_path_buf(),
+        message,
+    };
+    if !matches!(
+        config.architecture,
+        Architecture::Resnet { .. } | Architecture::Swin { .. }
+    ) {
+        return Err(bad(
+            "only our ResNet and Swin models can be stored in float16 (an ensemble is already; \
+             an ONNX graph is exported by its own tools)"
+                .into(),
+        ));
+    }
+    let tensors = weights::read_safetensors(&bytes).map_err(bad)?;
+    let half = weights::safetensors_bytes_f16(&tensors).map_err(bad)?;
+    let notes = config.provenance.notes.take();
+    config.provenance.notes = Some(match notes {
+        Some(n) => format!("{n}; weights in float16"),
+        None => "weights in float16".into(),
+    });
+    Ok((half, config))
 }
 
 /// The inference model of a run folder (its best weights) or of a checkpoint folder (its EMA

@@ -416,6 +416,54 @@ fn exported_onnx_model_analyses_photos_like_the_built_in_one() {
 }
 
 #[test]
+fn float16_export_is_half_the_size_and_labels_photos_alike() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let half = dir.path().join("emotion16.safetensors");
+    let model = common::workspace_root().join("models/emotion.safetensors");
+    let out = emotrack(&["export", "--model", p(&model), "--safetensors", p(&half)]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let size = |f: &std::path::Path| std::fs::metadata(f).expect("file written").len() as f64;
+    let ratio = size(&half) / size(&model);
+    assert!(
+        (0.45..0.55).contains(&ratio),
+        "float16 file is {ratio:.3} of float32"
+    );
+    assert!(
+        half.with_extension("json").is_file(),
+        "config written beside it"
+    );
+
+    let photo = good_photo();
+    let analyze = |extra: &[&str]| {
+        let mut args = vec!["analyze", "--format", "json", p(&photo)];
+        args.extend_from_slice(extra);
+        let out = emotrack(&args);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("analyze prints JSON")
+    };
+    let (full, from_half) = (analyze(&[]), analyze(&["--model", p(&half)]));
+    let faces = |v: &serde_json::Value| v[0]["faces"].as_array().cloned().unwrap_or_default();
+    assert_eq!(faces(&full).len(), 2);
+    for (a, b) in faces(&full).iter().zip(faces(&from_half)) {
+        assert_eq!(a["label"], b["label"]);
+        let (x, y) = (a["confidence"].as_f64(), b["confidence"].as_f64());
+        assert!(
+            matches!((x, y), (Some(x), Some(y)) if (x - y).abs() < 5e-3),
+            "{a} vs {b}"
+        );
+    }
+
+    // The built-in model has no file to read: the error says which to name.
+    let out = emotrack(&["export", "--safetensors", p(&half)]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("--model"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
 fn model_flag_takes_a_run_folder_and_names_a_folder_without_a_model() {
     // A training run folder holds its exported model as model.safetensors + model.json.
     let run = tempfile::tempdir().expect("tempdir");
