@@ -73,19 +73,28 @@ fn serialize(
     safetensors::serialize(views, metadata).map_err(|e| e.to_string())
 }
 
-/// Reads f32 tensors from safetensors bytes.
+/// Reads float32 or float16 tensors (as float32) from safetensors bytes.
 pub fn read_safetensors(bytes: &[u8]) -> Result<HostTensors, String> {
     let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
     let mut out = HostTensors::new();
     for (name, view) in st.tensors() {
-        if view.dtype() != safetensors::Dtype::F32 {
-            return Err(format!("tensor {name} is {:?}, f32 expected", view.dtype()));
-        }
-        let values = view
-            .data()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
+        let values = match view.dtype() {
+            safetensors::Dtype::F32 => view
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+            safetensors::Dtype::F16 => view
+                .data()
+                .chunks_exact(2)
+                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+            other => {
+                return Err(format!(
+                    "tensor {name} is {other:?}; store it as float32 or float16"
+                ));
+            }
+        };
         out.insert(name, (view.shape().to_vec(), values));
     }
     Ok(out)
@@ -195,6 +204,19 @@ pub fn net_from_inference(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn float16_files_read_back_as_float32_within_half_precision() {
+        let values = vec![0.0, 1.0, -0.333_333_34, 1234.5, 6.1e-5];
+        let tensors = HostTensors::from([("w".to_string(), (vec![5], values.clone()))]);
+        let bytes = safetensors_bytes_f16(&tensors).expect("encode");
+        assert!(bytes.len() < safetensors_bytes(&tensors, None).expect("f32").len());
+        let (shape, back) = &read_safetensors(&bytes).expect("float16 is read")["w"];
+        assert_eq!(shape, &vec![5]);
+        for (a, b) in values.iter().zip(back) {
+            assert!((a - b).abs() <= a.abs() * 1e-3, "{a} vs {b}");
+        }
+    }
 
     #[test]
     fn names_round_trip() {
