@@ -68,7 +68,15 @@ fn float16(out: &Path, model: Option<&Path>) -> Result<Outcome> {
     };
     let (bytes, mut config) = emotrack_train::model_file::float16(path)
         .with_context(|| format!("loading model {}", path.display()))?;
-    config.provenance.command = Some(std::env::args().collect::<Vec<_>>().join(" "));
+    // The command that made the weights (training, ensemble) stays; this one goes in the notes.
+    let this = std::env::args().collect::<Vec<_>>().join(" ");
+    config.provenance.notes = Some(match config.provenance.notes.take() {
+        Some(notes) => format!("{notes} (`{this}`)"),
+        None => format!("`{this}`"),
+    });
+    if config.provenance.command.is_none() {
+        config.provenance.command = Some(this);
+    }
     // Loading it checks the file the way every command will read it, before anything is
     // written over OUT.
     Classifier::from_bytes(&bytes, config.clone(), out)

@@ -715,3 +715,32 @@ fn calibrate_refuses_to_rewrite_the_built_in_model_or_a_missing_one() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("nope"), "{}", text(&out.stderr));
 }
+
+/// The Swin option shipped in `models/` (issue 36), checked where a user runs it: `--model
+/// models/swin.safetensors` (float16) on all of val scores the accuracy its config records, and
+/// the ResNet, the default, scores more on the same images.
+#[test]
+#[ignore = "slow: all 3,589 val images through the Swin (~15 s in debug)"]
+fn shipped_swin_option_scores_its_recorded_accuracy_below_the_default() {
+    let Some(fer) = common::fer2013_dir() else {
+        return;
+    };
+    let swin = common::workspace_root().join("models/swin.safetensors");
+    let report = eval_json(&fer.join("val"), &["--model", p(&swin), "--baseline"]);
+    assert_eq!(report["metrics"]["count"], 3589);
+    let accuracy = report["metrics"]["accuracy"].as_f64().expect("accuracy");
+    let config: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(swin.with_extension("json")).expect("models/swin.json"),
+    )
+    .expect("models/swin.json is JSON");
+    let recorded = config["provenance"]["val_accuracy"]
+        .as_f64()
+        .expect("models/swin.json records its val accuracy");
+    assert!(
+        (accuracy - recorded).abs() <= 1.0 / 3589.0,
+        "eval gives {accuracy}, models/swin.json records {recorded}"
+    );
+    assert_eq!(config["architecture"]["kind"], "swin");
+    let resnet = report["baseline"]["accuracy"].as_f64().expect("baseline");
+    assert!(resnet > accuracy, "ResNet {resnet} vs Swin {accuracy}");
+}
