@@ -25,7 +25,7 @@
 //! * every layer writes into a caller-owned [`Tensor`] and borrows a caller-owned [`Scratch`], so
 //!   a net reusing its buffers allocates nothing after its first call;
 //! * a transformer's token rows (`[tokens, C]` row-major in a plain slice) have their own
-//!   layers: [`LayerNorm`], exact [`gelu_inplace`] (libm's `erff`), [`softmax_rows_inplace`],
+//!   layers: [`LayerNorm`], exact [`gelu_inplace`] (a vectorised rational erf), [`softmax_rows_inplace`],
 //!   [`gather_rows`] (window partitions and shifts given as index maps),
 //!   [`Linear::forward_rows`], and [`batched_matmul`], which multiplies matrices lying in
 //!   strided bands of a buffer (one attention head's columns) through the same sgemm;

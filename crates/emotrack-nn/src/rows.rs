@@ -101,7 +101,7 @@ impl LayerNorm {
 const GELU_CHUNK: usize = 1 << 13;
 
 /// GELU with the exact Gaussian CDF, `x * (1 + erf(x / √2)) / 2` (PyTorch's `nn.GELU()`
-/// default, not the tanh approximation), in place, with erf from [`erf`]. Large buffers (16k
+/// default, not the tanh approximation), in place, with erf from `erf` (this module). Large buffers (16k
 /// values and more) are split over the rayon pool.
 pub fn gelu_inplace(x: &mut [f32]) {
     let gelu = |chunk: &mut [f32]| {
