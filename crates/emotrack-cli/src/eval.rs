@@ -204,16 +204,16 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     if let Some(path) = &args.predictions {
         write_predictions(path, &data, &evaluation.scores)?;
     }
-    let metrics = evaluation.metrics;
     let comparison = baseline.as_mut().map(|(base, name)| {
         let base_eval = evaluate_each(base, &data, args.batch);
         let truth: Vec<usize> = (0..data.len()).map(|i| data.label(i)).collect();
         Comparison::new(
             std::mem::take(name),
             &base_eval.metrics,
-            paired(&truth, &evaluation.predicted, &base_eval.predicted),
+            paired(&truth, &evaluation.predicted(), &base_eval.predicted()),
         )
     });
+    let metrics = evaluation.metrics;
     let split = args
         .data
         .file_name()

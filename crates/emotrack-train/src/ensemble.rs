@@ -126,31 +126,20 @@ fn load_members(members: &[PathBuf]) -> Result<Vec<Member>, TrainError> {
     }
     let mut loaded: Vec<Member> = Vec::with_capacity(members.len());
     for path in members {
-        let (bytes, config) = crate::model_file::read(path)?;
-        let bad = |message: String| TrainError::Checkpoint {
-            path: path.to_path_buf(),
-            message,
-        };
-        if !matches!(
-            config.architecture,
-            Architecture::Resnet { .. } | Architecture::Swin { .. }
-        ) {
-            return Err(bad(
-                "only our ResNet and Swin models (not ONNX graphs or ensembles) can be members"
-                    .into(),
-            ));
-        }
+        let (tensors, config) = crate::model_file::own_tensors(path, "can be members")?;
         if let Some(first) = loaded.first()
             && (first.config.input_size != config.input_size
                 || first.config.classes != config.classes
                 || first.config.normalization != config.normalization)
         {
-            return Err(bad(format!(
-                "its input size, classes or normalisation differ from those of {}",
-                first.path.display()
-            )));
+            return Err(TrainError::Checkpoint {
+                path: path.to_path_buf(),
+                message: format!(
+                    "its input size, classes or normalisation differ from those of {}",
+                    first.path.display()
+                ),
+            });
         }
-        let tensors = weights::read_safetensors(&bytes).map_err(bad)?;
         loaded.push(Member {
             path: path.clone(),
             tensors,

@@ -186,22 +186,26 @@ pub fn evaluate(predictor: &mut impl Predictor, data: &Dataset, batch: usize) ->
     evaluate_each(predictor, data, batch).metrics
 }
 
-/// The metrics of an evaluation and the class predicted for each image.
+/// The metrics of an evaluation and the probabilities of each image.
 #[derive(Debug, Clone)]
 pub struct Evaluation {
     /// The metrics over all images.
     pub metrics: Metrics,
-    /// The predicted class index ([`Emotion::ALL`] order) of each image, in dataset order.
-    pub predicted: Vec<usize>,
     /// The probabilities of each image, in dataset order.
     pub scores: Vec<EmotionScores>,
 }
 
-/// [`evaluate`], keeping each image's predicted class (for paired comparisons, see
-/// [`crate::compare`]) and probabilities.
+impl Evaluation {
+    /// The predicted class index ([`Emotion::ALL`] order) of each image, in dataset order.
+    pub fn predicted(&self) -> Vec<usize> {
+        self.scores.iter().map(|s| s.top().0.index()).collect()
+    }
+}
+
+/// [`evaluate`], keeping each image's probabilities (for paired comparisons, see
+/// [`crate::compare`], and per-image output).
 pub fn evaluate_each(predictor: &mut impl Predictor, data: &Dataset, batch: usize) -> Evaluation {
     let mut m = MetricsBuilder::default();
-    let mut predicted = Vec::with_capacity(data.len());
     let mut all_scores = Vec::with_capacity(data.len());
     let batch = batch.max(1);
     let mut start = 0;
@@ -211,14 +215,12 @@ pub fn evaluate_each(predictor: &mut impl Predictor, data: &Dataset, batch: usiz
         let scores = predictor.predict(&crops);
         for (i, s) in (start..end).zip(&scores) {
             m.add(data.label(i), s);
-            predicted.push(s.top().0.index());
         }
         all_scores.extend(scores);
         start = end;
     }
     Evaluation {
         metrics: m.finish(),
-        predicted,
         scores: all_scores,
     }
 }

@@ -37,12 +37,11 @@ pub fn read(path: &Path) -> Result<(Vec<u8>, ModelConfig), TrainError> {
     Ok((bytes, config))
 }
 
-/// The model at `path` (anything [`read`] takes) with its weights stored in float16: half the
-/// bytes, for shipping a model file (the runtime reads float16 as float32; the logits move by
-/// about 1e-3, see models/README.md). Only our ResNets and Swins: an ensemble is float16
-/// already, and an ONNX graph is not ours to rewrite.
-pub fn float16(path: &Path) -> Result<(Vec<u8>, ModelConfig), TrainError> {
-    let (bytes, mut config) = read(path)?;
+/// The tensors and config of one of our own models at `path` (anything [`read`] takes): a
+/// ResNet or a Swin, whose weights can be combined and rewritten (not an ONNX graph, whose
+/// layout is not ours, nor an ensemble). `what` names the use in the error.
+pub fn own_tensors(path: &Path, what: &str) -> Result<(HostTensors, ModelConfig), TrainError> {
+    let (bytes, config) = read(path)?;
     let bad = |message: String| TrainError::Checkpoint {
         path: path.to_path_buf(),
         message,
@@ -51,14 +50,24 @@ pub fn float16(path: &Path) -> Result<(Vec<u8>, ModelConfig), TrainError> {
         config.architecture,
         Architecture::Resnet { .. } | Architecture::Swin { .. }
     ) {
-        return Err(bad(
-            "only our ResNet and Swin models can be stored in float16 (an ensemble is already; \
-             an ONNX graph is exported by its own tools)"
-                .into(),
-        ));
+        return Err(bad(format!(
+            "only our ResNet and Swin models (not ONNX graphs or ensembles) {what}"
+        )));
     }
     let tensors = weights::read_safetensors(&bytes).map_err(bad)?;
-    let half = weights::safetensors_bytes_f16(&tensors).map_err(bad)?;
+    Ok((tensors, config))
+}
+
+/// The model at `path` (a ResNet or Swin, see [`own_tensors`]) with its weights stored in
+/// float16: half the bytes, for shipping a model file (the runtime reads float16 as float32;
+/// the built-in model scores the same on val, see models/README.md).
+pub fn float16(path: &Path) -> Result<(Vec<u8>, ModelConfig), TrainError> {
+    let (tensors, mut config) = own_tensors(path, "can be stored in float16")?;
+    let half =
+        weights::safetensors_bytes_f16(&tensors).map_err(|message| TrainError::Checkpoint {
+            path: path.to_path_buf(),
+            message,
+        })?;
     let notes = config.provenance.notes.take();
     config.provenance.notes = Some(match notes {
         Some(n) => format!("{n}; weights in float16"),

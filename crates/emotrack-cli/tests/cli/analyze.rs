@@ -378,6 +378,31 @@ fn built_in_model_meets_the_accuracy_target_on_all_of_val() {
     );
 }
 
+/// Asserts that `--model model` labels the media photo's two faces as the built-in model does,
+/// each confidence within `tolerance`.
+fn labels_the_photo_like_the_built_in_model(model: &Path, tolerance: f64) {
+    let photo = good_photo();
+    let analyze = |extra: &[&str]| {
+        let mut args = vec!["analyze", "--format", "json", p(&photo)];
+        args.extend_from_slice(extra);
+        let out = emotrack(&args);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("analyze prints JSON")
+    };
+    let (built_in, other) = (analyze(&[]), analyze(&["--model", p(model)]));
+    let faces = |v: &serde_json::Value| v[0]["faces"].as_array().cloned().unwrap_or_default();
+    assert_eq!(faces(&built_in).len(), 2);
+    assert_eq!(faces(&other).len(), 2);
+    for (a, b) in faces(&built_in).iter().zip(faces(&other)) {
+        assert_eq!(a["label"], b["label"]);
+        let (x, y) = (a["confidence"].as_f64(), b["confidence"].as_f64());
+        assert!(
+            matches!((x, y), (Some(x), Some(y)) if (x - y).abs() < tolerance),
+            "{a} vs {b}"
+        );
+    }
+}
+
 #[test]
 fn exported_onnx_model_analyses_photos_like_the_built_in_one() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -389,26 +414,8 @@ fn exported_onnx_model_analyses_photos_like_the_built_in_one() {
         "config written beside it"
     );
 
-    let photo = good_photo();
-    let analyze = |extra: &[&str]| {
-        let mut args = vec!["analyze", "--format", "json", p(&photo)];
-        args.extend_from_slice(extra);
-        let out = emotrack(&args);
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("analyze prints JSON")
-    };
-    let (built_in, from_onnx) = (analyze(&[]), analyze(&["--model", p(&onnx)]));
-    let faces = |v: &serde_json::Value| v[0]["faces"].as_array().cloned().unwrap_or_default();
-    assert_eq!(faces(&built_in).len(), 2);
-    for (a, b) in faces(&built_in).iter().zip(faces(&from_onnx)) {
-        assert_eq!(a["label"], b["label"]);
-        let (x, y) = (a["confidence"].as_f64(), b["confidence"].as_f64());
-        assert!(
-            // Within the models' difference plus the 4-decimal rounding of the JSON.
-            matches!((x, y), (Some(x), Some(y)) if (x - y).abs() < 2e-4),
-            "{a} vs {b}"
-        );
-    }
+    // Within the models' difference plus the 4-decimal rounding of the JSON.
+    labels_the_photo_like_the_built_in_model(&onnx, 2e-4);
 
     let out = emotrack(&["export", "--onnx", p(&dir.path().join("emotion.bin"))]);
     assert_eq!(out.status.code(), Some(1));
@@ -433,25 +440,7 @@ fn float16_export_is_half_the_size_and_labels_photos_alike() {
         "config written beside it"
     );
 
-    let photo = good_photo();
-    let analyze = |extra: &[&str]| {
-        let mut args = vec!["analyze", "--format", "json", p(&photo)];
-        args.extend_from_slice(extra);
-        let out = emotrack(&args);
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("analyze prints JSON")
-    };
-    let (full, from_half) = (analyze(&[]), analyze(&["--model", p(&half)]));
-    let faces = |v: &serde_json::Value| v[0]["faces"].as_array().cloned().unwrap_or_default();
-    assert_eq!(faces(&full).len(), 2);
-    for (a, b) in faces(&full).iter().zip(faces(&from_half)) {
-        assert_eq!(a["label"], b["label"]);
-        let (x, y) = (a["confidence"].as_f64(), b["confidence"].as_f64());
-        assert!(
-            matches!((x, y), (Some(x), Some(y)) if (x - y).abs() < 5e-3),
-            "{a} vs {b}"
-        );
-    }
+    labels_the_photo_like_the_built_in_model(&half, 5e-3);
 
     // The built-in model has no file to read: the error says which to name.
     let out = emotrack(&["export", "--safetensors", p(&half)]);
