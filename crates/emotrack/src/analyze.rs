@@ -21,8 +21,8 @@ use crate::classify::{Classifier, ModelSource};
 use crate::detect::{DetectorConfig, FaceDetector};
 use crate::error::{Error, Result};
 use crate::imgproc::{
-    CropSettings, DecodeLimits, crop_as_input, decode_image, face_crop, gray::gray_from_rgb,
-    load_image,
+    AsRgbView, CropSettings, DecodeLimits, crop_as_input, decode_image, face_crop,
+    gray::gray_from_rgb, load_image,
 };
 use crate::types::{BBox, Detection, Emotion, EmotionScores, Landmarks};
 use crate::vibes::Vibes;
@@ -163,15 +163,16 @@ impl Analyzer {
     }
 
     /// Finds and analyses every face in an RGB image. No face is an empty list.
-    pub fn analyze(&self, image: &RgbImage) -> Vec<AnalyzedFace> {
-        let detections = self.detector.detect(image);
-        self.classify_detections(image, &detections)
+    pub fn analyze(&self, image: &impl AsRgbView) -> Vec<AnalyzedFace> {
+        let image = image.as_rgb_view();
+        let detections = self.detector.detect(&image);
+        self.classify_detections(&image, &detections)
     }
 
     /// Classifies given detections (e.g. from a tracker) in an RGB image.
     pub fn classify_detections(
         &self,
-        image: &RgbImage,
+        image: &impl AsRgbView,
         detections: &[Detection],
     ) -> Vec<AnalyzedFace> {
         if detections.is_empty() {

@@ -21,37 +21,38 @@ pub use haar::HaarSettings;
 pub use mtcnn::MtcnnSettings;
 pub use yunet::YunetSettings;
 
-use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::imgproc::{AsRgbView, RgbView};
 use crate::types::{BBox, Detection};
 
 /// A face detector. "No face" is an empty list, not an error.
 pub trait FaceDetector: Send + Sync {
     /// Finds the faces whose side lies in `sizes`, in any order.
-    fn detect_sized(&self, image: &RgbImage, sizes: FaceSizes) -> Vec<Detection>;
+    fn detect_sized(&self, image: &RgbView<'_>, sizes: FaceSizes) -> Vec<Detection>;
 
     /// The face sizes [`FaceDetector::detect`] searches (the configured `min_face`/`max_face`).
     fn sizes(&self) -> FaceSizes;
 
-    /// Finds the faces of the configured sizes in an RGB image, in any order.
-    fn detect(&self, image: &RgbImage) -> Vec<Detection> {
-        self.detect_sized(image, self.sizes())
+    /// Finds the faces of the configured sizes in an RGB image (an `RgbImage`, an
+    /// [`RgbView`]), in any order.
+    fn detect(&self, image: &dyn AsRgbView) -> Vec<Detection> {
+        self.detect_sized(&image.as_rgb_view(), self.sizes())
     }
 
     /// Finds the faces of the configured sizes in a whole video frame. The same faces as
     /// [`FaceDetector::detect`], unless the backend searches frames at a lower resolution to
     /// keep up with live video (YuNet: [`YunetSettings::frame_max_side`]).
-    fn detect_frame(&self, image: &RgbImage) -> Vec<Detection> {
+    fn detect_frame(&self, image: &dyn AsRgbView) -> Vec<Detection> {
         self.detect(image)
     }
 
     /// Re-finds faces last seen at `boxes` (a video's frames between full-frame detections):
     /// at most one face per box, each found once. The default searches a small region around
     /// each box ([`near::search_regions`]).
-    fn detect_near(&self, image: &RgbImage, boxes: &[BBox]) -> Vec<Detection> {
-        near::distinct(near::search_regions(self, image, boxes))
+    fn detect_near(&self, image: &dyn AsRgbView, boxes: &[BBox]) -> Vec<Detection> {
+        near::distinct(near::search_regions(self, &image.as_rgb_view(), boxes))
     }
 }
 

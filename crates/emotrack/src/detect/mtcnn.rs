@@ -26,7 +26,6 @@
 //! bars): a window of black pixels scores far below the threshold, so only the band of each
 //! level around the picture is computed, with the same proposals.
 
-use image::RgbImage;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +33,7 @@ use super::pool::Pool;
 use super::{FaceDetector, FaceSizes, near};
 use crate::error::{Error, Result};
 use crate::imgproc::area::{AreaSums, Region};
+use crate::imgproc::{AsRgbView, RgbView};
 use crate::types::{BBox, Detection, Landmarks};
 use emotrack_nn::{
     Activation, Conv2d, ConvSpec, Linear, MaxPool2d, PRelu, Scratch, Tensor, Weights,
@@ -316,7 +316,7 @@ impl Mtcnn {
     }
 
     /// The whole cascade; detections in facenet-pytorch's order (decreasing probability).
-    fn run(&self, image: &RgbImage, min_face: u32) -> Vec<Candidate> {
+    fn run(&self, image: &RgbView<'_>, min_face: u32) -> Vec<Candidate> {
         let scales = self.scales(image.width(), image.height(), min_face);
         if scales.is_empty() {
             return Vec::new();
@@ -462,7 +462,7 @@ impl FaceDetector for Mtcnn {
         }
     }
 
-    fn detect_sized(&self, image: &RgbImage, sizes: FaceSizes) -> Vec<Detection> {
+    fn detect_sized(&self, image: &RgbView<'_>, sizes: FaceSizes) -> Vec<Detection> {
         self.run(image, sizes.min.max(12))
             .iter()
             .map(detection)
@@ -477,7 +477,8 @@ impl FaceDetector for Mtcnn {
     /// since is re-found (O-Net regresses the box onto it) at the cost of one 48x48 crop, a
     /// fraction of a pyramid search. Boxes it does not confirm are searched for around
     /// ([`near::search_regions`]).
-    fn detect_near(&self, image: &RgbImage, boxes: &[BBox]) -> Vec<Detection> {
+    fn detect_near(&self, image: &dyn AsRgbView, boxes: &[BBox]) -> Vec<Detection> {
+        let image = &image.as_rgb_view();
         let candidates: Vec<Candidate> = boxes
             .iter()
             .map(|b| Candidate {
@@ -906,6 +907,8 @@ impl CropNet<16> for ONet {
 
 #[cfg(test)]
 mod tests {
+    use image::RgbImage;
+
     use super::*;
 
     fn cand(bbox: [f32; 4], score: f32) -> Candidate {

@@ -7,9 +7,10 @@
 //! (the Haar pyramid and MTCNN's P-Net both scale with the area and the size range searched),
 //! and the boxes follow the faces instead of drifting with a velocity guess.
 
-use image::RgbImage;
-
 use super::{FaceDetector, FaceSizes};
+use crate::imgproc::area::Region;
+use crate::imgproc::view::copy_region;
+use crate::imgproc::{AsRgbView, RgbView};
 use crate::types::{BBox, Detection, Landmarks};
 
 /// Side of the searched square, relative to the face's side: the face may move by a quarter of
@@ -29,7 +30,7 @@ pub const SAME_FACE_IOU: f32 = 0.5;
 /// coordinates. Boxes outside the image, and regions where nothing is found, give nothing.
 pub fn search_regions<D: FaceDetector + ?Sized>(
     detector: &D,
-    image: &RgbImage,
+    image: &RgbView<'_>,
     boxes: &[BBox],
 ) -> Vec<Detection> {
     let limits = detector.sizes();
@@ -55,7 +56,7 @@ pub fn distinct(mut found: Vec<Detection>) -> Vec<Detection> {
 /// The face nearest `b`'s centre in the square region around it, if any.
 fn find_one<D: FaceDetector + ?Sized>(
     detector: &D,
-    image: &RgbImage,
+    image: &RgbView<'_>,
     b: &BBox,
     limits: FaceSizes,
 ) -> Option<Detection> {
@@ -83,15 +84,20 @@ fn find_one<D: FaceDetector + ?Sized>(
         return None;
     }
     let (ox, oy) = (x0 as u32, y0 as u32);
-    let crop =
-        image::imageops::crop_imm(image, ox, oy, (x1 - x0) as u32, (y1 - y0) as u32).to_image();
+    let region = Region {
+        x: ox,
+        y: oy,
+        w: (x1 - x0) as u32,
+        h: (y1 - y0) as u32,
+    };
+    let crop = copy_region(image, region);
     let (lx, ly) = (cx - x0, cy - y0);
     let distance = |d: &Detection| {
         let (x, y) = d.bbox.center();
         (x - lx).powi(2) + (y - ly).powi(2)
     };
     let best = detector
-        .detect_sized(&crop, sizes)
+        .detect_sized(&crop.as_rgb_view(), sizes)
         .into_iter()
         .min_by(|a, b| distance(a).total_cmp(&distance(b)))?;
     let (dx, dy) = (x0, y0);
@@ -110,6 +116,8 @@ fn find_one<D: FaceDetector + ?Sized>(
 
 #[cfg(test)]
 mod tests {
+    use image::RgbImage;
+
     use super::*;
     use crate::detect::{
         DetectorBackend, DetectorConfig, HaarSettings, MtcnnSettings, YunetSettings,

@@ -8,7 +8,9 @@
 //! OpenCV's `INTER_AREA` or a box filter). Sums of `u8` values are exact integers, and the mean
 //! is `sum / kh / kw` in `f32`, PyTorch's own order of operations, so results match to the bit.
 
-use image::RgbImage;
+use image::GenericImageView;
+
+use crate::imgproc::RgbView;
 
 /// A rectangle of pixels: left, top, width, height.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -25,7 +27,7 @@ pub struct Region {
 
 impl Region {
     /// The whole image.
-    pub fn full(image: &RgbImage) -> Self {
+    pub fn full(image: &impl GenericImageView) -> Self {
         Self {
             x: 0,
             y: 0,
@@ -81,7 +83,7 @@ impl AreaSums {
     ///
     /// # Panics
     /// If `region` is not inside the image.
-    pub fn fill(&mut self, image: &RgbImage, region: Region) {
+    pub fn fill(&mut self, image: &RgbView<'_>, region: Region) {
         assert!(
             region.x + region.w <= image.width() && region.y + region.h <= image.height(),
             "region {region:?} outside a {}x{} image",
@@ -258,7 +260,10 @@ impl AreaSums {
 
 #[cfg(test)]
 mod tests {
+    use image::RgbImage;
+
     use super::*;
+    use crate::imgproc::AsRgbView;
 
     /// A deterministic test image with values spread over 0..=255.
     fn image(w: u32, h: u32) -> RgbImage {
@@ -273,7 +278,7 @@ mod tests {
 
     fn sums(img: &RgbImage, region: Region) -> AreaSums {
         let mut table = AreaSums::default();
-        table.fill(img, region);
+        table.fill(&img.as_rgb_view(), region);
         table
     }
 

@@ -8,7 +8,9 @@
 //!
 //! Written by hand: `image`'s `to_luma8` uses different (float, Rec. 709) weights.
 
-use image::{GrayImage, RgbImage};
+use image::GrayImage;
+
+use crate::imgproc::AsRgbView;
 
 /// Fixed-point weight of red (`0.299 · 2^15`, rounded as OpenCV does).
 const R_WEIGHT: u32 = 9798;
@@ -47,7 +49,8 @@ pub fn gray_from_rgb_slice(rgb: &[u8], dst: &mut [u8]) {
 }
 
 /// Converts an RGB image to gray into a buffer the caller owns (resized to `width · height`).
-pub fn gray_from_rgb_into(src: &RgbImage, dst: &mut Vec<u8>) {
+pub fn gray_from_rgb_into(src: &impl AsRgbView, dst: &mut Vec<u8>) {
+    let src = src.as_rgb_view();
     let n = src.width() as usize * src.height() as usize;
     dst.clear();
     dst.resize(n, 0);
@@ -55,9 +58,10 @@ pub fn gray_from_rgb_into(src: &RgbImage, dst: &mut Vec<u8>) {
 }
 
 /// Converts an RGB image to a new gray image.
-pub fn gray_from_rgb(src: &RgbImage) -> GrayImage {
+pub fn gray_from_rgb(src: &impl AsRgbView) -> GrayImage {
+    let src = src.as_rgb_view();
     let mut buf = Vec::new();
-    gray_from_rgb_into(src, &mut buf);
+    gray_from_rgb_into(&src, &mut buf);
     // The buffer has exactly width · height bytes, so `from_raw` cannot fail; fall back to an
     // empty image rather than panic to keep the function total.
     GrayImage::from_raw(src.width(), src.height(), buf).unwrap_or_default()
@@ -65,6 +69,8 @@ pub fn gray_from_rgb(src: &RgbImage) -> GrayImage {
 
 #[cfg(test)]
 mod tests {
+    use image::RgbImage;
+
     use super::*;
 
     #[test]

@@ -30,6 +30,7 @@ use super::stream::StreamAnalyzer;
 use crate::analyze::Analyzer;
 use crate::annotate::FaceOverlay;
 use crate::error::{Error, Result};
+use crate::imgproc::AsRgbView;
 use crate::track::{TrackId, TrackerConfig};
 use crate::types::{BBox, Detection, Emotion, EmotionScores, Landmarks};
 
@@ -446,7 +447,7 @@ impl<'a> VideoPipeline<'a> {
         halt: &AtomicBool,
     ) -> u64 {
         let detector = self.analyzer.detector();
-        let search = |frame: &Frame| detector.detect_frame(&frame.image);
+        let search = |frame: &Frame| detector.detect_frame(&frame.image.as_rgb_view());
         let every = u64::from(self.config.detect_every.max(1));
         let mut dropped = 0;
         // Index of the next frame among those received.
@@ -562,8 +563,11 @@ impl<'a> VideoPipeline<'a> {
         match whole {
             Some(found) => (frame, true, found, took),
             None => {
-                let (found, took) =
-                    timed(|| self.analyzer.detector().detect_near(&frame.image, known));
+                let (found, took) = timed(|| {
+                    self.analyzer
+                        .detector()
+                        .detect_near(&frame.image.as_rgb_view(), known)
+                });
                 (frame, false, found, took)
             }
         }

@@ -17,11 +17,10 @@
 
 use std::collections::HashMap;
 
-use image::RgbImage;
-
 use super::pipeline::{FrameReport, PipelineConfig, TrackedFace};
 use crate::analyze::{AnalyzedFace, Analyzer};
 use crate::error::Result;
+use crate::imgproc::AsRgbView;
 use crate::track::{NOMINAL_FPS, Track, TrackId, Tracker};
 use crate::types::{BBox, Detection, Emotion};
 
@@ -138,7 +137,13 @@ impl StreamAnalyzer {
     }
 
     /// Analyses the next frame, taken at `time` seconds (any origin; only differences count).
-    pub fn analyze(&mut self, analyzer: &Analyzer, image: &RgbImage, time: f64) -> FrameReport {
+    pub fn analyze(
+        &mut self,
+        analyzer: &Analyzer,
+        image: &impl AsRgbView,
+        time: f64,
+    ) -> FrameReport {
+        let image = &image.as_rgb_view();
         let detector = analyzer.detector();
         let whole = self
             .frames

@@ -30,7 +30,7 @@ mod lanes;
 
 use std::sync::{Arc, Mutex};
 
-use image::{GrayImage, RgbImage};
+use image::GrayImage;
 use rayon::prelude::*;
 
 pub use cascade::HaarCascade;
@@ -40,6 +40,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{FaceDetector, FaceSizes};
 use crate::error::{Error, Result};
+use crate::imgproc::RgbView;
 use crate::imgproc::gray::gray_from_rgb_into;
 use crate::imgproc::resize::{ResizeScratch, resize_bilinear_with};
 use crate::types::{BBox, Detection};
@@ -440,7 +441,7 @@ impl FaceDetector for HaarDetector {
         }
     }
 
-    fn detect_sized(&self, image: &RgbImage, sizes: FaceSizes) -> Vec<Detection> {
+    fn detect_sized(&self, image: &RgbView<'_>, sizes: FaceSizes) -> Vec<Detection> {
         // Reuse a pooled buffer for the gray frame (video calls this once per frame).
         let mut buf = lock(&self.frames).pop().unwrap_or_default();
         gray_from_rgb_into(image, &mut buf);

@@ -2,9 +2,9 @@
 //! zero-padded to the network's alignment.
 
 use emotrack_nn::Tensor;
-use image::RgbImage;
 
 use super::net::ALIGN;
+use crate::imgproc::RgbView;
 use crate::imgproc::area::Region;
 
 /// Writes `region` of `image`, shrunk by the whole factor `k` (each value the mean of a `k` x
@@ -20,7 +20,7 @@ use crate::imgproc::area::Region;
 /// # Panics
 /// If `region` is not inside the image or `k` is 0.
 pub(super) fn fill_input(
-    image: &RgbImage,
+    image: &RgbView<'_>,
     region: Region,
     k: u32,
     input: &mut Tensor,
@@ -91,7 +91,7 @@ pub(super) fn fill_input(
 /// The smallest region holding every pixel of `image` that is not black (0, 0, 0); `None`
 /// when the whole picture is black. Letterboxed frames (the video decoder's black bars) give
 /// the picture between the bars.
-pub(super) fn not_black(image: &RgbImage) -> Option<Region> {
+pub(super) fn not_black(image: &RgbView<'_>) -> Option<Region> {
     let w = image.width() as usize;
     let rows = || image.as_raw().chunks_exact(w * 3);
     let lit = |row: &[u8]| row.iter().any(|&v| v != 0);
@@ -119,12 +119,15 @@ pub(super) fn not_black(image: &RgbImage) -> Option<Region> {
 
 #[cfg(test)]
 mod tests {
+    use image::RgbImage;
+
     use super::*;
+    use crate::imgproc::AsRgbView;
 
     #[test]
     fn the_picture_between_black_bars_is_found() {
         let mut image = RgbImage::new(9, 7);
-        assert_eq!(not_black(&image), None);
+        assert_eq!(not_black(&image.as_rgb_view()), None);
         image.put_pixel(2, 1, image::Rgb([0, 0, 1]));
         image.put_pixel(6, 4, image::Rgb([5, 0, 0]));
         let region = Region {
@@ -133,9 +136,9 @@ mod tests {
             w: 5,
             h: 4,
         };
-        assert_eq!(not_black(&image), Some(region));
+        assert_eq!(not_black(&image.as_rgb_view()), Some(region));
         let full = RgbImage::from_pixel(3, 2, image::Rgb([1, 1, 1]));
-        assert_eq!(not_black(&full), Some(Region::full(&full)));
+        assert_eq!(not_black(&full.as_rgb_view()), Some(Region::full(&full)));
     }
 
     #[test]
@@ -151,7 +154,10 @@ mod tests {
             h: 4,
         };
         let (mut input, mut sums) = (Tensor::new(), Vec::new());
-        assert_eq!(fill_input(&image, region, 2, &mut input, &mut sums), (3, 2));
+        assert_eq!(
+            fill_input(&image.as_rgb_view(), region, 2, &mut input, &mut sums),
+            (3, 2)
+        );
         assert_eq!(input.shape(), [1, 3, 32, 32]);
         // Network pixel (1, 1) is the block of image pixels x 3..5, y 3..5.
         let mean = |c: usize| {
@@ -172,7 +178,13 @@ mod tests {
         }
         // Factor 1 copies; a region smaller than a block gives nothing.
         assert_eq!(
-            fill_input(&image, Region::full(&image), 1, &mut input, &mut sums),
+            fill_input(
+                &image.as_rgb_view(),
+                Region::full(&image),
+                1,
+                &mut input,
+                &mut sums
+            ),
             (7, 5)
         );
         assert_eq!(
@@ -185,6 +197,9 @@ mod tests {
             w: 2,
             h: 2,
         };
-        assert_eq!(fill_input(&image, tiny, 3, &mut input, &mut sums), (0, 0));
+        assert_eq!(
+            fill_input(&image.as_rgb_view(), tiny, 3, &mut input, &mut sums),
+            (0, 0)
+        );
     }
 }

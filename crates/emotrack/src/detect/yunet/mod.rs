@@ -38,7 +38,6 @@ mod decode;
 mod input;
 mod net;
 
-use image::RgbImage;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -47,6 +46,7 @@ use super::pool::Pool;
 use super::{FaceDetector, FaceSizes, near};
 use crate::error::{Error, Result};
 use crate::imgproc::area::Region;
+use crate::imgproc::{AsRgbView, RgbView};
 use crate::types::{BBox, Detection, Landmarks};
 use emotrack_nn::Weights;
 
@@ -213,7 +213,7 @@ impl Yunet {
 
     /// The faces of `sizes` in the picture shrunk towards `max_side` (see
     /// [`Yunet::shrink_factor`]), black borders left out.
-    fn search_whole(&self, image: &RgbImage, sizes: FaceSizes, max_side: u32) -> Vec<Detection> {
+    fn search_whole(&self, image: &RgbView<'_>, sizes: FaceSizes, max_side: u32) -> Vec<Detection> {
         let k = Self::shrink_factor(image.dimensions(), max_side, sizes.min);
         let max = sizes.max.map_or(f32::INFINITY, |m| m as f32);
         let Some(picture) = input::not_black(image) else {
@@ -227,7 +227,7 @@ impl Yunet {
 
     /// The faces in `region` of `image` searched at shrink factor `k`, in image pixels, after
     /// NMS.
-    fn search(&self, image: &RgbImage, region: Region, k: u32) -> Vec<Detection> {
+    fn search(&self, image: &RgbView<'_>, region: Region, k: u32) -> Vec<Detection> {
         let found = self.workspaces.with(|ws| {
             if input::fill_input(image, region, k, &mut ws.input, &mut ws.sums) == (0, 0) {
                 return Vec::new();
@@ -255,7 +255,7 @@ impl Yunet {
 
     /// The face nearest `b`'s centre in a square of about [`NEAR_REGION`] times its side
     /// around it, of a size within [`near::SIZE_RATIO`] of its own and at most `max_face`.
-    fn find_near(&self, image: &RgbImage, b: &BBox, max_face: Option<u32>) -> Option<Detection> {
+    fn find_near(&self, image: &RgbView<'_>, b: &BBox, max_face: Option<u32>) -> Option<Detection> {
         let side = b.w.max(b.h);
         if !(side.is_finite() && side > 0.0) {
             return None;
@@ -301,14 +301,18 @@ impl FaceDetector for Yunet {
     ///
     /// Black borders (a letterboxed video frame's bars) are not searched: the network sees the
     /// picture between them, zero-padded, as it would see the picture alone.
-    fn detect_sized(&self, image: &RgbImage, sizes: FaceSizes) -> Vec<Detection> {
+    fn detect_sized(&self, image: &RgbView<'_>, sizes: FaceSizes) -> Vec<Detection> {
         self.search_whole(image, sizes, self.settings.max_side)
     }
 
     /// As [`FaceDetector::detect`], the picture shrunk towards
     /// [`YunetSettings::frame_max_side`] instead (default 320 rather than 640).
-    fn detect_frame(&self, image: &RgbImage) -> Vec<Detection> {
-        self.search_whole(image, self.sizes, self.settings.frame_max_side)
+    fn detect_frame(&self, image: &dyn AsRgbView) -> Vec<Detection> {
+        self.search_whole(
+            &image.as_rgb_view(),
+            self.sizes,
+            self.settings.frame_max_side,
+        )
     }
 
     /// A small search around each known face: a square of about twice its side, shrunk so
@@ -316,7 +320,8 @@ impl FaceDetector for Yunet {
     /// 320x240 search, whatever the face's size); of the faces found there, the one nearest
     /// the known box's centre, of a size within [`near::SIZE_RATIO`] of its own. Known faces
     /// are searched in parallel.
-    fn detect_near(&self, image: &RgbImage, boxes: &[BBox]) -> Vec<Detection> {
+    fn detect_near(&self, image: &dyn AsRgbView, boxes: &[BBox]) -> Vec<Detection> {
+        let image = &image.as_rgb_view();
         let found = boxes
             .par_iter()
             .filter_map(|b| self.find_near(image, b, self.sizes.max))
@@ -327,6 +332,8 @@ impl FaceDetector for Yunet {
 
 #[cfg(test)]
 mod tests {
+    use image::RgbImage;
+
     use super::*;
 
     #[test]

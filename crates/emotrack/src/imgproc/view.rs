@@ -1,0 +1,86 @@
+//! Borrowed RGB pixels: what the detectors and the emotion classifier read.
+//!
+//! The pipeline only reads a picture, so it takes a view of its pixels rather than an owned
+//! [`RgbImage`](image::RgbImage): a decoded image and a caller's own buffer (a NumPy array in
+//! the Python bindings, read in place) go through the same code. Functions that take any image
+//! take `&impl AsRgbView`; [`FaceDetector`](crate::detect::FaceDetector)'s methods, called
+//! through `dyn FaceDetector`, take `&dyn AsRgbView`; both accept `&RgbImage` as it is.
+
+use std::ops::Deref;
+
+use image::{ImageBuffer, Rgb, RgbImage};
+
+use super::area::Region;
+
+/// RGB pixels in rows, three bytes each, borrowed from whoever holds them.
+pub type RgbView<'a> = ImageBuffer<Rgb<u8>, &'a [u8]>;
+
+/// An RGB image the pipeline can read: an [`RgbImage`](image::RgbImage), an [`RgbView`], or
+/// any `ImageBuffer<Rgb<u8>, _>` whose samples are a byte slice.
+pub trait AsRgbView {
+    /// The image's pixels, borrowed.
+    fn as_rgb_view(&self) -> RgbView<'_>;
+}
+
+impl<C: Deref<Target = [u8]>> AsRgbView for ImageBuffer<Rgb<u8>, C> {
+    fn as_rgb_view(&self) -> RgbView<'_> {
+        let (w, h) = self.dimensions();
+        let len = 3 * w as usize * h as usize;
+        // An `ImageBuffer` holds at least `3 · w · h` samples (its constructors check it).
+        ImageBuffer::from_raw(w, h, &self.as_raw()[..len])
+            .expect("an ImageBuffer holds its width x height pixels")
+    }
+}
+
+/// The pixels of `region` (inside `image`), copied: a row-by-row `memcpy`. (`image`'s own
+/// `crop_imm(..).to_image()` wants an image that borrows nothing.)
+pub fn copy_region(image: &RgbView<'_>, region: Region) -> RgbImage {
+    let Region { x, y, w, h } = region;
+    let stride = 3 * image.width() as usize;
+    let (left, right) = (3 * x as usize, 3 * (x + w) as usize);
+    let pixels: Vec<u8> = image
+        .as_raw()
+        .chunks_exact(stride)
+        .skip(y as usize)
+        .take(h as usize)
+        .flat_map(|row| &row[left..right])
+        .copied()
+        .collect();
+    RgbImage::from_raw(w, h, pixels).expect("a region inside the image holds its pixels")
+}
+
+#[cfg(test)]
+mod tests {
+    use image::RgbImage;
+
+    use super::*;
+
+    #[test]
+    fn a_view_reads_the_pixels_of_the_image_it_borrows() {
+        let image = RgbImage::from_fn(5, 3, |x, y| Rgb([x as u8, y as u8, 7]));
+        let view = image.as_rgb_view();
+        assert_eq!(view.dimensions(), (5, 3));
+        assert_eq!(view.get_pixel(4, 2), image.get_pixel(4, 2));
+        assert_eq!(view.as_rgb_view().as_raw(), &image.as_raw().as_slice());
+    }
+
+    #[test]
+    fn a_copied_region_holds_the_pixels_crop_imm_gives() {
+        let image = RgbImage::from_fn(9, 7, |x, y| Rgb([x as u8, y as u8, (x * y) as u8]));
+        let region = Region {
+            x: 2,
+            y: 3,
+            w: 5,
+            h: 4,
+        };
+        let expected = image::imageops::crop_imm(&image, 2, 3, 5, 4).to_image();
+        assert_eq!(copy_region(&image.as_rgb_view(), region), expected);
+    }
+
+    #[test]
+    fn a_view_of_a_longer_buffer_stops_at_its_pixels() {
+        let bytes = [9u8; 3 * 4 + 5];
+        let image = ImageBuffer::<Rgb<u8>, &[u8]>::from_raw(2, 2, &bytes[..]).unwrap();
+        assert_eq!(image.as_rgb_view().as_raw().len(), 12);
+    }
+}
