@@ -3,18 +3,18 @@
 
     python bench/python/array_input.py [--photo JPG] [--repeat N]
 
-The bindings copy an array's pixels once, while they hold the GIL, into the image the library
-analyses with the GIL released (crates/emotrack-py/src/input.rs says why). For a real photo
-fitted into 640x480 and 1920x1080 (aspect ratio kept, black bars), as a C-contiguous RGB array
-and as OpenCV's BGR, this prints the median time (ms) of:
+The bindings read a C-contiguous RGB array in place and copy any other (a BGR one, converted
+to RGB in the same pass) once, while they hold the GIL (crates/emotrack-py/src/input.rs). For a
+real photo fitted into 640x480 and 1920x1080 (aspect ratio kept, black bars), as a
+C-contiguous RGB array and as OpenCV's BGR, this prints the median time (ms) of:
 
-* `numpy copy`: `np.copyto` into a preallocated array, the `memcpy` the copy amounts to;
-* `input only`: `analyze(frame, boxes=[])`, which reads the array (type checks, the copy, the
-  BGR swap, the size check) and then has nothing to classify: the bindings' input path;
+* `numpy copy`: `np.copyto` into a preallocated array, what a copy of the frame costs;
+* `input only`: `analyze(frame, boxes=[])`, which reads the array (type checks, the borrow or
+  the copy, the size check) and then has nothing to classify: the bindings' input path;
 * `input only, 32x32`: the same on a 32x32 array, the call's fixed cost without pixels;
 * `analyze`: the whole analysis (`Analyzer()`, YuNet, the default; `Analyzer("mtcnn")`);
 
-and the copy's share of an analysis, (input only - input only 32x32) / analyze.
+and the input path's share of an analysis, (input only - input only 32x32) / analyze.
 """
 
 from __future__ import annotations
@@ -80,12 +80,12 @@ def main() -> None:
         }
         for name, an in analyzers.items():
             row[f"analyze_{name}_ms"] = median_ms(lambda: an.analyze(frame), a.repeat)
-        copy = row["input_only_ms"] - row["input_only_32x32_ms"]
-        copy_bgr = row["input_only_bgr_ms"] - row["input_only_32x32_ms"]
+        rgb_input = row["input_only_ms"] - row["input_only_32x32_ms"]
+        bgr_input = row["input_only_bgr_ms"] - row["input_only_32x32_ms"]
         for name in analyzers:
             total = row[f"analyze_{name}_ms"]
-            row[f"copy_share_{name}_pct"] = round(100 * copy / total, 2)
-            row[f"copy_bgr_share_{name}_pct"] = round(100 * copy_bgr / total, 2)
+            row[f"input_share_{name}_pct"] = round(100 * rgb_input / total, 2)
+            row[f"input_bgr_share_{name}_pct"] = round(100 * bgr_input / total, 2)
         result["frames"].append(row)
     result["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(result, indent=1))

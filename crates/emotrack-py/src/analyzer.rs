@@ -73,7 +73,10 @@ impl Analyzer {
     /// Every face in `image`, as `Face` objects (an empty list when there is none).
     ///
     /// `image` is a path, encoded bytes (JPEG, PNG, WebP, ...), a PIL image or a NumPy array of
-    /// shape (height, width, 3) and dtype uint8, RGB unless `bgr=True` (OpenCV's frames).
+    /// shape (height, width, 3) and dtype uint8, RGB unless `bgr=True` (OpenCV's frames). A
+    /// C-contiguous RGB array is read in place while the GIL is released, as NumPy's own
+    /// functions read theirs: do not write to it from another thread during the call. Any
+    /// other array (BGR, a strided view) is copied once first.
     /// `boxes` (a list of `Box` or `(x, y, w, h)`) skips detection and reads the emotions of
     /// those boxes instead.
     #[pyo3(signature = (image, *, bgr = false, boxes = None))]
@@ -84,8 +87,8 @@ impl Analyzer {
         bgr: bool,
         boxes: Option<Vec<BoxLike>>,
     ) -> PyResult<Vec<Face>> {
-        let picture = Picture::extract(image, bgr)?;
-        let image = picture.load(py, &self.inner)?;
+        let frame = Picture::extract(image, bgr)?.load(py, &self.inner)?;
+        let image = frame.view()?;
         let analyzer = &self.inner;
         let faces = py.detach(|| match boxes {
             None => analyzer.analyze(&image),

@@ -3,20 +3,30 @@
 //! `(height, width, 3)` and dtype `uint8`, RGB unless `bgr=True` (OpenCV's frames).
 //!
 //! Files and bytes are decoded by the library (`Analyzer::load`, `Analyzer::decode`: format
-//! from the content, EXIF orientation, size limits) with the GIL released. Pixels are read
-//! straight from the array's buffer (no intermediate NumPy copy; a C-contiguous array in one
-//! `memcpy`, channel order swapped in the same pass for BGR) into the `RgbImage` the library
-//! takes, while the GIL is held, so that no Python thread can change them half-way.
+//! from the content, EXIF orientation, size limits) with the GIL released.
+//!
+//! A C-contiguous RGB array (what `numpy.asarray(pil_image)`, `cv2.cvtColor(..,
+//! cv2.COLOR_BGR2RGB)` and most decoders give) is read in place: the library analyses a view
+//! of its buffer ([`emotrack::imgproc::RgbView`]) with the GIL released, as NumPy's own
+//! functions read their operands. The array stays borrowed (rust-numpy's borrow flags keep
+//! other Rust code from writing it) until the call returns; Python code that writes it from
+//! another thread meanwhile changes what is analysed, as it would for `numpy.sum`. Any other
+//! layout is copied once, while the GIL is held: a BGR array (channel order swapped in the
+//! same pass, since the library reads RGB), a strided one (a crop, a transposed or reversed
+//! view, a Fortran-ordered array) gathered in row order.
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use emotrack::Analyzer;
 use emotrack::imgproc::gray::gray_from_rgb;
-use emotrack::imgproc::{decode_image, load_image, rgb_from_bgr};
+use emotrack::imgproc::{AsRgbView, RgbView, decode_image, load_image, rgb_from_bgr};
 use image::{GrayImage, RgbImage};
 use numpy::ndarray::Dimension;
-use numpy::{PyArray, PyArray2, PyArray3, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
+use numpy::{
+    PyArray, PyArray2, PyArray3, PyArrayMethods, PyReadonlyArray, PyReadonlyArray3, PyUntypedArray,
+    PyUntypedArrayMethods,
+};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyMemoryView, PyString};
@@ -38,6 +48,43 @@ pub(crate) enum Picture<'py> {
     Owned(Vec<u8>),
     /// Pixels already copied out of an array or a PIL image.
     Pixels(RgbImage),
+    /// A C-contiguous RGB array, read in place.
+    Array(InPlace<'py>),
+}
+
+/// A C-contiguous `(height, width, 3)` `uint8` array, borrowed for reading.
+pub(crate) struct InPlace<'py> {
+    array: PyReadonlyArray3<'py, u8>,
+    width: u32,
+    height: u32,
+}
+
+/// Pixels ready to analyse: decoded or copied into an image we own, or an array's own buffer.
+pub(crate) enum Frame<'py> {
+    /// Decoded from a file or bytes, or copied out of an array or a PIL image.
+    Owned(RgbImage),
+    /// A C-contiguous RGB array, read in place.
+    Array(InPlace<'py>),
+}
+
+impl Frame<'_> {
+    /// The pixels, borrowed: what the library analyses (send it into `py.detach`).
+    pub fn view(&self) -> PyResult<RgbView<'_>> {
+        match self {
+            Self::Owned(image) => Ok(image.as_rgb_view()),
+            Self::Array(InPlace {
+                array,
+                width,
+                height,
+            }) => {
+                let py = array.py();
+                let changed =
+                    || errors::bad_image(py, "the array changed shape while it was being read");
+                let pixels = array.as_slice().map_err(|_| changed())?;
+                RgbView::from_raw(*width, *height, pixels).ok_or_else(changed)
+            }
+        }
+    }
 }
 
 impl<'py> Picture<'py> {
@@ -69,7 +116,7 @@ impl<'py> Picture<'py> {
             return Ok(Self::Owned(bytes));
         }
         if is_ndarray(image)? {
-            return from_array(image, bgr).map(Self::Pixels);
+            return from_array(image, bgr);
         }
         if image.hasattr("tobytes")? && image.hasattr("convert")? && image.hasattr("mode")? {
             return from_pil(image).map(Self::Pixels);
@@ -84,21 +131,23 @@ impl<'py> Picture<'py> {
     /// The decoded image, checked for size by `analyzer` (too small to hold a face: an
     /// error, as `Analyzer::load` and `Analyzer::decode` check it). Decodes with the GIL
     /// released.
-    pub fn load(self, py: Python<'_>, analyzer: &Analyzer) -> PyResult<RgbImage> {
+    pub fn load(self, py: Python<'_>, analyzer: &Analyzer) -> PyResult<Frame<'py>> {
         let name = match &self {
             Self::Path(path) => path.clone(),
             Self::Bytes(_) | Self::Owned(_) => PathBuf::from(BYTES_NAME),
-            Self::Pixels(_) => PathBuf::from(ARRAY_NAME),
+            Self::Pixels(_) | Self::Array(_) => PathBuf::from(ARRAY_NAME),
         };
-        let image = self.decode(py, analyzer)?;
+        let frame = self.decode(py, analyzer)?;
+        let sides = frame.view()?.dimensions();
         analyzer
-            .usable(image, &name)
-            .map_err(|e| errors::to_py(py, &e))
+            .check_size(sides, &name)
+            .map_err(|e| errors::to_py(py, &e))?;
+        Ok(frame)
     }
 
     /// The decoded image, whatever its size, within `analyzer`'s decode limits. Decodes with
     /// the GIL released.
-    fn decode(self, py: Python<'_>, analyzer: &Analyzer) -> PyResult<RgbImage> {
+    fn decode(self, py: Python<'_>, analyzer: &Analyzer) -> PyResult<Frame<'py>> {
         let limits = analyzer.decode_limits();
         let result = match self {
             Self::Path(path) => py.detach(|| load_image(&path, limits)),
@@ -108,8 +157,9 @@ impl<'py> Picture<'py> {
             }
             Self::Owned(bytes) => py.detach(|| decode_image(&bytes, Path::new(BYTES_NAME), limits)),
             Self::Pixels(image) => Ok(image),
+            Self::Array(array) => return Ok(Frame::Array(array)),
         };
-        result.map_err(|e| errors::to_py(py, &e))
+        result.map(Frame::Owned).map_err(|e| errors::to_py(py, &e))
     }
 }
 
@@ -138,7 +188,7 @@ impl<'py> Crop<'py> {
     pub fn load(self, py: Python<'_>, analyzer: &Analyzer) -> PyResult<GrayImage> {
         match self {
             Self::Gray(gray) => Ok(gray),
-            Self::Picture(picture) => Ok(gray_from_rgb(&picture.decode(py, analyzer)?)),
+            Self::Picture(picture) => Ok(gray_from_rgb(&picture.decode(py, analyzer)?.view()?)),
         }
     }
 }
@@ -151,8 +201,9 @@ fn is_ndarray(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
     Ok(loaded && obj.cast::<PyUntypedArray>().is_ok())
 }
 
-/// An `(height, width, 3)` `uint8` array's pixels as RGB.
-fn from_array(obj: &Bound<'_, PyAny>, bgr: bool) -> PyResult<RgbImage> {
+/// An `(height, width, 3)` `uint8` array: borrowed when it is C-contiguous RGB, its pixels
+/// copied out as RGB otherwise.
+fn from_array<'py>(obj: &Bound<'py, PyAny>, bgr: bool) -> PyResult<Picture<'py>> {
     let py = obj.py();
     let untyped = obj.cast::<PyUntypedArray>()?;
     let shape = untyped.shape().to_vec();
@@ -177,11 +228,21 @@ fn from_array(obj: &Bound<'_, PyAny>, bgr: bool) -> PyResult<RgbImage> {
             ),
         ));
     }
-    let (w32, h32) = sides(py, &shape, w, h)?;
-    let pixels = pixels_of(array, bgr)?;
-    RgbImage::from_raw(w32, h32, pixels).ok_or_else(|| {
-        errors::bad_image(py, format!("the array {shape:?} does not hold its pixels"))
-    })
+    let (width, height) = sides(py, &shape, w, h)?;
+    let readonly = borrow(array)?;
+    if !bgr && readonly.is_c_contiguous() {
+        return Ok(Picture::Array(InPlace {
+            array: readonly,
+            width,
+            height,
+        }));
+    }
+    let pixels = pixels_of(&readonly, bgr);
+    RgbImage::from_raw(width, height, pixels)
+        .map(Picture::Pixels)
+        .ok_or_else(|| {
+            errors::bad_image(py, format!("the array {shape:?} does not hold its pixels"))
+        })
 }
 
 /// A `(height, width)` `uint8` array's pixels as gray.
@@ -200,7 +261,7 @@ fn gray_from_array(obj: &Bound<'_, PyAny>) -> PyResult<GrayImage> {
         ));
     };
     let (w32, h32) = sides(py, &shape, shape[1], shape[0])?;
-    GrayImage::from_raw(w32, h32, pixels_of(array, false)?).ok_or_else(|| {
+    GrayImage::from_raw(w32, h32, pixels_of(&borrow(array)?, false)).ok_or_else(|| {
         errors::bad_image(py, format!("the array {shape:?} does not hold its pixels"))
     })
 }
@@ -216,24 +277,32 @@ fn sides(py: Python<'_>, shape: &[usize], w: usize, h: usize) -> PyResult<(u32, 
     }
 }
 
-/// An array's elements in row order, copied out while the GIL is held: a C-contiguous array
-/// in one pass (a `memcpy`, or `rgb_from_bgr` for `bgr`), a strided one (a crop, a transposed
-/// or reversed view) gathered first. `bgr` swaps the first and third of every three bytes.
-fn pixels_of<D: Dimension>(array: &Bound<'_, PyArray<u8, D>>, bgr: bool) -> PyResult<Vec<u8>> {
-    // Fails only while Rust code elsewhere holds the array mutably borrowed.
-    let readonly = array
+/// `array`, borrowed for reading. Fails only while Rust code elsewhere holds it mutably
+/// borrowed.
+fn borrow<'py, D: Dimension>(
+    array: &Bound<'py, PyArray<u8, D>>,
+) -> PyResult<PyReadonlyArray<'py, u8, D>> {
+    array
         .try_readonly()
-        .map_err(|e| errors::bad_image(array.py(), format!("the array cannot be read now: {e}")))?;
-    let pixels: Cow<'_, [u8]> = match readonly.as_slice() {
-        Ok(contiguous) => Cow::Borrowed(contiguous),
-        Err(_) => Cow::Owned(readonly.as_array().iter().copied().collect()),
+        .map_err(|e| errors::bad_image(array.py(), format!("the array cannot be read now: {e}")))
+}
+
+/// An array's elements in row order, copied out while the GIL is held: a C-contiguous array
+/// in one pass (a `memcpy`, or `rgb_from_bgr` for `bgr`), any other layout (a crop, a
+/// transposed or reversed view, a Fortran-ordered array) gathered first. `bgr` swaps the
+/// first and third of every three bytes.
+fn pixels_of<D: Dimension>(array: &PyReadonlyArray<'_, u8, D>, bgr: bool) -> Vec<u8> {
+    let pixels: Cow<'_, [u8]> = if array.is_c_contiguous() {
+        Cow::Borrowed(array.as_slice().unwrap_or_default())
+    } else {
+        Cow::Owned(array.as_array().iter().copied().collect())
     };
     if !bgr {
-        return Ok(pixels.into_owned());
+        return pixels.into_owned();
     }
     let mut rgb = vec![0; pixels.len()];
     rgb_from_bgr(&pixels, &mut rgb);
-    Ok(rgb)
+    rgb
 }
 
 /// A PIL image's pixels as RGB (`convert("RGB")` first unless it is RGB already).

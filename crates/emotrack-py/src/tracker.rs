@@ -123,7 +123,8 @@ impl Tracker {
                 format!("timestamp is {t}, it must be a finite number of seconds"),
             ));
         }
-        let image = Picture::extract(frame, bgr)?.load(py, &self.analyzer)?;
+        let frame = Picture::extract(frame, bgr)?.load(py, &self.analyzer)?;
+        let image = frame.view()?;
         let analyzer = &self.analyzer;
         let report = py.detach(|| {
             let mut stream = lock(&self.stream);

@@ -6,6 +6,7 @@ import json
 import math
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +69,51 @@ def test_pil_images_and_arrays_rgb_or_bgr_give_the_same_faces(analyzer):
     assert [f.to_dict() for f in analyzer.analyze(rgb[:, :, ::-1], bgr=True)] == expected
     # Read as RGB, the BGR array is another picture: the emotions change.
     assert [f.to_dict() for f in analyzer.analyze(bgr)] != expected
+    # Fortran order (numpy.asfortranarray, some decoders' output) is read in its logical order.
+    assert [f.to_dict() for f in analyzer.analyze(np.asfortranarray(rgb))] == expected
+
+
+#: Measures, in a fresh process, how much the peak memory grows while `analyze` reads a large
+#: C-contiguous RGB array, then the same pixels as a BGR array (which must be copied into RGB):
+#: prints the faces found and both growths as fractions of the array's size.
+PEAK_MEMORY = """
+import resource, sys
+import numpy as np
+from PIL import Image
+import emotrack
+
+def peak():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+analyzer = emotrack.Analyzer()
+photo = np.asarray(Image.open(sys.argv[1]).convert("RGB"))
+frame = np.zeros((4000, 6000, 3), np.uint8)
+frame[1000 : 1000 + photo.shape[0], 2000 : 2000 + photo.shape[1]] = photo
+bgr = np.ascontiguousarray(frame[:, :, ::-1])
+analyzer.analyze(photo)  # the first analysis sets up buffers and threads that stay
+before = peak()
+faces = len(analyzer.analyze(frame))
+in_place = peak() - before
+before = peak()
+assert len(analyzer.analyze(bgr, bgr=True)) == faces
+copied = peak() - before
+print(faces, in_place / frame.nbytes, copied / frame.nbytes)
+"""
+
+
+def test_a_contiguous_rgb_array_is_read_in_place_and_a_bgr_one_is_copied_once():
+    out = subprocess.run(
+        [sys.executable, "-c", PEAK_MEMORY, str(KIT_WITH_ROSE)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    faces, in_place, copied = int(out[0]), float(out[1]), float(out[2])
+    assert faces == 2
+    # Reading in place adds the gray picture the classifier crops from (a third of the
+    # array) and small buffers; a copy adds the whole array (the BGR one, converted to RGB).
+    assert in_place < 0.5, f"analysing the RGB array grew the peak memory by {in_place:.2f}x its size"
+    assert copied > 0.8, f"converting the BGR array grew it by {copied:.2f}x only"
 
 
 def test_a_decoded_array_finds_what_the_file_finds(analyzer):

@@ -249,22 +249,23 @@ impl Analyzer {
     /// a face.
     pub fn load(&self, path: &Path) -> Result<RgbImage> {
         let image = load_image(path, self.decode_limits)?;
-        self.usable(image, path)
+        self.check_size(image.dimensions(), path)?;
+        Ok(image)
     }
 
     /// Decodes an image held in memory (an upload, a stream's frame) with this analyzer's
     /// decode limits and the checks of [`Analyzer::load`]; `name` names it in errors.
     pub fn decode(&self, bytes: &[u8], name: &Path) -> Result<RgbImage> {
         let image = decode_image(bytes, name, self.decode_limits)?;
-        self.usable(image, name)
+        self.check_size(image.dimensions(), name)?;
+        Ok(image)
     }
 
-    /// The image, unless it is too small to hold a face (smaller than the detector's
-    /// `min_face` on a side); `path` names it in the error. [`Analyzer::load`] and
-    /// [`Analyzer::decode`] check this; callers that bring their own pixels (a NumPy array in
-    /// the Python bindings) call it before [`Analyzer::analyze`].
-    pub fn usable(&self, image: RgbImage, path: &Path) -> Result<RgbImage> {
-        let (w, h) = image.dimensions();
+    /// An error when an image of `(width, height)` is too small to hold a face (smaller than
+    /// the detector's `min_face` on a side); `path` names it in the error. [`Analyzer::load`]
+    /// and [`Analyzer::decode`] check this; callers that bring their own pixels (a NumPy array
+    /// in the Python bindings) call it before [`Analyzer::analyze`].
+    pub fn check_size(&self, (w, h): (u32, u32), path: &Path) -> Result<()> {
         if w < self.min_face || h < self.min_face {
             return Err(Error::image(
                 path,
@@ -275,6 +276,6 @@ impl Analyzer {
             )
             .with_hint("lower --min-face if this is a tiny face crop"));
         }
-        Ok(image)
+        Ok(())
     }
 }

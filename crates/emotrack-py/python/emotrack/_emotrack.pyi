@@ -12,7 +12,9 @@ __version__: str
 DETECTORS: List[str]
 EMOTIONS: List[str]
 
-#: A path, encoded bytes, a PIL image or a NumPy array (height, width, 3) of uint8.
+#: A path, encoded bytes, a PIL image or a NumPy array (height, width, 3) of uint8 (RGB, or
+#: BGR with bgr=True). A C-contiguous RGB array is read in place, with the GIL released: do not
+#: write to it from another thread during the call. Other arrays are copied once.
 ImageInput = Union[str, os.PathLike, bytes, bytearray, memoryview, npt.NDArray[np.uint8], Any]
 BoxInput = Union["Box", Tuple[float, float, float, float], Sequence[float]]
 #: A face already cut out: any ImageInput, or a gray NumPy array (height, width) of uint8.
