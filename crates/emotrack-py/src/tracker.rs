@@ -5,14 +5,13 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use emotrack::track::NOMINAL_FPS;
-use emotrack::video::StreamAnalyzer;
+use emotrack::video::{PipelineConfig, PipelineOverrides, StreamAnalyzer};
 use pyo3::prelude::*;
 
 use crate::analyzer::Analyzer;
 use crate::errors;
 use crate::faces::FrameReport;
 use crate::input::Picture;
-use crate::options::TrackingOptions;
 
 /// Follows faces from frame to frame: stable ids, smoothed probabilities and steady labels.
 ///
@@ -71,11 +70,11 @@ impl Tracker {
         label_fast_hold: Option<f32>,
         label_min_show: Option<f32>,
     ) -> PyResult<Self> {
-        let tracking = TrackingOptions {
+        let tracking = PipelineOverrides {
             detect_every,
             min_hits,
             max_age,
-            iou_threshold,
+            iou: iou_threshold,
             window,
             ema,
             box_alpha,
@@ -85,7 +84,8 @@ impl Tracker {
             label_fast_hold,
             label_min_show,
         }
-        .to_config(py)?;
+        .apply(&PipelineConfig::default())
+        .map_err(|e| errors::to_py(py, &e))?;
         let analyzer = Analyzer::given_or_named(py, analyzer, detector)?;
         let frame_rate = frame_rate.unwrap_or(NOMINAL_FPS);
         if !(frame_rate.is_finite() && frame_rate > 0.0) {

@@ -17,7 +17,8 @@ use std::time::Duration;
 
 use emotrack::video::{
     DEFAULT_STALL_TIMEOUT, DecodeOptions, EndReason, FrameReport as LibFrameReport, JsonlTarget,
-    OutputTargets, RunStats, Source, VideoInfo, VideoInput, VideoOutputs, VideoPipeline,
+    OutputTargets, PipelineConfig, PipelineOverrides, RunStats, Source, VideoInfo, VideoInput,
+    VideoOutputs, VideoPipeline,
 };
 use emotrack::{Analyzer, Error};
 use pyo3::exceptions::PyRuntimeError;
@@ -27,7 +28,6 @@ use pyo3::types::PyDict;
 use crate::analyzer::Analyzer as PyAnalyzer;
 use crate::errors;
 use crate::faces::FrameReport;
-use crate::options::TrackingOptions;
 
 /// Reports the pipeline may run ahead of the Python loop.
 const AHEAD: usize = 4;
@@ -97,11 +97,11 @@ pub fn video(
             format!("the source {} is not valid UTF-8", source.display()),
         ));
     };
-    let config = TrackingOptions {
+    let config = PipelineOverrides {
         detect_every,
         min_hits,
         max_age,
-        iou_threshold,
+        iou: iou_threshold,
         window,
         ema,
         box_alpha,
@@ -111,7 +111,8 @@ pub fn video(
         label_fast_hold,
         label_min_show,
     }
-    .to_config(py)?;
+    .apply(&PipelineConfig::default())
+    .map_err(|e| errors::to_py(py, &e))?;
     config.validate().map_err(err)?;
     let stall_timeout = match stall_timeout {
         None => DEFAULT_STALL_TIMEOUT,

@@ -189,6 +189,24 @@ async fn bad_messages_get_an_error_or_their_close_code_and_other_streams_go_on()
     .await
     .expect("sends");
     assert_eq!(next_json(&mut ws).await["error"], "bad_option");
+    // So are two ways of smoothing at once, in a message or at connection (400).
+    ws.send(Message::Text(
+        r#"{"type":"settings","window":4,"ema":0.2}"#.into(),
+    ))
+    .await
+    .expect("sends");
+    let r = next_json(&mut ws).await;
+    assert_eq!(r["error"], "bad_option", "{r}");
+    assert!(
+        r["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not both")),
+        "{r}"
+    );
+    match server.connect("?window=4&ema=0.2").await {
+        Err(WsError::Http(response)) => assert_eq!(response.status(), 400),
+        other => panic!("window and ema are refused: {:?}", other.map(|_| ())),
+    }
     ws.send(Message::Text(r#"{"type":"reset"}"#.into()))
         .await
         .expect("sends");

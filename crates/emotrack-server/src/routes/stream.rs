@@ -22,8 +22,7 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
 use axum::response::Response;
 use emotrack::Analyzer;
-use emotrack::track::ScoreSmoothing;
-use emotrack::video::{PipelineConfig, StreamAnalyzer, TrackedFace};
+use emotrack::video::{PipelineConfig, PipelineOverrides, StreamAnalyzer, TrackedFace};
 use futures_util::future::OptionFuture;
 use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
@@ -48,7 +47,8 @@ pub struct TrackingOptions {
     pub detect_every: Option<u32>,
     /// Frames averaged to smooth each face's probabilities.
     pub window: Option<usize>,
-    /// Smooth with an exponential moving average of this weight (0-1] instead of the window.
+    /// Smooth with an exponential moving average of this weight (0-1] instead of the window
+    /// (not both in one request or message).
     pub ema: Option<f32>,
     /// Lead (0-1) another emotion's smoothed probability needs over the shown label's to
     /// change it.
@@ -72,30 +72,24 @@ pub struct TrackingOptions {
 }
 
 impl TrackingOptions {
-    /// `base` with these options applied.
-    fn apply(&self, base: &PipelineConfig) -> PipelineConfig {
-        let mut c = *base;
-        let t = &mut c.tracker;
-        if let Some(v) = self.detect_every {
-            c.detect_every = v;
+    /// `base` with these options applied (the library's [`PipelineOverrides`]: `window` and
+    /// `ema` together are an error).
+    fn apply(&self, base: &PipelineConfig) -> Result<PipelineConfig, emotrack::Error> {
+        PipelineOverrides {
+            detect_every: self.detect_every,
+            min_hits: self.min_hits,
+            max_age: self.max_age,
+            iou: self.iou,
+            box_alpha: self.box_alpha,
+            window: self.window,
+            ema: self.ema,
+            label_margin: self.label_margin,
+            label_hold: self.label_hold,
+            label_fast_margin: self.label_fast_margin,
+            label_fast_hold: self.label_fast_hold,
+            label_min_show: self.label_min_show,
         }
-        if let Some(window) = self.window {
-            t.scores = ScoreSmoothing::Window { window };
-        }
-        if let Some(alpha) = self.ema {
-            t.scores = ScoreSmoothing::Ema { alpha };
-        }
-        let l = &mut t.label;
-        l.margin = self.label_margin.unwrap_or(l.margin);
-        l.hold = self.label_hold.unwrap_or(l.hold);
-        l.fast_margin = self.label_fast_margin.unwrap_or(l.fast_margin);
-        l.fast_hold = self.label_fast_hold.unwrap_or(l.fast_hold);
-        l.min_show = self.label_min_show.unwrap_or(l.min_show);
-        t.min_hits = self.min_hits.unwrap_or(t.min_hits);
-        t.max_age = self.max_age.unwrap_or(t.max_age);
-        t.box_alpha = self.box_alpha.unwrap_or(t.box_alpha);
-        t.iou_threshold = self.iou.unwrap_or(t.iou_threshold);
-        c
+        .apply(base)
     }
 }
 
@@ -218,7 +212,7 @@ pub async fn stream(
         ))
     })?;
     let analyzer = state.analyzer_for(detector).await?;
-    let config = tracking.apply(&state.config().pipeline);
+    let config = tracking.apply(&state.config().pipeline)?;
     let analysis = StreamAnalyzer::new(config)?;
     let permit = state.open_stream()?;
     let max = state.config().limits.max_message_bytes;
@@ -388,7 +382,7 @@ impl Session {
                 self.state
                     .wait_cpu(move || {
                         let mut a = lock(&analysis);
-                        let config = tracking.apply(a.config());
+                        let config = tracking.apply(a.config())?;
                         a.set_config(config)
                     })
                     .await??;

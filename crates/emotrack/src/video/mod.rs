@@ -51,8 +51,8 @@ pub use encode::Encoder;
 pub use metrics::{SmoothingRecorder, SmoothingStats};
 pub use outputs::{FinishedOutputs, JsonlTarget, OutputError, OutputTargets, VideoOutputs};
 pub use pipeline::{
-    DEFAULT_DETECT_EVERY, EndReason, FrameReport, PipelineConfig, RunStats, StageTimes,
-    TrackedFace, VideoPipeline,
+    DEFAULT_DETECT_EVERY, EndReason, FrameReport, PipelineConfig, PipelineOverrides, RunStats,
+    StageTimes, TrackedFace, VideoPipeline,
 };
 pub use probe::{FALLBACK_FRAME_RATE, VideoInfo, probe, read_probe_json};
 pub use records::{Summary, TrackSummary, write_jsonl};

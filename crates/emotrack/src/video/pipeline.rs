@@ -31,7 +31,7 @@ use crate::analyze::Analyzer;
 use crate::annotate::FaceOverlay;
 use crate::error::{Error, Result};
 use crate::imgproc::AsRgbView;
-use crate::track::{TrackId, TrackerConfig};
+use crate::track::{ScoreSmoothing, TrackId, TrackerConfig};
 use crate::types::{BBox, Detection, Emotion, EmotionScores, Landmarks};
 
 /// Default for [`PipelineConfig::detect_every`].
@@ -77,6 +77,71 @@ impl PipelineConfig {
             ));
         }
         Ok(())
+    }
+}
+
+/// Some of a [`PipelineConfig`]'s settings, to change in another (`None` keeps its value):
+/// what a live stream's client (the server's query and `settings` messages) and a Python
+/// caller (`Tracker`, `video`) give. The names are those of `emotrack video`'s flags.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PipelineOverrides {
+    /// [`PipelineConfig::detect_every`].
+    pub detect_every: Option<u32>,
+    /// [`TrackerConfig::min_hits`].
+    pub min_hits: Option<u32>,
+    /// [`TrackerConfig::max_age`].
+    pub max_age: Option<u32>,
+    /// [`TrackerConfig::iou_threshold`].
+    pub iou: Option<f32>,
+    /// [`TrackerConfig::box_alpha`].
+    pub box_alpha: Option<f32>,
+    /// Smooth the probabilities over this many frames ([`ScoreSmoothing::Window`]).
+    pub window: Option<usize>,
+    /// Smooth them with an exponential moving average of this weight instead
+    /// ([`ScoreSmoothing::Ema`]).
+    pub ema: Option<f32>,
+    /// [`LabelRule::margin`](crate::track::LabelRule::margin).
+    pub label_margin: Option<f32>,
+    /// [`LabelRule::hold`](crate::track::LabelRule::hold).
+    pub label_hold: Option<f32>,
+    /// [`LabelRule::fast_margin`](crate::track::LabelRule::fast_margin).
+    pub label_fast_margin: Option<f32>,
+    /// [`LabelRule::fast_hold`](crate::track::LabelRule::fast_hold).
+    pub label_fast_hold: Option<f32>,
+    /// [`LabelRule::min_show`](crate::track::LabelRule::min_show).
+    pub label_min_show: Option<f32>,
+}
+
+impl PipelineOverrides {
+    /// `base` with the given settings replaced. `window` and `ema` are two ways of smoothing:
+    /// either replaces `base`'s, and giving both is an error. The values themselves are checked
+    /// where the config is used ([`PipelineConfig::validate`]).
+    pub fn apply(&self, base: &PipelineConfig) -> Result<PipelineConfig> {
+        let mut config = *base;
+        let t = &mut config.tracker;
+        t.scores = match (self.window, self.ema) {
+            (Some(_), Some(_)) => {
+                return Err(Error::config(
+                    "give window (a moving average over frames) or ema (an exponential one), \
+                     not both",
+                ));
+            }
+            (Some(window), None) => ScoreSmoothing::Window { window },
+            (None, Some(alpha)) => ScoreSmoothing::Ema { alpha },
+            (None, None) => t.scores,
+        };
+        let set = |field: &mut f32, value: Option<f32>| *field = value.unwrap_or(*field);
+        set(&mut t.iou_threshold, self.iou);
+        set(&mut t.box_alpha, self.box_alpha);
+        set(&mut t.label.margin, self.label_margin);
+        set(&mut t.label.hold, self.label_hold);
+        set(&mut t.label.fast_margin, self.label_fast_margin);
+        set(&mut t.label.fast_hold, self.label_fast_hold);
+        set(&mut t.label.min_show, self.label_min_show);
+        t.min_hits = self.min_hits.unwrap_or(t.min_hits);
+        t.max_age = self.max_age.unwrap_or(t.max_age);
+        config.detect_every = self.detect_every.unwrap_or(config.detect_every);
+        Ok(config)
     }
 }
 
@@ -662,4 +727,50 @@ impl Drop for SetOnDrop<'_> {
 
 fn internal(what: &str) -> Error {
     Error::video("pipeline", what).with_hint("this is a bug, please report it")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_replace_what_they_give_and_keep_the_rest() {
+        let base = PipelineConfig::default();
+        let given = PipelineOverrides {
+            detect_every: Some(3),
+            iou: Some(0.2),
+            label_hold: Some(1.5),
+            ema: Some(0.25),
+            ..PipelineOverrides::default()
+        };
+        let config = given.apply(&base).unwrap();
+        assert_eq!(config.detect_every, 3);
+        assert_eq!(config.tracker.iou_threshold, 0.2);
+        assert_eq!(config.tracker.label.hold, 1.5);
+        assert_eq!(config.tracker.scores, ScoreSmoothing::Ema { alpha: 0.25 });
+        assert_eq!(config.tracker.min_hits, base.tracker.min_hits);
+        assert_eq!(config.tracker.label.margin, base.tracker.label.margin);
+        assert_eq!(PipelineOverrides::default().apply(&config).unwrap(), config);
+        // A window replaces the base's moving average.
+        let window = PipelineOverrides {
+            window: Some(5),
+            ..PipelineOverrides::default()
+        };
+        assert_eq!(
+            window.apply(&config).unwrap().tracker.scores,
+            ScoreSmoothing::Window { window: 5 }
+        );
+    }
+
+    #[test]
+    fn a_window_and_an_ema_together_are_an_error_naming_both() {
+        let both = PipelineOverrides {
+            window: Some(4),
+            ema: Some(0.2),
+            ..PipelineOverrides::default()
+        };
+        let e = both.apply(&PipelineConfig::default()).unwrap_err();
+        assert!(matches!(e, Error::Config { .. }), "{e}");
+        assert!(e.to_string().contains("not both"), "{e}");
+    }
 }
