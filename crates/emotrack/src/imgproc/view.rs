@@ -1,7 +1,7 @@
 //! Borrowed RGB pixels: what the detectors and the emotion classifier read.
 //!
 //! The pipeline only reads a picture, so it takes a view of its pixels rather than an owned
-//! [`RgbImage`](image::RgbImage): a decoded image and a caller's own buffer (a NumPy array in
+//! [`RgbImage`]: a decoded image and a caller's own buffer (a NumPy array in
 //! the Python bindings, read in place) go through the same code. Functions that take any image
 //! take `&impl AsRgbView`; [`FaceDetector`](crate::detect::FaceDetector)'s methods, called
 //! through `dyn FaceDetector`, take `&dyn AsRgbView`; both accept `&RgbImage` as it is.
@@ -15,7 +15,7 @@ use super::area::Region;
 /// RGB pixels in rows, three bytes each, borrowed from whoever holds them.
 pub type RgbView<'a> = ImageBuffer<Rgb<u8>, &'a [u8]>;
 
-/// An RGB image the pipeline can read: an [`RgbImage`](image::RgbImage), an [`RgbView`], or
+/// An RGB image the pipeline can read: an [`RgbImage`], an [`RgbView`], or
 /// any `ImageBuffer<Rgb<u8>, _>` whose samples are a byte slice.
 pub trait AsRgbView {
     /// The image's pixels, borrowed.
