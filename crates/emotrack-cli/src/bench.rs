@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use emotrack::classify::{Classifier, ModelSource};
 use emotrack::detect::{HaarSettings, MtcnnSettings, YunetSettings};
-use emotrack::imgproc::gray::gray_from_rgb;
 use emotrack::imgproc::{CropSettings, DecodeLimits, face_crop, load_image};
 use emotrack::{DetectorBackend, DetectorConfig};
 use image::{GrayImage, RgbImage};
@@ -273,12 +272,11 @@ fn classify(a: ClassifyArgs) -> Result<Outcome> {
             .build()
             .map(|d| d.detect(&img))
             .unwrap_or_default();
-            let gray = gray_from_rgb(&img);
             let s = CropSettings {
                 size: classifier.input_size(),
                 ..CropSettings::default()
             };
-            dets.iter().map(|d| face_crop(&gray, d, &s)).collect()
+            dets.iter().map(|d| face_crop(&img, d, &s)).collect()
         }
         Err(_) => Vec::new(),
     };

@@ -21,8 +21,7 @@ use crate::classify::{Classifier, ModelSource};
 use crate::detect::{DetectorConfig, FaceDetector};
 use crate::error::{Error, Result};
 use crate::imgproc::{
-    AsRgbView, CropSettings, DecodeLimits, crop_as_input, decode_image, face_crop,
-    gray::gray_from_rgb, load_image,
+    AsRgbView, CropSettings, DecodeLimits, crop_as_input, decode_image, face_crop, load_image,
 };
 use crate::types::{BBox, Detection, Emotion, EmotionScores, Landmarks};
 use crate::vibes::Vibes;
@@ -178,10 +177,10 @@ impl Analyzer {
         if detections.is_empty() {
             return Vec::new();
         }
-        let gray = gray_from_rgb(image);
+        let image = image.as_rgb_view();
         let crops: Vec<_> = detections
             .iter()
-            .map(|d| face_crop(&gray, d, &self.crop))
+            .map(|d| face_crop(&image, d, &self.crop))
             .collect();
         let scores = self.classifier.classify(&crops);
         detections

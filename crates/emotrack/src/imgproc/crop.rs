@@ -6,6 +6,9 @@
 
 use image::{GrayImage, Luma};
 
+use super::area::Region;
+use super::gray::gray_of_region;
+use super::view::{AsRgbView, RgbView};
 use crate::types::Detection;
 
 /// Extra context around the detector's box, as a fraction of its larger side. FER-2013 crops
@@ -34,21 +37,91 @@ impl Default for CropSettings {
     }
 }
 
-/// Crops, aligns and resizes one face from a grayscale image. See [`face_crop_into`].
-pub fn face_crop(gray: &GrayImage, face: &Detection, settings: &CropSettings) -> GrayImage {
-    let mut out = GrayImage::new(settings.size, settings.size);
-    face_crop_into(gray, face, settings, &mut out);
-    out
-}
-
-/// Crops, aligns and resizes one face into `out` (whose size sets the output size).
+/// Crops, aligns and resizes one face of an RGB image to a gray `size` x `size` crop.
 ///
 /// The crop is a square of side `max(w, h) * (1 + 2 * margin)` centred on the box, rotated by
 /// the eye-line angle when `align` is set and landmarks are present. Pixels outside the image
-/// repeat the nearest edge pixel. Sampling is bilinear, with a box pre-filter when shrinking a lot
-/// (by averaging `k x k` source samples per output pixel) so small crops do not alias.
-pub fn face_crop_into(
+/// repeat the nearest edge pixel. Sampling is bilinear, with a box pre-filter when shrinking a
+/// lot (by averaging `k x k` source samples per output pixel) so small crops do not alias.
+///
+/// Only the pixels the square covers are converted to gray (a face is a small part of a video
+/// frame): the crop is the same, bit for bit, as one cut from the whole picture made gray.
+pub fn face_crop(image: &impl AsRgbView, face: &Detection, settings: &CropSettings) -> GrayImage {
+    let image = image.as_rgb_view();
+    let mut out = GrayImage::new(settings.size, settings.size);
+    let Some(region) = source_region(&image, face, settings) else {
+        return out;
+    };
+    let gray = gray_of_region(&image, region);
+    crop_gray(&gray, (region.x, region.y), face, settings, &mut out);
+    out
+}
+
+/// Where a face's crop is cut from: centre, side and rotation of its square.
+struct Square {
+    cx: f32,
+    cy: f32,
+    side: f32,
+    sin: f32,
+    cos: f32,
+}
+
+impl Square {
+    fn of(face: &Detection, settings: &CropSettings) -> Self {
+        let b = face.bbox;
+        let (cx, cy) = b.center();
+        let side = b.w.max(b.h).max(1.0) * (1.0 + 2.0 * settings.margin);
+        let angle = match (settings.align, face.landmarks) {
+            (true, Some(lm)) => {
+                let [lx, ly] = lm.left_eye();
+                let [rx, ry] = lm.right_eye();
+                (ry - ly).atan2(rx - lx)
+            }
+            _ => 0.0,
+        };
+        let (sin, cos) = angle.sin_cos();
+        Self {
+            cx,
+            cy,
+            side,
+            sin,
+            cos,
+        }
+    }
+}
+
+/// The pixels of `image` the crop of `face` reads: the bounding box of its rotated square, a
+/// pixel to spare on every side for bilinear sampling, within the image (at least its nearest
+/// pixel, whose value the crop repeats when the square lies outside). `None` for an empty image
+/// or a box that is not a number.
+fn source_region(image: &RgbView<'_>, face: &Detection, settings: &CropSettings) -> Option<Region> {
+    let (w, h) = image.dimensions();
+    let Square {
+        cx,
+        cy,
+        side,
+        sin,
+        cos,
+    } = Square::of(face, settings);
+    let reach = side / 2.0 * (sin.abs() + cos.abs()) + 2.0;
+    if w == 0 || h == 0 || !(reach.is_finite() && cx.is_finite() && cy.is_finite()) {
+        return None;
+    }
+    // Float-to-int casts saturate, so far-away boxes clamp to the image's edge.
+    let span = |c: f32, len: u32| {
+        let first = ((c - reach).floor().max(0.0) as u32).min(len - 1);
+        let end = ((c + reach).ceil().max(0.0) as u32).clamp(first + 1, len);
+        (first, end - first)
+    };
+    let ((x, w), (y, h)) = (span(cx, w), span(cy, h));
+    Some(Region { x, y, w, h })
+}
+
+/// Crops, aligns and resizes one face into `out` (whose size sets the output size) from `gray`,
+/// the part of the picture whose top-left pixel is at `origin` (see [`face_crop`]).
+fn crop_gray(
     gray: &GrayImage,
+    origin: (u32, u32),
     face: &Detection,
     settings: &CropSettings,
     out: &mut GrayImage,
@@ -58,18 +131,15 @@ pub fn face_crop_into(
     if iw == 0 || ih == 0 || ow == 0 || oh == 0 {
         return;
     }
-    let b = face.bbox;
-    let (cx, cy) = b.center();
-    let side = b.w.max(b.h).max(1.0) * (1.0 + 2.0 * settings.margin);
-    let angle = match (settings.align, face.landmarks) {
-        (true, Some(lm)) => {
-            let [lx, ly] = lm.left_eye();
-            let [rx, ry] = lm.right_eye();
-            (ry - ly).atan2(rx - lx)
-        }
-        _ => 0.0,
-    };
-    let (sin, cos) = angle.sin_cos();
+    let Square {
+        cx,
+        cy,
+        side,
+        sin,
+        cos,
+    } = Square::of(face, settings);
+    // Whole numbers: subtracting them from a sample's coordinates is exact.
+    let (ox, oy) = (origin.0 as f32, origin.1 as f32);
     // Output pixel (u, v) maps to the source point centre + R(angle) * ((u, v) - half) * step.
     let step = side / ow as f32;
     // Supersampling factor: how many source samples per output pixel along each axis.
@@ -86,7 +156,7 @@ pub fn face_crop_into(
                     let dy = (v as f32 - half) * step + (sj as f32 + 0.5) * sub;
                     let sx = cx + cos * dx - sin * dy;
                     let sy = cy + sin * dx + cos * dy;
-                    acc += bilinear(gray, sx - 0.5, sy - 0.5);
+                    acc += bilinear(gray, sx - 0.5 - ox, sy - 0.5 - oy);
                 }
             }
             out.put_pixel(u, v, Luma([(acc * inv).round().clamp(0.0, 255.0) as u8]));
@@ -129,7 +199,15 @@ fn bilinear(img: &GrayImage, x: f32, y: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::imgproc::gray::gray_from_rgb;
     use crate::types::{BBox, Landmarks};
+
+    /// The crop of `face` from a whole gray picture.
+    fn crop(gray: &GrayImage, face: &Detection, settings: &CropSettings) -> GrayImage {
+        let mut out = GrayImage::new(settings.size, settings.size);
+        crop_gray(gray, (0, 0), face, settings, &mut out);
+        out
+    }
 
     fn gradient(w: u32, h: u32) -> GrayImage {
         GrayImage::from_fn(w, h, |x, _| Luma([(x * 255 / (w - 1)) as u8]))
@@ -153,7 +231,7 @@ mod tests {
             margin: 0.0,
             align: true,
         };
-        let out = face_crop(&img, &face, &s);
+        let out = crop(&img, &face, &s);
         for u in 0..48 {
             assert_eq!(out.get_pixel(u, 10).0[0], img.get_pixel(50 + u, 30).0[0]);
         }
@@ -204,7 +282,7 @@ mod tests {
             score: 1.0,
             landmarks: Some(lm),
         };
-        let out = face_crop(
+        let out = crop(
             &img,
             &face,
             &CropSettings {
@@ -233,7 +311,67 @@ mod tests {
             score: 1.0,
             landmarks: None,
         };
-        let out = face_crop(&img, &face, &CropSettings::default());
+        let out = crop(&img, &face, &CropSettings::default());
         assert_eq!(out.dimensions(), (48, 48));
+    }
+
+    #[test]
+    fn a_crop_from_the_face_s_region_equals_one_from_the_whole_gray_picture() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/photos/ageitgey_kit_with_rose.jpg"
+        );
+        let rgb = crate::imgproc::load_image(std::path::Path::new(path), Default::default())
+            .expect("the fixture photo loads");
+        let gray = gray_from_rgb(&rgb);
+        let (w, h) = (rgb.width() as f32, rgb.height() as f32);
+        let tilted = |x: f32, y: f32, d: f32| {
+            Some(Landmarks([
+                [x, y],
+                [x + 30.0, y + d],
+                [x, y],
+                [x, y],
+                [x, y],
+            ]))
+        };
+        // Faces inside, tilted both ways, across each edge, beyond the picture, tiny and huge.
+        let faces = [
+            (259.4, 80.3, 91.9, 118.5, tilted(280.0, 120.0, 9.0)),
+            (78.1, 110.9, 78.9, 99.8, tilted(95.0, 150.0, -14.0)),
+            (-20.0, 40.0, 60.0, 60.0, None),
+            (w - 30.0, h - 25.0, 80.0, 70.0, tilted(w - 10.0, h, 25.0)),
+            (100.0, -50.0, 40.0, 90.0, None),
+            (w + 200.0, 30.0, 50.0, 50.0, None),
+            (-500.0, -400.0, 50.0, 50.0, tilted(-480.0, -380.0, 5.0)),
+            (200.0, 150.0, 3.0, 3.0, None),
+            (
+                -100.0,
+                -100.0,
+                w + 200.0,
+                h + 200.0,
+                tilted(w / 3.0, h / 3.0, 40.0),
+            ),
+        ];
+        for (x, y, bw, bh, landmarks) in faces {
+            let face = Detection {
+                bbox: BBox { x, y, w: bw, h: bh },
+                score: 1.0,
+                landmarks,
+            };
+            for settings in [
+                CropSettings::default(),
+                CropSettings {
+                    size: 64,
+                    margin: 0.3,
+                    align: false,
+                },
+            ] {
+                assert_eq!(
+                    face_crop(&rgb, &face, &settings),
+                    crop(&gray, &face, &settings),
+                    "{face:?} {settings:?}"
+                );
+            }
+        }
     }
 }

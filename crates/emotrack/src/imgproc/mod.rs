@@ -15,6 +15,6 @@ mod tiff_palette;
 pub mod view;
 
 pub use bgr::rgb_from_bgr;
-pub use crop::{CropSettings, crop_as_input, face_crop, face_crop_into};
+pub use crop::{CropSettings, crop_as_input, face_crop};
 pub use load::{DecodeLimits, decode_image, load_image};
 pub use view::{AsRgbView, RgbView};
