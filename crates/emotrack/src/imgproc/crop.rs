@@ -88,6 +88,12 @@ impl Square {
             cos,
         }
     }
+
+    /// How far from the centre, along either axis, bilinear sampling of the square reads:
+    /// half the rotated square's extent and two pixels to spare.
+    fn reach(&self) -> f32 {
+        self.side / 2.0 * (self.sin.abs() + self.cos.abs()) + 2.0
+    }
 }
 
 /// The pixels of `image` the crop of `face` reads: the bounding box of its rotated square, a
@@ -96,14 +102,8 @@ impl Square {
 /// or a box that is not a number.
 fn source_region(image: &RgbView<'_>, face: &Detection, settings: &CropSettings) -> Option<Region> {
     let (w, h) = image.dimensions();
-    let Square {
-        cx,
-        cy,
-        side,
-        sin,
-        cos,
-    } = Square::of(face, settings);
-    let reach = side / 2.0 * (sin.abs() + cos.abs()) + 2.0;
+    let square = Square::of(face, settings);
+    let (cx, cy, reach) = (square.cx, square.cy, square.reach());
     if w == 0 || h == 0 || !(reach.is_finite() && cx.is_finite() && cy.is_finite()) {
         return None;
     }
