@@ -3,7 +3,7 @@
 //!
 //! The config says which architecture the weights are for, the input size, the class names
 //! in output order, the input normalisation and the model's measured validation metrics.
-//! Tensor names follow PyTorch conventions (see `ARCHITECTURE.md`, "Model files").
+//! Tensor names follow PyTorch conventions (see `docs/DECISIONS.md`, "Model files").
 //!
 //! ```no_run
 //! # fn main() -> emotrack::error::Result<()> {
