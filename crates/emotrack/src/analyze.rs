@@ -273,7 +273,7 @@ impl Analyzer {
                     self.min_face
                 ),
             )
-            .with_hint("lower --min-face if this is a tiny face crop"));
+            .with_hint("lower min_face (--min-face) if this is a tiny face crop"));
         }
         Ok(())
     }
