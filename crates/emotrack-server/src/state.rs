@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex, OnceLock};
 
-use emotrack::detect::{DetectorBackend, MtcnnSettings, YunetSettings};
+use emotrack::detect::DetectorBackend;
 use emotrack::{Analyzer, AnalyzerConfig};
 use serde::Deserialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
@@ -75,45 +75,35 @@ impl DetectorOptions {
         *self == Self::default()
     }
 
-    /// The analyzer settings these options make of `base`.
+    /// The analyzer settings these options make of `base`: another detector (with its default
+    /// settings; the same one keeps `base`'s), face size and score threshold.
     fn apply(&self, base: &AnalyzerConfig) -> AnalyzerConfig {
         let mut config = base.clone();
+        let detector = &mut config.detector;
         if let Some(name) = self.detector {
-            let same = matches!(
-                (name, &config.detector.backend),
-                (DetectorName::Haar, DetectorBackend::Haar(_))
-                    | (DetectorName::Mtcnn, DetectorBackend::Mtcnn(_))
-                    | (DetectorName::Yunet, DetectorBackend::Yunet(_))
-            );
-            if !same {
-                config.detector.backend = match name {
-                    DetectorName::Haar => DetectorBackend::Haar(Default::default()),
-                    DetectorName::Mtcnn => DetectorBackend::Mtcnn(Default::default()),
-                    DetectorName::Yunet => DetectorBackend::Yunet(Default::default()),
-                };
+            let wanted = name.backend();
+            if wanted.name() != detector.backend.name() {
+                detector.backend = wanted;
             }
         }
         if let Some(min_face) = self.min_face {
-            config.detector.min_face = min_face;
+            detector.min_face = min_face;
         }
         if let Some(threshold) = self.threshold {
-            match &mut config.detector.backend {
-                DetectorBackend::Mtcnn(settings) => {
-                    *settings = MtcnnSettings {
-                        onet_threshold: threshold,
-                        ..*settings
-                    };
-                }
-                DetectorBackend::Yunet(settings) => {
-                    *settings = YunetSettings {
-                        score_threshold: threshold,
-                        ..*settings
-                    };
-                }
-                DetectorBackend::Haar(_) => {}
-            }
+            detector.backend = detector.backend.clone().with_threshold(threshold);
         }
         config
+    }
+}
+
+impl DetectorName {
+    /// The backend of this name, with its default settings.
+    fn backend(self) -> DetectorBackend {
+        match self {
+            Self::Haar => DetectorBackend::Haar(Default::default()),
+            Self::Mtcnn => DetectorBackend::Mtcnn(Default::default()),
+            Self::Yunet => DetectorBackend::Yunet(Default::default()),
+        }
     }
 }
 
@@ -272,5 +262,50 @@ impl AppState {
     /// A receiver that changes to `true` when the server starts shutting down.
     pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
         self.0.shutdown.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use emotrack::detect::{MtcnnSettings, YunetSettings};
+
+    use super::*;
+
+    #[test]
+    fn detector_options_keep_the_server_s_settings_of_the_same_detector() {
+        let mut base = AnalyzerConfig::default();
+        base.detector.backend = DetectorBackend::Yunet(YunetSettings {
+            frame_max_side: 480,
+            ..YunetSettings::default()
+        });
+        // The same detector with a threshold: the server's other YuNet settings stay.
+        let same = DetectorOptions {
+            detector: Some(DetectorName::Yunet),
+            min_face: Some(40),
+            threshold: Some(0.8),
+        }
+        .apply(&base);
+        let DetectorBackend::Yunet(yunet) = same.detector.backend else {
+            panic!("still YuNet: {:?}", same.detector.backend);
+        };
+        assert_eq!((yunet.frame_max_side, yunet.score_threshold), (480, 0.8));
+        assert_eq!(same.detector.min_face, 40);
+        // Another detector starts from its defaults, with the threshold applied.
+        let other = DetectorOptions {
+            detector: Some(DetectorName::Mtcnn),
+            min_face: None,
+            threshold: Some(0.9),
+        }
+        .apply(&base);
+        let expected = MtcnnSettings {
+            onet_threshold: 0.9,
+            ..MtcnnSettings::default()
+        };
+        assert_eq!(other.detector.backend, DetectorBackend::Mtcnn(expected));
+        assert_eq!(other.detector.min_face, base.detector.min_face);
+        assert_eq!(
+            DetectorOptions::default().apply(&base).detector,
+            base.detector
+        );
     }
 }
