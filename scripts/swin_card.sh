@@ -10,11 +10,16 @@
 # .json) only when `OUT/vs-shipped.txt` shows it beats the shipped one, by hand:
 #   cp OUT/swin.safetensors OUT/swin.json models/ && cp OUT/swin-confusion.png models/
 set -euo pipefail
+run=$(realpath "${1:?usage: scripts/swin_card.sh RUN OUT}")
+out=$(realpath -m "${2:?usage: scripts/swin_card.sh RUN OUT}")
+bin=${EMOTRACK_BIN:+$(realpath "$EMOTRACK_BIN")}
 cd "$(dirname "$0")/.."
-run=${1:?usage: scripts/swin_card.sh RUN OUT}
-out=${2:?usage: scripts/swin_card.sh RUN OUT}
+repo=$(pwd -P)
+if [[ "$out/" == "$repo/"* ]]; then
+  echo "OUT must be outside the clone ($repo): the candidate must not overwrite models/" >&2
+  exit 1
+fi
 mkdir -p "$out"
-bin=${EMOTRACK_BIN:-}
 if [[ -z "$bin" ]]; then
   cargo build --release --locked -p emotrack-cli
   bin=target/release/emotrack

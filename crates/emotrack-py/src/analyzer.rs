@@ -172,10 +172,13 @@ impl<'a, 'py> FromPyObject<'a, 'py> for BoxLike {
             return Ok(Self(*b.get()));
         }
         let (x, y, w, h): (f32, f32, f32, f32) = obj.extract()?;
-        if !(w > 0.0 && h > 0.0) {
+        if !(w > 0.0 && h > 0.0 && [x, y, w, h].iter().all(|v| v.is_finite())) {
             return Err(errors::bad_image(
                 obj.py(),
-                format!("a box's width and height must be positive, got ({x}, {y}, {w}, {h})"),
+                format!(
+                    "a box is (x, y, width, height) in pixels, finite, with a positive width \
+                     and height; got ({x}, {y}, {w}, {h})"
+                ),
             ));
         }
         Ok(Self(Box::from(emotrack::BBox { x, y, w, h })))

@@ -207,6 +207,24 @@ async fn bad_messages_get_an_error_or_their_close_code_and_other_streams_go_on()
         Err(WsError::Http(response)) => assert_eq!(response.status(), 400),
         other => panic!("window and ema are refused: {:?}", other.map(|_| ())),
     }
+    // A refused message changes nothing, not even the detector it also names: the faces keep
+    // YuNet's landmarks (Haar gives none).
+    ws.send(Message::Text(
+        r#"{"type":"settings","detector":"haar","window":4,"ema":0.2}"#.into(),
+    ))
+    .await
+    .expect("sends");
+    assert_eq!(next_json(&mut ws).await["error"], "bad_option");
+    let mut answer = Value::Null;
+    for _ in 0..4 {
+        send_frame(&mut ws, &frame).await;
+        answer = next_json(&mut ws).await;
+    }
+    let faces = answer["faces"].as_array().expect("faces");
+    assert!(
+        !faces.is_empty() && faces.iter().all(|f| f["landmarks"].is_array()),
+        "{answer}"
+    );
     ws.send(Message::Text(r#"{"type":"reset"}"#.into()))
         .await
         .expect("sends");

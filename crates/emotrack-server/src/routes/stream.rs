@@ -225,6 +225,7 @@ pub async fn stream(
                 state,
                 analyzer,
                 detector,
+                config,
                 analysis: Arc::new(Mutex::new(analysis)),
                 _permit: permit,
             };
@@ -237,6 +238,8 @@ struct Session {
     state: AppState,
     analyzer: Arc<Analyzer>,
     detector: DetectorOptions,
+    /// The tracking settings `analysis` runs with.
+    config: PipelineConfig,
     /// The connection's tracking; shared with the one analysis under way.
     analysis: Arc<Mutex<StreamAnalyzer>>,
     _permit: OwnedSemaphorePermit,
@@ -373,6 +376,10 @@ impl Session {
                 self.state.wait_cpu(move || lock(&analysis).reset()).await
             }
             Command::Settings { detector, tracking } => {
+                // Every setting is checked before any is applied: a refused message changes
+                // nothing.
+                let config = tracking.apply(&self.config)?;
+                config.validate()?;
                 let merged = merge(self.detector, detector);
                 if merged != self.detector {
                     self.analyzer = self.state.analyzer_for(merged).await?;
@@ -380,12 +387,9 @@ impl Session {
                 }
                 let analysis = Arc::clone(&self.analysis);
                 self.state
-                    .wait_cpu(move || {
-                        let mut a = lock(&analysis);
-                        let config = tracking.apply(a.config())?;
-                        a.set_config(config)
-                    })
+                    .wait_cpu(move || lock(&analysis).set_config(config))
                     .await??;
+                self.config = config;
                 Ok(())
             }
         }

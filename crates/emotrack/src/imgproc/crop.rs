@@ -89,17 +89,18 @@ impl Square {
         }
     }
 
-    /// How far from the centre, along either axis, bilinear sampling of the square reads:
-    /// half the rotated square's extent and two pixels to spare.
+    /// How far from the centre, along either axis, the crop's samples lie (half the rotated
+    /// square's extent), plus two pixels: bilinear sampling reads around a point shifted half a
+    /// pixel to pixel centres, so 1.5 px of slack remain below and 0.5 px above.
     fn reach(&self) -> f32 {
-        self.side / 2.0 * (self.sin.abs() + self.cos.abs()) + 2.0
+        self.side.abs() / 2.0 * (self.sin.abs() + self.cos.abs()) + 2.0
     }
 }
 
-/// The pixels of `image` the crop of `face` reads: the bounding box of its rotated square, a
-/// pixel to spare on every side for bilinear sampling, within the image (at least its nearest
-/// pixel, whose value the crop repeats when the square lies outside). `None` for an empty image
-/// or a box that is not a number.
+/// The pixels of `image` the crop of `face` reads: the bounding box of its rotated square with
+/// the slack of [`Square::reach`], within the image (at least its nearest pixel, whose value
+/// the crop repeats when the square lies outside). `None` for an empty image or a box that is
+/// not finite.
 fn source_region(image: &RgbView<'_>, face: &Detection, settings: &CropSettings) -> Option<Region> {
     let (w, h) = image.dimensions();
     let square = Square::of(face, settings);
@@ -138,7 +139,9 @@ fn crop_gray(
         sin,
         cos,
     } = Square::of(face, settings);
-    // Whole numbers: subtracting them from a sample's coordinates is exact.
+    // Whole numbers no larger than the sample coordinates they are subtracted from (the region
+    // holds every sample; samples before it are clamped at 0, where the origin is 0), so the
+    // subtraction is exact and the crop equals one from the whole picture.
     let (ox, oy) = (origin.0 as f32, origin.1 as f32);
     // Output pixel (u, v) maps to the source point centre + R(angle) * ((u, v) - half) * step.
     let step = side / ow as f32;

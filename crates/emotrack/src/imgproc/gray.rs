@@ -11,6 +11,7 @@
 use image::GrayImage;
 
 use crate::imgproc::area::Region;
+use crate::imgproc::view::region_rows;
 use crate::imgproc::{AsRgbView, RgbView};
 
 /// Fixed-point weight of red (`0.299 · 2^15`, rounded as OpenCV does).
@@ -58,15 +59,15 @@ pub fn gray_from_rgb_into(src: &impl AsRgbView, dst: &mut Vec<u8>) {
     gray_from_rgb_slice(src.as_raw(), dst);
 }
 
-/// The gray pixels of `region` of an RGB image (which must hold it), row by row.
+/// The gray pixels of `region` of an RGB image, row by row.
+///
+/// # Panics
+/// If `region` is not inside the image.
 pub fn gray_of_region(image: &RgbView<'_>, region: Region) -> GrayImage {
-    let Region { x, y, w, h } = region;
-    let stride = 3 * image.width() as usize;
-    let (left, right) = (3 * x as usize, 3 * (x + w) as usize);
-    let mut gray = GrayImage::new(w, h);
-    let rows = image.as_raw().chunks_exact(stride).skip(y as usize);
-    for (src, dst) in rows.zip(gray.chunks_exact_mut(w as usize)) {
-        gray_from_rgb_slice(&src[left..right], dst);
+    let mut gray = GrayImage::new(region.w, region.h);
+    let rows = region_rows(image, region);
+    for (src, dst) in rows.zip(gray.chunks_exact_mut(region.w.max(1) as usize)) {
+        gray_from_rgb_slice(src, dst);
     }
     gray
 }

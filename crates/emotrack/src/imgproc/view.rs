@@ -32,21 +32,40 @@ impl<C: Deref<Target = [u8]>> AsRgbView for ImageBuffer<Rgb<u8>, C> {
     }
 }
 
-/// The pixels of `region` (inside `image`), copied: a row-by-row `memcpy`. (`image`'s own
-/// `crop_imm(..).to_image()` wants an image that borrows nothing.)
-pub fn copy_region(image: &RgbView<'_>, region: Region) -> RgbImage {
+/// The rows of `region` of `image`, each `3 · region.w` bytes.
+///
+/// # Panics
+/// If `region` is not inside the image (a caller bug: regions are clipped to the image).
+pub fn region_rows<'a>(image: &'a RgbView<'_>, region: Region) -> impl Iterator<Item = &'a [u8]> {
     let Region { x, y, w, h } = region;
+    assert!(
+        x + w <= image.width() && y + h <= image.height(),
+        "region {region:?} outside a {}x{} image",
+        image.width(),
+        image.height()
+    );
     let stride = 3 * image.width() as usize;
     let (left, right) = (3 * x as usize, 3 * (x + w) as usize);
-    let pixels: Vec<u8> = image
+    image
         .as_raw()
-        .chunks_exact(stride)
+        .chunks_exact(stride.max(1))
         .skip(y as usize)
         .take(h as usize)
-        .flat_map(|row| &row[left..right])
-        .copied()
-        .collect();
-    RgbImage::from_raw(w, h, pixels).expect("a region inside the image holds its pixels")
+        .map(move |row| &row[left..right])
+}
+
+/// The pixels of `region` (inside `image`), copied a row at a time. (`image`'s own
+/// `crop_imm(..).to_image()` wants an image that borrows nothing.)
+///
+/// # Panics
+/// If `region` is not inside the image.
+pub fn copy_region(image: &RgbView<'_>, region: Region) -> RgbImage {
+    let mut pixels = Vec::with_capacity(3 * region.w as usize * region.h as usize);
+    for row in region_rows(image, region) {
+        pixels.extend_from_slice(row);
+    }
+    RgbImage::from_raw(region.w, region.h, pixels)
+        .expect("a region inside the image holds its pixels")
 }
 
 #[cfg(test)]
