@@ -225,7 +225,6 @@ pub async fn stream(
                 state,
                 analyzer,
                 detector,
-                config,
                 analysis: Arc::new(Mutex::new(analysis)),
                 _permit: permit,
             };
@@ -238,8 +237,6 @@ struct Session {
     state: AppState,
     analyzer: Arc<Analyzer>,
     detector: DetectorOptions,
-    /// The tracking settings `analysis` runs with.
-    config: PipelineConfig,
     /// The connection's tracking; shared with the one analysis under way.
     analysis: Arc<Mutex<StreamAnalyzer>>,
     _permit: OwnedSemaphorePermit,
@@ -378,8 +375,14 @@ impl Session {
             Command::Settings { detector, tracking } => {
                 // Every setting is checked before any is applied: a refused message changes
                 // nothing.
-                let config = tracking.apply(&self.config)?;
-                config.validate()?;
+                let analysis = Arc::clone(&self.analysis);
+                let config = self
+                    .state
+                    .wait_cpu(move || {
+                        let config = tracking.apply(lock(&analysis).config())?;
+                        config.validate().map(|()| config)
+                    })
+                    .await??;
                 let merged = merge(self.detector, detector);
                 if merged != self.detector {
                     self.analyzer = self.state.analyzer_for(merged).await?;
@@ -389,7 +392,6 @@ impl Session {
                 self.state
                     .wait_cpu(move || lock(&analysis).set_config(config))
                     .await??;
-                self.config = config;
                 Ok(())
             }
         }
